@@ -1,0 +1,55 @@
+/**
+ * sessionkit: sessions for grammY bots.
+ *
+ * A drop-in for grammY's built-in session (same option names, same default
+ * key, same storage adapter shape) that writes only what changed, loses
+ * nothing when updates of one chat run at the same time, never replaces
+ * stored data with initial data after a failed read, and refuses values JSON
+ * cannot hold before anything is written.
+ *
+ * Storages: `MemorySessionStorage` here, and Deno KV, Redis and PostgreSQL at
+ * `./denokv`, `./redis` and `./postgres`.
+ *
+ * @example Strict sessions
+ * ```ts
+ * import { Bot, type Context } from "npm:grammy@^1.46";
+ * import { session, type SessionFlavor } from "@sessionkit/grammy";
+ *
+ * type MyContext = Context & SessionFlavor<{ count: number }>;
+ * const bot = new Bot<MyContext>("token");
+ * bot.use(session({ initial: () => ({ count: 0 }) }));
+ * bot.command("count", (ctx) => ctx.reply(`Count: ${++ctx.session.count}`));
+ * ```
+ *
+ * @example Lazy sessions: no storage I/O unless a handler awaits ctx.session
+ * ```ts
+ * import { Bot, type Context } from "npm:grammy@^1.46";
+ * import { lazySession, type LazySessionFlavor } from "@sessionkit/grammy";
+ *
+ * type MyContext = Context & LazySessionFlavor<{ count: number }>;
+ * const bot = new Bot<MyContext>("token");
+ * bot.use(lazySession({ initial: () => ({ count: 0 }) }));
+ * bot.command("count", async (ctx) => {
+ *   const data = await ctx.session;
+ *   await ctx.reply(`Count: ${++data.count}`);
+ * });
+ * ```
+ *
+ * @module
+ */
+
+export { session } from "./src/session.ts";
+export { lazySession } from "./src/lazy.ts";
+export type { LazyMultiSessionFlavor, LazySessionFlavor, SessionFlavor } from "./src/flavors.ts";
+export type { MultiSessionOptions, SessionOptions } from "./src/options.ts";
+export type { MaybePromise, StorageAdapter } from "./src/storage.ts";
+export { perChat, perChatAndUser, perForumTopic, perUser, type SessionKeyFn } from "./src/keys.ts";
+export { SessionError, SessionKeyError, SessionValueError } from "./src/errors.ts";
+export { deserializeSession, serializeSession } from "./src/serialization.ts";
+export {
+  type Enhance,
+  enhanceStorage,
+  type MigrationOptions,
+  type Migrations,
+} from "./src/enhance.ts";
+export { MemorySessionStorage, type MemorySessionStorageOptions } from "./storages/memory.ts";

@@ -1,0 +1,102 @@
+/**
+ * Errors thrown by sessionkit. Each one says what went wrong and what to do.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every error sessionkit throws. `key` is the storage key of the
+ * session involved, when there is one.
+ *
+ * @example Telling session errors apart in `bot.catch`
+ * ```ts
+ * import { Bot } from "npm:grammy@^1.46";
+ * import { SessionError } from "@sessionkit/grammy";
+ *
+ * const bot = new Bot("token");
+ * bot.catch((err) => {
+ *   if (err.error instanceof SessionError) {
+ *     console.error("session trouble for key", err.error.key, err.error.message);
+ *   }
+ * });
+ * ```
+ */
+export class SessionError extends Error {
+  /** The storage key of the session, if the error concerns one. */
+  readonly key: string | undefined;
+  /**
+   * Creates a session error.
+   *
+   * @param message What went wrong and how to fix it.
+   * @param key The storage key involved, if any.
+   * @param options Standard error options, e.g. `cause`.
+   */
+  constructor(message: string, key?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SessionError";
+    this.key = key;
+  }
+}
+
+/**
+ * A session value cannot be stored faithfully under the serialization contract
+ * (a function, a `BigInt`, a `Date`, a cycle, `NaN`, ...). Thrown at write time,
+ * before anything is written.
+ *
+ * @example
+ * ```ts
+ * import { SessionValueError } from "@sessionkit/grammy";
+ *
+ * const err = new SessionValueError("session.when is a Date", "42", "$.when");
+ * console.log(err.path); // "$.when"
+ * ```
+ */
+export class SessionValueError extends SessionError {
+  /** Where in the session the offending value sits, e.g. `$.user.born`. */
+  readonly path: string;
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the value.
+   * @param key The storage key of the session.
+   * @param path The location of the offending value.
+   */
+  constructor(message: string, key: string | undefined, path: string) {
+    super(message, key);
+    this.name = "SessionValueError";
+    this.path = path;
+  }
+}
+
+/**
+ * `ctx.session` was used on an update that has no session key (an inline
+ * query, a poll, ... with the default per-chat key).
+ *
+ * @example
+ * ```ts
+ * import { SessionKeyError } from "@sessionkit/grammy";
+ *
+ * const err = new SessionKeyError("inline_query");
+ * console.log(err.updateType); // "inline_query"
+ * ```
+ */
+export class SessionKeyError extends SessionError {
+  /** The type of the update that had no key, e.g. `inline_query`. */
+  readonly updateType: string;
+  /**
+   * Creates the error.
+   *
+   * @param updateType The update type, e.g. `inline_query`.
+   * @param property The context property that was used, `session` by default.
+   */
+  constructor(updateType: string, property = "session") {
+    super(
+      `Cannot use ctx.${property}: this update (${updateType}) has no session key. ` +
+        `The default key is the chat, and ${updateType} updates have no chat. ` +
+        `Pass getSessionKey in the session options to key these updates differently ` +
+        `(for example perUser from sessionkit), or check ctx.sessionKey before touching ctx.${property}.`,
+    );
+    this.name = "SessionKeyError";
+    this.updateType = updateType;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * One session fragment: its options resolved once per middleware, and its
+ * binding to a single update (key, shared slot, and what the update did).
+ *
+ * @module
+ */
+
+import type { Context } from "npm:grammy@^1.46";
+import type { SessionOptions } from "./options.ts";
+import type { StorageAdapter } from "./storage.ts";
+import { type Slot, SlotTable } from "./slot.ts";
+import { SessionKeyError } from "./errors.ts";
+import { perChat } from "./keys.ts";
+import { MemorySessionStorage } from "../storages/memory.ts";
+
+/** The update type of `ctx`, such as `message` or `inline_query`. */
+export function updateTypeOf(ctx: Context): string {
+  for (const name in ctx.update) if (name !== "update_id") return name;
+  return "unknown";
+}
+
+/** The options of one fragment, resolved with their defaults. */
+export class Fragment<S, C extends Context> {
+  readonly table: SlotTable<S>;
+  readonly #getKey: NonNullable<SessionOptions<S, C>["getSessionKey"]>;
+  readonly #prefix: string;
+
+  constructor(options: SessionOptions<S, C>, readonly property: string) {
+    const storage: StorageAdapter<S> = options.storage ?? new MemorySessionStorage<S>();
+    this.table = new SlotTable({ storage, initial: options.initial });
+    this.#getKey = options.getSessionKey ??
+      (perChat as NonNullable<SessionOptions<S, C>["getSessionKey"]>);
+    this.#prefix = options.prefix ?? "";
+  }
+
+  /** Resolves the storage key of an update (prefix included). */
+  async key(ctx: C): Promise<string | undefined> {
+    const key = await this.#getKey(ctx);
+    return key === undefined ? undefined : this.#prefix + key;
+  }
+
+  /** Binds this fragment to one update. */
+  bind(key: string | undefined, ctx: Context): Binding<S> {
+    return new Binding(this.table, key, ctx, this.property);
+  }
+}
+
+/** What one update does with one fragment. */
+export class Binding<S> {
+  #slot: Slot<S> | undefined;
+  #assigning: Promise<void> | undefined;
+
+  constructor(
+    readonly table: SlotTable<S>,
+    readonly key: string | undefined,
+    readonly ctx: Context,
+    readonly property: string,
+  ) {}
+
+  #acquire(): Slot<S> {
+    if (this.key === undefined) throw new SessionKeyError(updateTypeOf(this.ctx), this.property);
+    return this.#slot ??= this.table.acquire(this.key);
+  }
+
+  /** Loads the session (strict mode, before the handler runs). */
+  load(): Promise<void> {
+    return this.#acquire().load();
+  }
+
+  /** The live value (strict mode). */
+  get(): S {
+    return this.#acquire().value as S;
+  }
+
+  /** A promise of the value, reading storage on first use (lazy mode). */
+  async getLazy(): Promise<S> {
+    const slot = this.#acquire();
+    if (this.#assigning !== undefined) await this.#assigning;
+    await slot.load();
+    return slot.value as S;
+  }
+
+  /** Assigns a value, or a promise of one in lazy mode. */
+  set(value: S | null | undefined | Promise<S | null | undefined>): void {
+    const slot = this.#acquire();
+    if (value instanceof Promise) {
+      const assigning = value.then((v) => slot.assign(v));
+      this.#assigning = assigning;
+      assigning.catch(() => {}); // surfaced by finish()
+    } else {
+      this.#assigning = undefined;
+      slot.assign(value);
+    }
+  }
+
+  /** Whether this update touched the session at all. */
+  get used(): boolean {
+    return this.#slot !== undefined;
+  }
+
+  /**
+   * Ends the update for this fragment: saves its changes when `ok`, then
+   * leaves the shared state. Rejects if saving failed.
+   */
+  async finish(ok: boolean): Promise<void> {
+    const slot = this.#slot;
+    if (slot === undefined) return;
+    if (!ok) return this.table.release(slot, false);
+    let saved = false;
+    try {
+      if (this.#assigning !== undefined) await this.#assigning;
+      await slot.commit();
+      saved = true;
+    } finally {
+      this.table.release(slot, saved);
+    }
+  }
+}

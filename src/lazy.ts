@@ -1,0 +1,83 @@
+/**
+ * `lazySession()`: sessions read only when a handler awaits `ctx.session`.
+ *
+ * @module
+ */
+
+import type { Context, MiddlewareFn } from "npm:grammy@^1.46";
+import type { MultiSessionOptions, SessionOptions } from "./options.ts";
+import type { LazyMultiSessionFlavor, LazySessionFlavor } from "./flavors.ts";
+import type { StorageAdapter } from "./storage.ts";
+import { singleSession } from "./single.ts";
+import { multiSession } from "./multi.ts";
+
+function isStorage(value: unknown): value is StorageAdapter<unknown> {
+  const v = value as Partial<StorageAdapter<unknown>> | undefined;
+  return typeof v?.read === "function" && typeof v.write === "function" &&
+    typeof v.delete === "function";
+}
+
+/**
+ * Lazy session middleware: `ctx.session` is a promise of the data, and the
+ * storage is read the first time a handler accesses it, once per update. An
+ * update that never touches `ctx.session` does no storage I/O at all, and
+ * assigning `ctx.session` without reading it does not read either.
+ *
+ * Accepts the same options as `session()`, a storage adapter alone as a
+ * shorthand, and multi sessions (each fragment is read only when accessed),
+ * which grammY's `lazySession` refuses.
+ *
+ * @example
+ * ```ts
+ * import { Bot, type Context } from "npm:grammy@^1.46";
+ * import { lazySession, type LazySessionFlavor, MemorySessionStorage } from "@sessionkit/grammy";
+ *
+ * type MyContext = Context & LazySessionFlavor<{ count: number } | undefined>;
+ * const bot = new Bot<MyContext>("token");
+ * bot.use(lazySession(new MemorySessionStorage<{ count: number }>()));
+ * bot.command("count", async (ctx) => {
+ *   const data = (await ctx.session) ?? { count: 0 };
+ *   data.count++;
+ *   ctx.session = data;
+ * });
+ * bot.command("help", (ctx) => ctx.reply("No storage I/O for this one."));
+ * ```
+ *
+ * @param options Options as for `session()`, or a storage adapter.
+ * @returns The middleware to pass to `bot.use`.
+ */
+export function lazySession<S, C extends Context = Context>(
+  options?: SessionOptions<S, C> | StorageAdapter<S>,
+): MiddlewareFn<C & LazySessionFlavor<S>>;
+/**
+ * Lazy multi session: each fragment of `ctx.session` is a promise, read from
+ * its own storage only when a handler accesses it.
+ *
+ * @example
+ * ```ts
+ * import { lazySession } from "@sessionkit/grammy";
+ *
+ * const middleware = lazySession<{ a: { n: number }; b: { s: string } }>({
+ *   type: "multi",
+ *   a: { initial: () => ({ n: 0 }) },
+ *   b: { initial: () => ({ s: "" }) },
+ * });
+ * ```
+ *
+ * @param options One options object per fragment, with `type: "multi"`.
+ * @returns The middleware to pass to `bot.use`.
+ */
+export function lazySession<S, C extends Context = Context>(
+  options: MultiSessionOptions<S, C>,
+): MiddlewareFn<C & LazyMultiSessionFlavor<S>>;
+export function lazySession<S, C extends Context = Context>(
+  options?: SessionOptions<S, C> | MultiSessionOptions<S, C> | StorageAdapter<S>,
+): MiddlewareFn<C & LazySessionFlavor<S>> | MiddlewareFn<C & LazyMultiSessionFlavor<S>> {
+  if (isStorage(options)) {
+    return singleSession<S, C>({ storage: options as StorageAdapter<S> }, true);
+  }
+  const opts = options as { type?: string } | undefined;
+  return opts?.type === "multi"
+    ? multiSession<C & LazyMultiSessionFlavor<S>>(opts as Record<string, unknown>, true)
+    : singleSession<S, C>(opts as SessionOptions<S, C> ?? {}, true);
+}

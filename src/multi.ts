@@ -1,0 +1,75 @@
+/**
+ * The middleware of a multi session: several fragments on `ctx.session`, each
+ * with its own storage, key, prefix and initial value, strict or lazy.
+ *
+ * @module
+ */
+
+import type { Context, MiddlewareFn } from "npm:grammy@^1.46";
+import type { SessionOptions } from "./options.ts";
+import { type Binding, Fragment } from "./fragment.ts";
+import { defineSessionProperty } from "./install.ts";
+import { SessionError } from "./errors.ts";
+
+async function finishAll(bindings: Binding<unknown>[], ok: boolean): Promise<void> {
+  const results = await Promise.allSettled(bindings.map((b) => b.finish(ok)));
+  const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) {
+    throw new SessionError(
+      `${errors.length} session fragments could not be saved: ` +
+        errors.map((e) => e instanceof Error ? e.message : String(e)).join(" | "),
+      undefined,
+      { cause: new AggregateError(errors) },
+    );
+  }
+}
+
+/** Builds the middleware of a multi session. */
+export function multiSession<C extends Context>(
+  options: Record<string, unknown>,
+  lazy: boolean,
+): MiddlewareFn<C> {
+  const names = Object.keys(options).filter((name) => name !== "type");
+  const fragments = names.map((name) =>
+    new Fragment<unknown, C>(options[name] as SessionOptions<unknown, C>, `session.${name}`)
+  );
+  return async (ctx, next) => {
+    const keys = await Promise.all(fragments.map((f) => f.key(ctx)));
+    const bindings = fragments.map((f, i) => f.bind(keys[i], ctx));
+    const view: Record<string, unknown> = {};
+    names.forEach((name, i) => {
+      const binding = bindings[i];
+      Object.defineProperty(view, name, {
+        get: lazy ? () => binding.getLazy() : () => binding.get(),
+        set: (value) => binding.set(value),
+        enumerable: true,
+      });
+    });
+    defineSessionProperty(ctx, "session", () => view, (value) => {
+      const whole = value as Record<string, unknown> | null | undefined;
+      bindings.forEach((binding, i) => {
+        const part = whole?.[names[i]];
+        // Fragments without a key for this update have nothing to delete.
+        if (binding.key === undefined && part == null) return;
+        binding.set(part);
+      });
+    });
+    if (!lazy) {
+      const loads = bindings.filter((b) => b.key !== undefined).map((b) => b.load());
+      const results = await Promise.allSettled(loads);
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed !== undefined) {
+        await finishAll(bindings, false);
+        throw failed.reason;
+      }
+    }
+    try {
+      await next();
+    } catch (err) {
+      await finishAll(bindings, false);
+      throw err;
+    }
+    await finishAll(bindings, true);
+  };
+}

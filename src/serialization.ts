@@ -1,0 +1,123 @@
+/**
+ * The serialization contract shared by every sessionkit storage.
+ *
+ * A session is JSON data: `null`, booleans, finite numbers, strings, arrays
+ * without holes, and plain objects (prototype `Object.prototype` or `null`).
+ * It is stored as the text `JSON.stringify` produces, so a session moves
+ * between storages byte for byte. Object properties whose value is `undefined`
+ * are left out, as JSON does; `-0` is stored as `0`. Anything else (functions,
+ * symbols, `BigInt`, `NaN`, `Infinity`, `Date`, `Map`, `Set`, class instances,
+ * `undefined` inside arrays, cycles) cannot be stored faithfully and raises a
+ * {@link SessionValueError} before anything is written.
+ *
+ * @module
+ */
+
+import { SessionValueError } from "./errors.ts";
+
+/**
+ * Checks that `value` follows the serialization contract and returns its JSON
+ * text. Throws a {@link SessionValueError} naming `key` and the path of the
+ * first offending value otherwise.
+ *
+ * @example
+ * ```ts
+ * import { serializeSession } from "@sessionkit/grammy";
+ *
+ * serializeSession({ count: 1 }, "42"); // '{"count":1}'
+ * ```
+ *
+ * @param value The session data.
+ * @param key The storage key, used in error messages.
+ * @returns The JSON text to store.
+ */
+export function serializeSession(value: unknown, key?: string): string {
+  check(value, "$", [], key);
+  return JSON.stringify(value);
+}
+
+/**
+ * Turns stored JSON text back into session data. Properties named
+ * `__proto__`, `constructor` or `prototype` come back as plain data.
+ *
+ * @example
+ * ```ts
+ * import { deserializeSession } from "@sessionkit/grammy";
+ *
+ * deserializeSession('{"count":1}'); // { count: 1 }
+ * ```
+ *
+ * @param text JSON text written by {@link serializeSession}.
+ * @returns The session data.
+ */
+export function deserializeSession<T = unknown>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "number") return String(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "symbol") return "a symbol";
+  if (typeof value === "bigint") return "a BigInt";
+  if (value === undefined) return "undefined";
+  const name = Object.getPrototypeOf(value)?.constructor?.name;
+  return name ? `a ${name}` : "an object with a custom prototype";
+}
+
+function hint(value: unknown): string {
+  if (value instanceof Date) return " Store date.getTime() or date.toISOString() instead.";
+  if (value instanceof Map) return " Store Object.fromEntries(map) or [...map] instead.";
+  if (value instanceof Set) return " Store [...set] instead.";
+  if (typeof value === "bigint") return " Store it as a string instead.";
+  return "";
+}
+
+function fail(key: string | undefined, path: string, what: string, value: unknown): never {
+  const where = key === undefined ? "" : ` of key "${key}"`;
+  throw new SessionValueError(
+    `Cannot store the session${where}: ${path} is ${what}, which JSON cannot hold faithfully. ` +
+      `Sessions must be JSON data (plain objects, arrays, strings, finite numbers, booleans, null).` +
+      hint(value) + " Nothing was written.",
+    key,
+    path,
+  );
+}
+
+function check(value: unknown, path: string, stack: object[], key: string | undefined): void {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (!Number.isFinite(value)) fail(key, path, describe(value), value);
+      return;
+    case "object":
+      break;
+    default:
+      fail(key, path, describe(value), value);
+  }
+  if (value === null) return;
+  if (stack.includes(value)) {
+    fail(key, path, "a reference back to one of its parents (a cycle)", value);
+  }
+  stack.push(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) fail(key, `${path}[${i}]`, "a hole in an array", undefined);
+      const item = value[i];
+      if (item === undefined) fail(key, `${path}[${i}]`, "undefined inside an array", item);
+      check(item, `${path}[${i}]`, stack, key);
+    }
+  } else {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) fail(key, path, describe(value), value);
+    for (const name in value) {
+      if (!Object.hasOwn(value, name)) continue;
+      const item = (value as Record<string, unknown>)[name];
+      if (item === undefined) continue;
+      check(item, `${path}.${name}`, stack, key);
+    }
+  }
+  stack.pop();
+}

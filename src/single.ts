@@ -1,0 +1,44 @@
+/**
+ * The middleware of a single (non-multi) session, strict or lazy.
+ *
+ * @module
+ */
+
+import type { Context, MiddlewareFn } from "npm:grammy@^1.46";
+import type { SessionOptions } from "./options.ts";
+import { Fragment } from "./fragment.ts";
+import { defineSessionProperty } from "./install.ts";
+
+/** Builds the middleware of a single session. */
+export function singleSession<S, C extends Context>(
+  options: SessionOptions<S, C>,
+  lazy: boolean,
+): MiddlewareFn<C> {
+  const fragment = new Fragment<S, C>(options, "session");
+  return async (ctx, next) => {
+    const key = await fragment.key(ctx);
+    const binding = fragment.bind(key, ctx);
+    defineSessionProperty(
+      ctx,
+      "session",
+      lazy ? () => binding.getLazy() : () => binding.get(),
+      (value) => binding.set(value as S),
+    );
+    (ctx as { sessionKey?: string }).sessionKey = key;
+    if (!lazy && key !== undefined) {
+      try {
+        await binding.load();
+      } catch (err) {
+        await binding.finish(false);
+        throw err;
+      }
+    }
+    try {
+      await next();
+    } catch (err) {
+      await binding.finish(false);
+      throw err;
+    }
+    await binding.finish(true);
+  };
+}

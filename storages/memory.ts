@@ -1,0 +1,199 @@
+/**
+ * `MemorySessionStorage`: sessions in a `Map` inside the process.
+ *
+ * @module
+ */
+
+import type { StorageAdapter } from "../src/storage.ts";
+import { deserializeSession, serializeSession } from "../src/serialization.ts";
+
+/** Options of {@link MemorySessionStorage}. */
+export interface MemorySessionStorageOptions {
+  /**
+   * Time to live in milliseconds. A session not read or written for this long
+   * is gone. Every read or write renews it (sliding expiry).
+   */
+  ttl?: number;
+  /**
+   * The most sessions kept at once. When a new session would exceed it, the
+   * least recently used one is evicted.
+   */
+  maxEntries?: number;
+}
+
+interface Entry {
+  text: string;
+  expires: number;
+}
+
+/**
+ * Keeps sessions in memory. All data is lost when the process ends, so use it
+ * for tests, demos and data you can afford to lose.
+ *
+ * Values are stored as JSON text under the serialization contract: `read`
+ * returns a fresh copy every time, so no caller ever holds a reference to the
+ * stored data, and a value that JSON cannot hold is refused at `write` time.
+ *
+ * Expired and evicted sessions are removed while the storage is used; there
+ * are no timers, so the storage never keeps a process alive.
+ *
+ * @example grammY-style construction with a TTL in milliseconds
+ * ```ts
+ * import { MemorySessionStorage, session } from "@sessionkit/grammy";
+ *
+ * const middleware = session({
+ *   initial: () => ({ count: 0 }),
+ *   storage: new MemorySessionStorage<{ count: number }>(60 * 60 * 1000),
+ * });
+ * ```
+ *
+ * @example Bounded memory with least-recently-used eviction
+ * ```ts
+ * import { MemorySessionStorage } from "@sessionkit/grammy";
+ *
+ * const storage = new MemorySessionStorage({ maxEntries: 10_000, ttl: 86_400_000 });
+ * storage.write("42", { count: 1 });
+ * console.log(storage.read("42")); // { count: 1 }
+ * ```
+ */
+export class MemorySessionStorage<S> implements StorageAdapter<S> {
+  /** The time to live in milliseconds, or `undefined` for none. */
+  readonly ttl: number | undefined;
+  /** The largest number of sessions kept, or `undefined` for no bound. */
+  readonly maxEntries: number | undefined;
+  readonly #map = new Map<string, Entry>();
+  readonly #ordered: boolean;
+
+  /**
+   * Creates a memory storage.
+   *
+   * @param options A time to live in milliseconds (as in grammY), or an
+   *   options object with `ttl` and `maxEntries`.
+   */
+  constructor(options?: number | MemorySessionStorageOptions) {
+    const opts = typeof options === "number" ? { ttl: options } : options ?? {};
+    if (opts.ttl !== undefined && !(opts.ttl > 0)) {
+      throw new RangeError(
+        `MemorySessionStorage: ttl must be a positive number of milliseconds, got ${opts.ttl}. ` +
+          `Leave it out for sessions that never expire.`,
+      );
+    }
+    if (
+      opts.maxEntries !== undefined &&
+      !(Number.isInteger(opts.maxEntries) && opts.maxEntries > 0)
+    ) {
+      throw new RangeError(
+        `MemorySessionStorage: maxEntries must be a positive integer, got ${opts.maxEntries}.`,
+      );
+    }
+    this.ttl = opts.ttl === Infinity ? undefined : opts.ttl;
+    this.maxEntries = opts.maxEntries;
+    // With a TTL or a bound, the map is kept in order of last use, which is
+    // also the order of expiry, so the oldest entry is always first.
+    this.#ordered = this.ttl !== undefined || this.maxEntries !== undefined;
+  }
+
+  /** The number of sessions held, counting expired ones not yet removed. */
+  get size(): number {
+    return this.#map.size;
+  }
+
+  #sweep(now: number): void {
+    if (this.ttl === undefined) return;
+    for (const [key, entry] of this.#map) {
+      if (entry.expires > now) return;
+      this.#map.delete(key);
+    }
+  }
+
+  #live(key: string, now: number): Entry | undefined {
+    const entry = this.#map.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expires <= now) {
+      this.#map.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  #touch(key: string, entry: Entry, now: number): void {
+    if (!this.#ordered) return;
+    this.#map.delete(key);
+    if (this.ttl !== undefined) entry.expires = now + this.ttl;
+    this.#map.set(key, entry);
+  }
+
+  /**
+   * Returns a copy of the session stored under `key` and renews its TTL.
+   *
+   * @param key The session key.
+   */
+  read(key: string): S | undefined {
+    const now = Date.now();
+    this.#sweep(now);
+    const entry = this.#live(key, now);
+    if (entry === undefined) return undefined;
+    this.#touch(key, entry, now);
+    return deserializeSession<S>(entry.text);
+  }
+
+  /**
+   * Stores a copy of `value` under `key`. Throws a `SessionValueError` if the
+   * value is not JSON data; nothing is stored then.
+   *
+   * @param key The session key.
+   * @param value The session data.
+   */
+  write(key: string, value: S): void {
+    const text = serializeSession(value, key);
+    const now = Date.now();
+    this.#sweep(now);
+    const expires = this.ttl === undefined ? Infinity : now + this.ttl;
+    if (this.#ordered) this.#map.delete(key);
+    this.#map.set(key, { text, expires });
+    if (this.maxEntries !== undefined) {
+      while (this.#map.size > this.maxEntries) {
+        this.#map.delete(this.#map.keys().next().value as string);
+      }
+    }
+  }
+
+  /**
+   * Removes the session stored under `key`.
+   *
+   * @param key The session key.
+   */
+  delete(key: string): void {
+    this.#map.delete(key);
+  }
+
+  /**
+   * Tells whether an unexpired session is stored under `key`.
+   *
+   * @param key The session key.
+   */
+  has(key: string): boolean {
+    return this.#live(key, Date.now()) !== undefined;
+  }
+
+  /** Returns the keys of all unexpired sessions. */
+  readAllKeys(): string[] {
+    return this.readAllEntries().map(([key]) => key);
+  }
+
+  /** Returns copies of all unexpired sessions. */
+  readAllValues(): S[] {
+    return this.readAllEntries().map(([, value]) => value);
+  }
+
+  /** Returns the keys and copies of all unexpired sessions. */
+  readAllEntries(): [key: string, value: S][] {
+    const now = Date.now();
+    this.#sweep(now);
+    const entries: [string, S][] = [];
+    for (const [key, entry] of this.#map) {
+      if (entry.expires > now) entries.push([key, deserializeSession<S>(entry.text)]);
+    }
+    return entries;
+  }
+}
