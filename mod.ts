@@ -53,3 +53,10 @@ export {
   type Migrations,
 } from "./src/enhance.ts";
 export { MemorySessionStorage, type MemorySessionStorageOptions } from "./storages/memory.ts";
+export {
+  type ConditionalStorage,
+  isConditionalStorage,
+  isLeaseStorage,
+  type LeaseStorage,
+  type VersionedValue,
+} from "./src/capabilities.ts";

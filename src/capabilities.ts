@@ -1,0 +1,105 @@
+/**
+ * Optional storage capabilities for running several bot processes: versioned
+ * reads with conditional writes (conflict detection), and leases (per-key
+ * locking). Storages without them keep working; the middleware only uses a
+ * capability when the storage has every method of it.
+ *
+ * @module
+ */
+
+/** A session read together with an opaque version token. */
+export interface VersionedValue<T> {
+  /** The session, or `undefined` when none is stored (or it expired). */
+  value: T | undefined;
+  /** Opaque token of the stored version; `null` when nothing is stored. */
+  version: string | null;
+}
+
+/**
+ * A storage that can write only if the stored session is still the one that
+ * was read (compare-and-set in one round trip).
+ *
+ * @example Checking for the capability
+ * ```ts
+ * import { isConditionalStorage, MemorySessionStorage } from "@sessionkit/grammy";
+ *
+ * console.log(isConditionalStorage(new MemorySessionStorage()));
+ * ```
+ */
+export interface ConditionalStorage<T> {
+  /** Reads the session of `key` with its version. */
+  readVersioned(key: string): Promise<VersionedValue<T>>;
+  /**
+   * Stores `value` under `key` if the stored version is still `expected`
+   * (`null`: only if nothing is stored). Resolves to the new version, or to
+   * `null` when the stored version differs and nothing was written.
+   */
+  writeIfVersion(key: string, value: T, expected: string | null): Promise<string | null>;
+  /**
+   * Deletes the session of `key` if its version is still `expected`.
+   * Resolves to `false` when the stored version differs and nothing was
+   * deleted; `true` otherwise (also when nothing was stored and `expected`
+   * is `null`).
+   */
+  deleteIfVersion(key: string, expected: string | null): Promise<boolean>;
+}
+
+/**
+ * A storage that can hold short leases per key, so that updates of one key
+ * run one at a time across processes. A lease expires by itself after its
+ * TTL, so a crashed holder blocks the key no longer than that. Lease records
+ * never show up in `readAllKeys` and never collide with sessions.
+ *
+ * @example Checking for the capability
+ * ```ts
+ * import { isLeaseStorage, MemorySessionStorage } from "@sessionkit/grammy";
+ *
+ * console.log(isLeaseStorage(new MemorySessionStorage()));
+ * ```
+ */
+export interface LeaseStorage {
+  /** Takes the lease of `key` for `owner` for `ttl` ms; `false` if someone else holds it. */
+  acquireLease(key: string, owner: string, ttl: number): Promise<boolean>;
+  /** Extends `owner`'s lease to `ttl` ms from now; `false` if it was lost. */
+  renewLease(key: string, owner: string, ttl: number): Promise<boolean>;
+  /** Gives the lease up if `owner` still holds it. */
+  releaseLease(key: string, owner: string): Promise<void>;
+}
+
+/**
+ * Tells whether `storage` supports conditional writes.
+ *
+ * @example
+ * ```ts
+ * import { isConditionalStorage, MemorySessionStorage } from "@sessionkit/grammy";
+ *
+ * isConditionalStorage(new MemorySessionStorage()); // true
+ * ```
+ *
+ * @param storage Any storage adapter.
+ * @returns Whether it has every method of {@link ConditionalStorage}.
+ */
+export function isConditionalStorage<T>(storage: unknown): storage is ConditionalStorage<T> {
+  const s = storage as Partial<ConditionalStorage<T>> | undefined;
+  return typeof s?.readVersioned === "function" && typeof s.writeIfVersion === "function" &&
+    typeof s.deleteIfVersion === "function";
+}
+
+/**
+ * Tells whether `storage` supports leases.
+ *
+ * @example
+ * ```ts
+ * import { isLeaseStorage, MemorySessionStorage } from "@sessionkit/grammy";
+ *
+ * isLeaseStorage(new MemorySessionStorage()); // true
+ * ```
+ *
+ * @param storage Any storage adapter.
+ * @returns Whether it has every method of {@link LeaseStorage}.
+ */
+export function isLeaseStorage(storage: unknown): storage is LeaseStorage {
+  const s = storage as Partial<LeaseStorage> | undefined;
+  return typeof s?.acquireLease === "function" && typeof s.renewLease === "function" &&
+    typeof s.releaseLease === "function";
+}
