@@ -75,8 +75,11 @@ export type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/ca
  */
 export interface RedisConnectOptions extends RedisStorageOptions {
   /**
-   * Called with every error the client reports while it (re)connects. The
-   * client reconnects by itself. Default: log with `console.error`.
+   * Called with every error the client reports once connected (a dropped
+   * connection, a failed reconnect). The client reconnects by itself,
+   * backing off up to 2 seconds between attempts. Default: log with
+   * `console.error`. A server that cannot be reached at first makes
+   * `connect` reject instead.
    */
   onError?: (error: Error) => void;
 }
@@ -183,15 +186,27 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
   ): Promise<RedisStorage<T>> {
     const { onError, ...storageOptions } = options;
     resolveOptions(storageOptions);
-    const client = createClient({ url });
+    let opened = false;
+    const client = createClient({
+      url,
+      socket: {
+        // Before the first connection: a few quick retries, then give up so
+        // that connect() rejects instead of waiting forever. Afterwards:
+        // reconnect for as long as it takes, backing off up to 2 s.
+        reconnectStrategy: (retries: number, cause: Error) =>
+          opened ? Math.min(50 * 2 ** retries, 2000) : retries >= 2 ? cause : 100 * (retries + 1),
+      },
+    });
     client.on("error", (err: Error) => {
+      if (!opened) return; // reported by the rejection of connect()
       if (onError !== undefined) onError(err);
       else console.error("RedisStorage: Redis connection error (the client reconnects):", err);
     });
     try {
       await client.connect();
+      opened = true;
     } catch (err) {
-      client.destroy();
+      if (client.isOpen) client.destroy();
       throw new SessionError(
         `RedisStorage: cannot connect to Redis at ${redactUrl(url)}: ${
           err instanceof Error ? err.message : String(err)

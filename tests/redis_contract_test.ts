@@ -1,0 +1,18 @@
+/** The shared storage contract, run against the real Redis at REDIS_URL. */
+import { storageContract } from "./contract.ts";
+import { RedisFixture, redisAvailable, redisTest } from "./redis_env.ts";
+
+if (redisAvailable) {
+  const fixture = new RedisFixture();
+  storageContract("RedisStorage", {
+    // Every instance gets a prefix of its own (sessionkit-test:<uuid>:) over
+    // one shared client; cleanup deletes every key under those prefixes.
+    create: (options) => fixture.storage(options),
+    cleanup: () => fixture.cleanup(),
+    largeValueBytes: 8 * 1024 * 1024,
+    ttl: true,
+    ttlMs: 500,
+  });
+} else {
+  redisTest("RedisStorage: storage contract", () => Promise.resolve());
+}
