@@ -41,10 +41,21 @@
 export { session } from "./src/session.ts";
 export { lazySession } from "./src/lazy.ts";
 export type { LazyMultiSessionFlavor, LazySessionFlavor, SessionFlavor } from "./src/flavors.ts";
-export type { MultiSessionOptions, SessionOptions } from "./src/options.ts";
+export type {
+  ConflictMerge,
+  LockOptions,
+  MultiSessionOptions,
+  SessionOptions,
+} from "./src/options.ts";
 export type { MaybePromise, StorageAdapter } from "./src/storage.ts";
 export { perChat, perChatAndUser, perForumTopic, perUser, type SessionKeyFn } from "./src/keys.ts";
-export { SessionError, SessionKeyError, SessionValueError } from "./src/errors.ts";
+export {
+  SessionConflictError,
+  SessionError,
+  SessionKeyError,
+  SessionLockError,
+  SessionValueError,
+} from "./src/errors.ts";
 export { deserializeSession, serializeSession } from "./src/serialization.ts";
 export {
   type Enhance,

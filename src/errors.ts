@@ -100,3 +100,63 @@ export class SessionKeyError extends SessionError {
     this.updateType = updateType;
   }
 }
+
+/**
+ * Another process changed the session after this update read it, so this
+ * update's changes were not saved (conflict detection, on by default for
+ * storages that support conditional writes).
+ *
+ * @example Counting conflicts in `bot.catch`
+ * ```ts
+ * import { Bot } from "npm:grammy@^1.46";
+ * import { SessionConflictError } from "@sessionkit/grammy";
+ *
+ * const bot = new Bot("token");
+ * bot.catch((err) => {
+ *   if (err.error instanceof SessionConflictError) console.warn("conflict on", err.error.key);
+ * });
+ * ```
+ */
+export class SessionConflictError extends SessionError {
+  /**
+   * Creates the error.
+   *
+   * @param key The storage key of the session.
+   * @param detail What was tried, e.g. how many merges.
+   */
+  constructor(key: string, detail = "") {
+    super(
+      `The session of key "${key}" was changed by another process after this update read it, ` +
+        `so this update's changes were not saved${detail}. Retry the update, pass ` +
+        `onConflict: (stored, mine, base) => merged to merge both changes, or use lock: { ttl, wait } ` +
+        `to handle the updates of one key one at a time.`,
+      key,
+    );
+    this.name = "SessionConflictError";
+  }
+}
+
+/**
+ * Per-key locking failed: the lease of a key could not be taken within the
+ * `wait` time, or it was lost before the session was written.
+ *
+ * @example
+ * ```ts
+ * import { SessionLockError } from "@sessionkit/grammy";
+ *
+ * const err = new SessionLockError("The lease of key \"42\" could not be taken.", "42");
+ * console.log(err.key); // "42"
+ * ```
+ */
+export class SessionLockError extends SessionError {
+  /**
+   * Creates the error.
+   *
+   * @param message What happened and what to do.
+   * @param key The storage key of the session.
+   */
+  constructor(message: string, key: string) {
+    super(message, key);
+    this.name = "SessionLockError";
+  }
+}

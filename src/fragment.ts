@@ -8,8 +8,10 @@
 import type { Context } from "npm:grammy@^1.46";
 import type { SessionOptions } from "./options.ts";
 import type { StorageAdapter } from "./storage.ts";
+import type { LeaseStorage } from "./capabilities.ts";
 import { type Slot, SlotTable } from "./slot.ts";
 import { SessionKeyError } from "./errors.ts";
+import { isConditionalStorage, isLeaseStorage } from "./capabilities.ts";
 import { perChat } from "./keys.ts";
 import { MemorySessionStorage } from "../storages/memory.ts";
 
@@ -27,7 +29,40 @@ export class Fragment<S, C extends Context> {
 
   constructor(options: SessionOptions<S, C>, readonly property: string) {
     const storage: StorageAdapter<S> = options.storage ?? new MemorySessionStorage<S>();
-    this.table = new SlotTable({ storage, initial: options.initial });
+    const { onConflict, lock } = options;
+    const conditional = isConditionalStorage<S>(storage);
+    if (onConflict !== undefined && onConflict !== "overwrite" && !conditional) {
+      throw new Error(
+        `ctx.${property}: onConflict needs a storage with conditional writes (readVersioned, ` +
+          `writeIfVersion, deleteIfVersion); this storage has none. Use a sessionkit storage, ` +
+          `or leave onConflict out to keep grammY's last-write-wins behaviour.`,
+      );
+    }
+    if (lock !== undefined && !isLeaseStorage(storage)) {
+      throw new Error(
+        `ctx.${property}: lock needs a storage with leases (acquireLease, renewLease, ` +
+          `releaseLease); this storage has none. Use a sessionkit storage, or leave lock out.`,
+      );
+    }
+    if (lock !== undefined) {
+      for (const name of ["ttl", "wait"] as const) {
+        const v = lock[name];
+        if (v !== undefined && !(v > 0 && Number.isFinite(v))) {
+          throw new RangeError(
+            `ctx.${property}: lock.${name} must be a positive number of ms, got ${v}.`,
+          );
+        }
+      }
+    }
+    this.table = new SlotTable<S>({
+      storage,
+      initial: options.initial,
+      conditional: conditional && onConflict !== "overwrite" ? storage : undefined,
+      onConflict: typeof onConflict === "function" ? onConflict : "error",
+      maxConflictRetries: options.maxConflictRetries ?? 5,
+      leases: lock !== undefined ? storage as unknown as LeaseStorage : undefined,
+      lock,
+    });
     this.#getKey = options.getSessionKey ??
       (perChat as NonNullable<SessionOptions<S, C>["getSessionKey"]>);
     this.#prefix = options.prefix ?? "";
@@ -105,14 +140,14 @@ export class Binding<S> {
   async finish(ok: boolean): Promise<void> {
     const slot = this.#slot;
     if (slot === undefined) return;
-    if (!ok) return this.table.release(slot, false);
+    if (!ok) return await this.table.release(slot, false);
     let saved = false;
     try {
       if (this.#assigning !== undefined) await this.#assigning;
       await slot.commit();
       saved = true;
     } finally {
-      this.table.release(slot, saved);
+      await this.table.release(slot, saved);
     }
   }
 }

@@ -6,6 +6,30 @@
 
 import type { Context } from "npm:grammy@^1.46";
 import type { MaybePromise, StorageAdapter } from "./storage.ts";
+import type { LockOptions } from "./lease.ts";
+
+export type { LockOptions } from "./lease.ts";
+
+/**
+ * Merges a conflicting change: `stored` is what another process saved,
+ * `mine` what this update wants to save, `base` what this update read.
+ * Return the session to save (`undefined` deletes it).
+ *
+ * @example Adding up the increments of a counter
+ * ```ts
+ * import type { ConflictMerge } from "@sessionkit/grammy";
+ *
+ * type Data = { count: number };
+ * const merge: ConflictMerge<Data> = (stored, mine, base) => ({
+ *   count: (stored?.count ?? 0) + mine!.count - (base?.count ?? 0),
+ * });
+ * ```
+ */
+export type ConflictMerge<S> = (
+  stored: S | undefined,
+  mine: S | undefined,
+  base: S | undefined,
+) => S | undefined;
 
 /**
  * Options of a single session (one piece of data on `ctx.session`).
@@ -39,6 +63,24 @@ export interface SessionOptions<S, C extends Context = Context> {
   getSessionKey?: (ctx: Omit<C, "session">) => MaybePromise<string | undefined>;
   /** Where sessions live. Default: a new `MemorySessionStorage`. */
   storage?: StorageAdapter<S>;
+  /**
+   * What to do when another process changed the session after this update
+   * read it. Only storages with conditional writes can tell (all sessionkit
+   * storages can; for them the default is `"error"`, for others detection is
+   * off). `"error"` fails the update with a `SessionConflictError`; a merge
+   * function combines both changes and is retried up to
+   * `maxConflictRetries` times; `"overwrite"` turns detection off (last write
+   * wins, as in grammY).
+   */
+  onConflict?: "error" | "overwrite" | ConflictMerge<S>;
+  /** How often a merge is retried before the update fails. Default 5. */
+  maxConflictRetries?: number;
+  /**
+   * Per-key locking across processes (opt-in): updates of one key run one at
+   * a time, serialized by a lease held in the storage itself. Needs a storage
+   * with leases (every sessionkit storage has them).
+   */
+  lock?: LockOptions;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 
 import type { StorageAdapter } from "../src/storage.ts";
+import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
 
 /** Options of {@link MemorySessionStorage}. */
@@ -24,6 +25,7 @@ export interface MemorySessionStorageOptions {
 interface Entry {
   text: string;
   expires: number;
+  version: number;
 }
 
 /**
@@ -56,13 +58,16 @@ interface Entry {
  * console.log(storage.read("42")); // { count: 1 }
  * ```
  */
-export class MemorySessionStorage<S> implements StorageAdapter<S> {
+export class MemorySessionStorage<S>
+  implements StorageAdapter<S>, ConditionalStorage<S>, LeaseStorage {
   /** The time to live in milliseconds, or `undefined` for none. */
   readonly ttl: number | undefined;
   /** The largest number of sessions kept, or `undefined` for no bound. */
   readonly maxEntries: number | undefined;
   readonly #map = new Map<string, Entry>();
+  readonly #leases = new Map<string, { owner: string; expires: number }>();
   readonly #ordered: boolean;
+  #versions = 0;
 
   /**
    * Creates a memory storage.
@@ -150,12 +155,104 @@ export class MemorySessionStorage<S> implements StorageAdapter<S> {
     this.#sweep(now);
     const expires = this.ttl === undefined ? Infinity : now + this.ttl;
     if (this.#ordered) this.#map.delete(key);
-    this.#map.set(key, { text, expires });
+    this.#map.set(key, { text, expires, version: ++this.#versions });
     if (this.maxEntries !== undefined) {
       while (this.#map.size > this.maxEntries) {
         this.#map.delete(this.#map.keys().next().value as string);
       }
     }
+  }
+
+  /**
+   * Reads the session of `key` with its version (for conflict detection).
+   *
+   * @param key The session key.
+   */
+  readVersioned(key: string): Promise<VersionedValue<S>> {
+    const value = this.read(key);
+    const entry = value === undefined ? undefined : this.#map.get(key);
+    return Promise.resolve({ value, version: entry ? String(entry.version) : null });
+  }
+
+  /**
+   * Writes `value` if the stored version is still `expected`.
+   *
+   * @param key The session key.
+   * @param value The session data.
+   * @param expected The version read before, or `null` for "nothing stored".
+   * @returns The new version, or `null` if the stored version differs.
+   */
+  writeIfVersion(key: string, value: S, expected: string | null): Promise<string | null> {
+    try {
+      if (this.#currentVersion(key) !== expected) return Promise.resolve(null);
+      this.write(key, value);
+      return Promise.resolve(String(this.#versions));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Deletes the session of `key` if its version is still `expected`.
+   *
+   * @param key The session key.
+   * @param expected The version read before, or `null`.
+   * @returns Whether the stored version matched.
+   */
+  deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
+    if (this.#currentVersion(key) !== expected) return Promise.resolve(false);
+    this.#map.delete(key);
+    return Promise.resolve(true);
+  }
+
+  #currentVersion(key: string): string | null {
+    const entry = this.#live(key, Date.now());
+    return entry === undefined ? null : String(entry.version);
+  }
+
+  /**
+   * Takes the lease of `key` for `owner` unless another owner holds it.
+   *
+   * @param key The session key.
+   * @param owner Who takes it.
+   * @param ttl How long it lasts, in ms.
+   */
+  acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
+    const now = Date.now();
+    const lease = this.#leases.get(key);
+    if (lease !== undefined && lease.owner !== owner && lease.expires > now) {
+      return Promise.resolve(false);
+    }
+    this.#leases.set(key, { owner, expires: now + ttl });
+    return Promise.resolve(true);
+  }
+
+  /**
+   * Extends `owner`'s lease of `key`.
+   *
+   * @param key The session key.
+   * @param owner The holder.
+   * @param ttl How long it lasts from now, in ms.
+   */
+  renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
+    const lease = this.#leases.get(key);
+    const now = Date.now();
+    if (lease === undefined || lease.owner !== owner || lease.expires <= now) {
+      return Promise.resolve(false);
+    }
+    lease.expires = now + ttl;
+    return Promise.resolve(true);
+  }
+
+  /**
+   * Gives up `owner`'s lease of `key`.
+   *
+   * @param key The session key.
+   * @param owner The holder.
+   */
+  releaseLease(key: string, owner: string): Promise<void> {
+    if (this.#leases.get(key)?.owner === owner) this.#leases.delete(key);
+    return Promise.resolve();
   }
 
   /**
@@ -178,7 +275,10 @@ export class MemorySessionStorage<S> implements StorageAdapter<S> {
 
   /** Returns the keys of all unexpired sessions. */
   readAllKeys(): string[] {
-    return this.readAllEntries().map(([key]) => key);
+    const now = Date.now();
+    const keys: string[] = [];
+    for (const [key, entry] of this.#map) if (entry.expires > now) keys.push(key);
+    return keys;
   }
 
   /** Returns copies of all unexpired sessions. */
