@@ -1,6 +1,6 @@
 /** The shared storage contract, run against the real Redis at REDIS_URL. */
 import { storageContract } from "./contract.ts";
-import { RedisFixture, redisAvailable, redisTest } from "./redis_env.ts";
+import { redisAvailable, RedisFixture, redisTest } from "./redis_env.ts";
 
 if (redisAvailable) {
   const fixture = new RedisFixture();
