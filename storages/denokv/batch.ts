@@ -1,0 +1,165 @@
+/**
+ * Atomic operations sized to Deno KV's limits: a plan that tells whether a
+ * set of checks and mutations fits into one atomic commit, and a writer that
+ * splits mutations that need no atomicity into as few commits as possible.
+ *
+ * @module
+ */
+
+import type { KvAtomicLike, KvKeyLike, KvLike } from "./kv.ts";
+import { keyBytes, KV_LIMITS } from "./limits.ts";
+
+/** One mutation of an atomic operation. */
+export type Mutation =
+  | { type: "set"; key: KvKeyLike; value: unknown; expireIn?: number }
+  | { type: "delete"; key: KvKeyLike };
+
+// Headroom for what KV adds to a serialized object (type tags, lengths).
+const OBJECT_OVERHEAD = 256;
+const SAFETY = 4096;
+
+/**
+ * The bytes a value takes towards the atomic size limit (an upper bound).
+ *
+ * @example
+ * ```ts
+ * import { valueBytes } from "./batch.ts";
+ *
+ * valueBytes(new Uint8Array(10)); // 10
+ * ```
+ *
+ * @param value A value to store.
+ * @returns Its size in bytes, at most.
+ */
+export function valueBytes(value: unknown): number {
+  if (value instanceof Uint8Array) return value.length;
+  const data = (value as { data?: unknown } | null)?.data;
+  return OBJECT_OVERHEAD + (data instanceof Uint8Array ? data.length : 0);
+}
+
+/**
+ * Checks and mutations planned for one atomic commit, with their cost.
+ *
+ * @example
+ * ```ts
+ * import { AtomicPlan } from "./batch.ts";
+ *
+ * const plan = new AtomicPlan();
+ * plan.add({ type: "delete", key: ["a"] });
+ * console.log(plan.fits()); // true
+ * ```
+ */
+export class AtomicPlan {
+  /** The planned checks. */
+  readonly checks: { key: KvKeyLike; versionstamp: string | null }[] = [];
+  /** The planned mutations. */
+  readonly mutations: Mutation[] = [];
+  #bytes = 0;
+  #keyBytes = 0;
+
+  /**
+   * Adds a check.
+   *
+   * @param key The key to check.
+   * @param versionstamp Its expected versionstamp (`null`: absent).
+   * @returns This plan.
+   */
+  check(key: KvKeyLike, versionstamp: string | null): this {
+    this.checks.push({ key, versionstamp });
+    const k = keyBytes(key);
+    this.#bytes += k;
+    this.#keyBytes += k;
+    return this;
+  }
+
+  /**
+   * Adds a mutation.
+   *
+   * @param mutation The mutation.
+   * @returns This plan.
+   */
+  add(mutation: Mutation): this {
+    this.mutations.push(mutation);
+    const k = keyBytes(mutation.key);
+    this.#bytes += k + (mutation.type === "set" ? valueBytes(mutation.value) : 0);
+    this.#keyBytes += k;
+    return this;
+  }
+
+  /**
+   * Tells whether the plan, plus `extra` mutations of the given cost, fits
+   * into one atomic commit.
+   *
+   * @param extra Further mutations: their count, bytes and key bytes.
+   * @returns Whether it fits.
+   */
+  fits(extra: { count?: number; bytes?: number; keyBytes?: number } = {}): boolean {
+    return this.checks.length <= Math.min(10, KV_LIMITS.maxChecks) &&
+      this.mutations.length + (extra.count ?? 0) <= KV_LIMITS.maxMutations &&
+      this.#bytes + (extra.bytes ?? 0) <= KV_LIMITS.maxMutationBytes - SAFETY &&
+      this.#keyBytes + (extra.keyBytes ?? 0) <= KV_LIMITS.maxTotalKeyBytes - SAFETY;
+  }
+
+  /**
+   * Builds the atomic operation.
+   *
+   * @param kv The database.
+   * @returns The operation, ready to commit.
+   */
+  build(kv: KvLike): KvAtomicLike {
+    let op = kv.atomic();
+    if (this.checks.length > 0) op = op.check(...this.checks);
+    for (const m of this.mutations) {
+      op = m.type === "delete"
+        ? op.delete(m.key)
+        : op.set(m.key, m.value, m.expireIn === undefined ? undefined : { expireIn: m.expireIn });
+    }
+    return op;
+  }
+
+  /**
+   * Commits the plan.
+   *
+   * @param kv The database.
+   * @returns The versionstamp when committed, `null` when a check failed.
+   */
+  async commit(kv: KvLike): Promise<string | null> {
+    const res = await this.build(kv).commit();
+    return res.ok ? res.versionstamp ?? "" : null;
+  }
+}
+
+/**
+ * Applies mutations that need no atomicity together in as few commits as
+ * KV's limits allow, one after another.
+ *
+ * @example
+ * ```ts
+ * import { commitInBatches } from "./batch.ts";
+ *
+ * const kv = await Deno.openKv(":memory:");
+ * await commitInBatches(kv, [{ type: "set", key: ["a"], value: 1 }]);
+ * kv.close();
+ * ```
+ *
+ * @param kv The database.
+ * @param mutations The mutations, applied in order.
+ */
+export async function commitInBatches(kv: KvLike, mutations: Mutation[]): Promise<void> {
+  let plan = new AtomicPlan();
+  for (const m of mutations) {
+    const single = new AtomicPlan().add(m);
+    const cost = {
+      count: 1,
+      bytes: keyBytes(m.key) + (m.type === "set" ? valueBytes(m.value) : 0),
+      keyBytes: keyBytes(m.key),
+    };
+    if (plan.mutations.length > 0 && !plan.fits(cost)) {
+      await plan.commit(kv);
+      plan = single;
+    } else {
+      plan.add(m);
+    }
+  }
+  if (plan.mutations.length > 0) await plan.commit(kv);
+}
