@@ -46,6 +46,9 @@ import {
   tableNames,
 } from "./postgres/sql.ts";
 
+export type { MaybePromise, StorageAdapter } from "../src/storage.ts";
+export type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
+
 /**
  * What the storage needs from a database handle: a `query` method taking SQL
  * text and bound parameters. A `Pool` and a `Client` from `npm:pg` both fit.
