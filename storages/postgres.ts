@@ -31,8 +31,7 @@
  * @module
  */
 
-// @ts-types="npm:@types/pg@^8"
-import pg from "npm:pg@^8";
+import pgModule from "npm:pg@^8";
 import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
@@ -118,6 +117,21 @@ export interface PostgresStorageOptions {
   createTable?: boolean;
 }
 
+/** A pool opened by {@link PostgresStorage.connect}. */
+interface OwnedPool extends PostgresQueryable {
+  on(event: "error", listener: (err: Error) => void): unknown;
+  end(): Promise<void>;
+}
+
+/**
+ * The two things used from `npm:pg`, typed here so that the published module
+ * does not pull in `@types/pg` and `@types/node`.
+ */
+const pg = pgModule as unknown as {
+  Pool: new (config: { connectionString: string }) => OwnedPool;
+  escapeIdentifier(name: string): string;
+};
+
 /** Rows deleted per batch when expired sessions are purged. */
 const PURGE_BATCH = 100;
 /** A purge batch runs on the first write and then on every this many writes. */
@@ -180,7 +194,7 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
   readonly ttl: number | undefined;
 
   readonly #db: PostgresQueryable;
-  #owned: pg.Pool | undefined;
+  #owned: OwnedPool | undefined;
   readonly #createTable: boolean;
   readonly #sql: Statements;
   readonly #names: TableNames;
