@@ -1,0 +1,121 @@
+/**
+ * The sessionkit demo: a counter bot whose sessions live in a file-backed
+ * Deno KV database at `data/demo.kv`, so they survive restarts.
+ *
+ * Without a token it needs no network and no servers: it plays a scripted
+ * conversation through `bot.handleUpdate` and prints the bot's replies.
+ * Run it twice and the second run continues where the first stopped:
+ *
+ *   deno task demo
+ *   deno task demo
+ *
+ * With a token from @BotFather the same bot runs for real (long polling),
+ * with the same stored sessions:
+ *
+ *   BOT_TOKEN=123:abc deno task demo
+ *
+ * Delete `data/demo.kv*` to start from zero.
+ */
+
+import { createBot, type DemoStorages, demoStorages } from "./demo/bot.ts";
+import {
+  answerLocally,
+  type Chat,
+  demoBotInfo,
+  type Person,
+  textMessage,
+} from "./demo/telegram.ts";
+
+const dataDir = new URL("../data/", import.meta.url);
+await Deno.mkdir(dataDir, { recursive: true });
+const kv = await Deno.openKv(filePath(new URL("demo.kv", dataDir)));
+const storages = demoStorages(kv);
+const token = Deno.env.get("BOT_TOKEN");
+
+try {
+  if (token) await runForReal(token, storages);
+  else await runScript(storages);
+} finally {
+  kv.close();
+}
+
+/** Long polling with a real token, until Ctrl+C. */
+async function runForReal(token: string, storages: DemoStorages): Promise<void> {
+  const bot = createBot(token, storages);
+  const stop = () => bot.stop();
+  Deno.addSignalListener("SIGINT", stop);
+  try {
+    await bot.start({
+      onStart: (me) => console.log(`@${me.username} is running: send it /count. Ctrl+C stops.`),
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+  }
+}
+
+/** The scripted conversation, with a local stand-in for Telegram. */
+async function runScript(storages: DemoStorages): Promise<void> {
+  console.log("sessionkit demo: sessions in Deno KV at data/demo.kv (set BOT_TOKEN to go live)\n");
+  await printStoredCounts(storages);
+
+  const bot = createBot("0:demo", storages, demoBotInfo);
+  answerLocally(bot, (line) => console.log(`  ${line}`));
+
+  const alice: Person = { id: 101, name: "Alice" };
+  const bob: Person = { id: 102, name: "Bob" };
+  const aliceChat: Chat = { id: alice.id };
+  const bobChat: Chat = { id: bob.id };
+  const group: Chat = { id: -200, title: "Counting Club" };
+
+  const script: [Chat, Person, string][] = [
+    [aliceChat, alice, "/start"],
+    [aliceChat, alice, "/count"],
+    [aliceChat, alice, "/count"],
+    [aliceChat, alice, "/count"],
+    [group, bob, "/count"],
+    [group, alice, "/count"],
+    [bobChat, bob, "/count"],
+    [bobChat, bob, "/reset"],
+    [bobChat, bob, "/count"],
+    [aliceChat, alice, "/me"],
+  ];
+  for (const [chat, from, text] of script) {
+    const where = chat.title ?? "private chat";
+    console.log(`${from.name} (${where})> ${text}`);
+    await bot.handleUpdate(textMessage(chat, from, text));
+    const reads = storages.chat.take() + storages.user.take();
+    console.log(`  (storage reads: ${reads}${reads === 0 ? ", lazy session untouched" : ""})`);
+  }
+
+  console.log("\nStored now:");
+  await printStored(storages);
+  console.log("\nRun `deno task demo` again: the counts continue from here.");
+}
+
+async function printStoredCounts(storages: DemoStorages): Promise<void> {
+  const counts: string[] = [];
+  for await (const [key, data] of storages.chat.readAllEntries()) {
+    counts.push(`chat ${key} = ${data.count}`);
+  }
+  storages.chat.take();
+  console.log(
+    counts.length === 0
+      ? "No counts stored yet: this is the first run (or data/demo.kv was deleted).\n"
+      : `Counts persisted from the previous run: ${counts.join(", ")}\n`,
+  );
+}
+
+async function printStored(storages: DemoStorages): Promise<void> {
+  for await (const [key, data] of storages.chat.readAllEntries()) {
+    console.log(`  chat ${key}: ${JSON.stringify(data)}`);
+  }
+  for await (const [key, data] of storages.user.readAllEntries()) {
+    console.log(`  user ${key}: ${JSON.stringify(data)}`);
+  }
+}
+
+/** The file system path of a `file:` URL, as `Deno.openKv` wants it. */
+function filePath(url: URL): string {
+  const path = decodeURIComponent(url.pathname);
+  return Deno.build.os === "windows" ? path.slice(1).replaceAll("/", "\\") : path;
+}

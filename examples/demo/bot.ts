@@ -1,0 +1,123 @@
+/**
+ * The demo's bot: a counter per chat and a fragment per user, both in one
+ * lazy multi session kept in Deno KV.
+ *
+ * - `ctx.session.chat` (key: the chat) holds the chat's counter.
+ * - `ctx.session.user` (key: the user, across all chats) holds how often
+ *   this user counted anywhere.
+ *
+ * The session is lazy: a fragment is read from storage only when a handler
+ * awaits it, so `/start` does no storage I/O at all, and `/count` reads the
+ * chat fragment and the user fragment but `/reset` reads only the chat one.
+ */
+
+import { Bot, type Context } from "npm:grammy@^1.46";
+import type { UserFromGetMe } from "npm:grammy@^1.46/types";
+import { type LazyMultiSessionFlavor, lazySession, perUser } from "../../mod.ts";
+import { DenoKvStorage } from "../../storages/denokv.ts";
+
+/** What is stored per chat. */
+export interface ChatData {
+  count: number;
+}
+
+/** What is stored per user. */
+export interface UserData {
+  counted: number;
+}
+
+/** The session: one fragment per chat, one per user. */
+export interface Data {
+  chat: ChatData;
+  user: UserData;
+}
+
+/** The bot's context type. */
+export type DemoContext = Context & LazyMultiSessionFlavor<Data>;
+
+/**
+ * A `DenoKvStorage` that counts how often it was read, so the demo can show
+ * which updates touched storage (lazy sessions read nothing they don't need).
+ */
+export class CountingKvStorage<T> extends DenoKvStorage<T> {
+  /** Reads since the last `take()`. */
+  reads = 0;
+
+  override read(key: string): Promise<T | undefined> {
+    this.reads++;
+    return super.read(key);
+  }
+
+  override readVersioned(key: string): ReturnType<DenoKvStorage<T>["readVersioned"]> {
+    this.reads++;
+    return super.readVersioned(key);
+  }
+
+  /** Returns the reads counted so far and starts again from zero. */
+  take(): number {
+    const n = this.reads;
+    this.reads = 0;
+    return n;
+  }
+}
+
+/** The storages of both fragments, over one KV database. */
+export interface DemoStorages {
+  chat: CountingKvStorage<ChatData>;
+  user: CountingKvStorage<UserData>;
+}
+
+/** Opens the storages: each fragment under a prefix of its own. */
+export function demoStorages(kv: Deno.Kv): DemoStorages {
+  return {
+    chat: new CountingKvStorage<ChatData>(kv, { prefix: ["demo", "chat"] }),
+    user: new CountingKvStorage<UserData>(kv, { prefix: ["demo", "user"] }),
+  };
+}
+
+/**
+ * Builds the bot. Pass `botInfo` to skip the `getMe` call (the scripted demo
+ * does; a real bot started with `bot.start()` fetches it itself).
+ */
+export function createBot(
+  token: string,
+  storages: DemoStorages,
+  botInfo?: UserFromGetMe,
+): Bot<DemoContext> {
+  const bot = new Bot<DemoContext>(token, botInfo === undefined ? {} : { botInfo });
+
+  bot.use(lazySession({
+    type: "multi",
+    // Default key: the chat id, as in grammY.
+    chat: { initial: () => ({ count: 0 }), storage: storages.chat },
+    // One fragment per user, shared by all chats the user writes in.
+    user: { initial: () => ({ counted: 0 }), storage: storages.user, getSessionKey: perUser },
+  }));
+
+  bot.command("start", (ctx) =>
+    ctx.reply(
+      `Hi ${ctx.from?.first_name ?? "there"}! /count counts in this chat, ` +
+        `/reset starts over, /me tells how often you counted anywhere.`,
+    ));
+
+  bot.command("count", async (ctx) => {
+    const chat = await ctx.session.chat;
+    const user = await ctx.session.user;
+    chat.count++;
+    user.counted++;
+    await ctx.reply(`Count: ${chat.count}`);
+  });
+
+  bot.command("reset", async (ctx) => {
+    // Replaces the chat fragment without reading it first.
+    ctx.session.chat = { count: 0 };
+    await ctx.reply("Count reset to 0.");
+  });
+
+  bot.command("me", async (ctx) => {
+    const user = await ctx.session.user;
+    await ctx.reply(`${ctx.from?.first_name}, you counted ${user.counted} times in all chats.`);
+  });
+
+  return bot;
+}
