@@ -1,0 +1,148 @@
+/**
+ * DenoKvStorage TTL on a file-backed KV: native expireIn on every record of a
+ * session, expiry checked on read even while KV still holds the entry, and
+ * sliding renewal that rewrites only when less than half the TTL is left.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { DenoKvStorage, type KvLike } from "../storages/denokv.ts";
+import { sleep } from "./helpers/bot.ts";
+
+type Blob = { blob: string };
+const big: Blob = { blob: "z".repeat(200 * 1024) }; // 4 chunks
+const small: Blob = { blob: "small" };
+
+async function withFileKv(fn: (kv: Deno.Kv, path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "sessionkit-denokv-" });
+  const path = `${dir}/kv.sqlite3`;
+  const kv = await Deno.openKv(path);
+  try {
+    await fn(kv, path);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * The native expiry (epoch ms, -1 for none) of every entry, read straight
+ * from the SQLite file that backs the KV database.
+ */
+function expirations(path: string): number[] {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return db.prepare("SELECT expiration_ms AS ms FROM kv").all().map((row) => Number(row.ms));
+  } finally {
+    db.close();
+  }
+}
+
+/** Raw keys (as JSON) that KV still lists under `prefix`. */
+async function listed(kv: KvLike, prefix: unknown[]): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const e of kv.list({ prefix: prefix as string[] })) keys.push(JSON.stringify(e.key));
+  return keys;
+}
+
+Deno.test("DenoKvStorage: a session past its expiry is never returned, even while KV still has it", async () => {
+  await withFileKv(async (kv) => {
+    const storage = new DenoKvStorage<Blob>(kv, { prefix: ["ttl"], ttl: 60_000 });
+    await storage.write("inline", small);
+    await storage.write("chunked", big);
+    // Make both heads past their stored expiry without KV expiring them,
+    // as happens while KV has not yet collected an expired key.
+    for (const key of ["inline", "chunked"]) {
+      const head = await kv.get<Record<string, unknown>>(["ttl", "s", key]);
+      await kv.set(["ttl", "s", key], { ...head.value, exp: Date.now() - 1 });
+      assert.notEqual((await kv.get(["ttl", "s", key])).value, null, "KV still has it");
+    }
+    assert.equal(await storage.has("inline"), false);
+    assert.equal(await storage.has("chunked"), false);
+    assert.deepEqual(await Array.fromAsync(storage.readAllKeys()), []);
+    assert.deepEqual(await Array.fromAsync(storage.readAllValues()), []);
+    assert.deepEqual(await Array.fromAsync(storage.readAllEntries()), []);
+    assert.deepEqual(await storage.readVersioned("inline"), { value: undefined, version: null });
+    assert.equal(await storage.read("chunked"), undefined);
+    // Reading an expired session removes it with its chunks.
+    assert.deepEqual(await listed(kv, ["ttl"]), []);
+    // A conditional write expecting "nothing stored" treats it as gone.
+    await storage.write("again", small);
+    const head = await kv.get<Record<string, unknown>>(["ttl", "s", "again"]);
+    await kv.set(["ttl", "s", "again"], { ...head.value, exp: Date.now() - 1 });
+    assert.ok(await storage.writeIfVersion("again", { blob: "new" }, null) !== null);
+    assert.deepEqual(await storage.read("again"), { blob: "new" });
+    await storage.delete("again");
+  });
+});
+
+Deno.test("DenoKvStorage: every record of a session carries KV's native expiry", async () => {
+  await withFileKv(async (kv, path) => {
+    const storage = new DenoKvStorage<Blob>(kv, { prefix: ["native"], ttl: 800 });
+    await storage.write("inline", small);
+    await storage.write("chunked", big);
+    const heads = {
+      inline: (await kv.get<{ exp: number }>(["native", "s", "inline"])).value!.exp,
+      chunked: (await kv.get<{ exp: number }>(["native", "s", "chunked"])).value!.exp,
+    };
+    // What the SQLite backend really stores: the head, the marker and all
+    // four chunks expire (natively) when the stored expiry says, so a chunked
+    // session expires as a whole.
+    const rows = expirations(path);
+    assert.equal(rows.length, 2 + 1 + 4);
+    const near = (ms: number) =>
+      Math.abs(ms - heads.chunked) <= 50 || Math.abs(ms - heads.inline) <= 50;
+    assert.ok(
+      rows.every((ms) => ms > 0 && near(ms)),
+      `expirations ${rows} vs ${JSON.stringify(heads)}`,
+    );
+    await sleep(1000);
+    // KV collects expired keys lazily, but the storage never returns them.
+    assert.equal(await storage.read("inline"), undefined);
+    assert.equal(await storage.has("chunked"), false);
+    assert.equal(await storage.read("chunked"), undefined);
+    assert.deepEqual(await listed(kv, ["native"]), []);
+  });
+});
+
+Deno.test("DenoKvStorage: reads renew the TTL only once less than half of it is left", async () => {
+  await withFileKv(async (kv, path) => {
+    const ttl = 1000;
+    const storage = new DenoKvStorage<Blob>(kv, { prefix: ["slide"], ttl });
+    await storage.write("inline", small);
+    await storage.write("chunked", big);
+    const first = {
+      inline: await kv.get<{ exp: number }>(["slide", "s", "inline"]),
+      chunked: await kv.get<{ exp: number }>(["slide", "s", "chunked"]),
+    };
+
+    await sleep(200);
+    for (const key of ["inline", "chunked"] as const) {
+      const { value, version } = await storage.readVersioned(key);
+      assert.ok(value !== undefined);
+      assert.equal(version, first[key].versionstamp, `${key}: not rewritten with most TTL left`);
+    }
+
+    await sleep(450); // 650 ms after the write: 350 ms left, less than half
+    for (const key of ["inline", "chunked"] as const) {
+      const { version } = await storage.readVersioned(key);
+      assert.notEqual(version, first[key].versionstamp, `${key}: renewed`);
+      const head = await kv.get<{ exp: number }>(["slide", "s", key]);
+      assert.equal(head.versionstamp, version);
+      assert.ok(head.value!.exp >= first[key].value!.exp + 600, `${key}: expiry moved`);
+    }
+
+    // The native expiry of every record (chunks and marker too) moved along.
+    const rows = expirations(path);
+    assert.equal(rows.length, 2 + 1 + 4);
+    const oldest = Math.max(first.inline.value!.exp, first.chunked.value!.exp);
+    assert.ok(rows.every((ms) => ms >= oldest + 400), `expirations ${rows} vs ${oldest}`);
+
+    await sleep(550); // past the first expiry, within the renewed one
+    assert.deepEqual(await storage.read("inline"), small);
+    assert.deepEqual(await storage.read("chunked"), big);
+    assert.deepEqual((await Array.fromAsync(storage.readAllKeys())).sort(), ["chunked", "inline"]);
+    await storage.delete("inline");
+    await storage.delete("chunked");
+    assert.deepEqual(await listed(kv, ["slide"]), []);
+  });
+});
