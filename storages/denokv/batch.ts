@@ -124,8 +124,41 @@ export class AtomicPlan {
    * @returns The versionstamp when committed, `null` when a check failed.
    */
   async commit(kv: KvLike): Promise<string | null> {
-    const res = await this.build(kv).commit();
+    const res = await retryBusy(() => this.build(kv).commit());
     return res.ok ? res.versionstamp ?? "" : null;
+  }
+}
+
+/** Attempts at a commit that finds the SQLite file locked by another process. */
+const BUSY_ATTEMPTS = 20;
+
+/**
+ * Runs `fn`, retrying with short random pauses while a local, file-backed
+ * KV reports "database is locked": SQLite lets one process write at a time,
+ * and Deno KV's SQLite backend reports a concurrent writer in another
+ * process (or another handle on the same file) as this error instead of
+ * waiting. Any other error, and the last locked one, is thrown.
+ *
+ * @example
+ * ```ts
+ * import { retryBusy } from "./batch.ts";
+ *
+ * const kv = await Deno.openKv(":memory:");
+ * await retryBusy(() => kv.atomic().set(["a"], 1).commit());
+ * kv.close();
+ * ```
+ *
+ * @param fn The operation.
+ * @returns What `fn` resolves to.
+ */
+export async function retryBusy<R>(fn: () => Promise<R>): Promise<R> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= BUSY_ATTEMPTS || !/database is locked/i.test(String(err))) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 10 * attempt));
+    }
   }
 }
 
