@@ -1,0 +1,81 @@
+/**
+ * Group 1: middleware overhead with in-memory storage, through a real
+ * `Bot.handleUpdate`. One group per workload; the baseline of each is the
+ * same bot without any session middleware (the limit). Each iteration
+ * handles 10 updates from 10 of 100 chats whose sessions already exist.
+ *
+ * grammY rows use grammY's own `MemorySessionStorage` (keeps live objects),
+ * sessionkit rows use sessionkit's (keeps JSON text, conflict detection on
+ * by default, as a user gets them).
+ */
+
+import {
+  type Context,
+  lazySession as grammyLazySession,
+  MemorySessionStorage as GrammyMemory,
+  session as grammySession,
+} from "npm:grammy@^1.46";
+import { lazySession, MemorySessionStorage, session } from "../mod.ts";
+import {
+  CHATS,
+  type Data,
+  driver,
+  initial,
+  lazyHandler,
+  makeBot,
+  messages,
+  plainHandler,
+  strictHandler,
+  type Workload,
+} from "./_bot.ts";
+
+const BATCH = 10;
+const updates = messages(CHATS);
+
+function seeded<T extends { write(key: string, value: Data): unknown }>(storage: T): T {
+  for (let chat = 1; chat <= CHATS; chat++) storage.write(String(chat), initial());
+  return storage;
+}
+
+const workloads: Workload[] = ["ignores", "reads", "changes"];
+
+for (const workload of workloads) {
+  const group = `middleware, handler ${workload} the session`;
+  const opts = { group, n: 3000, warmup: 300 } as const;
+  const rows = {
+    "no session (limit)": makeBot(undefined, plainHandler(workload)),
+    "sessionkit session": makeBot(
+      session<Data>({ initial, storage: seeded(new MemorySessionStorage<Data>()) }),
+      strictHandler(workload),
+    ),
+    "sessionkit lazySession": makeBot(
+      lazySession<Data>({ initial, storage: seeded(new MemorySessionStorage<Data>()) }),
+      lazyHandler(workload),
+    ),
+    "sessionkit session, detection off": makeBot(
+      session<Data>({
+        initial,
+        storage: seeded(new MemorySessionStorage<Data>()),
+        onConflict: "overwrite",
+      }),
+      strictHandler(workload),
+    ),
+    "sessionkit session on grammY's storage": makeBot(
+      session<Data>({ initial, storage: seeded(new GrammyMemory<Data>()) }),
+      strictHandler(workload),
+    ),
+    "grammY session": makeBot(
+      grammySession<Data, Context>({ initial, storage: seeded(new GrammyMemory<Data>()) }),
+      strictHandler(workload),
+    ),
+    "grammY lazySession": makeBot(
+      grammyLazySession<Data, Context>({ initial, storage: seeded(new GrammyMemory<Data>()) }),
+      lazyHandler(workload),
+    ),
+  };
+  for (const [name, bot] of Object.entries(rows)) {
+    // deno-lint-ignore no-explicit-any
+    const run = driver(bot as any, updates, BATCH);
+    Deno.bench({ ...opts, name, baseline: name.startsWith("no session"), fn: run });
+  }
+}
