@@ -189,3 +189,27 @@ export function loudSkip(what: string, url: string, problem: string): void {
       `${"!".repeat(78)}\n`,
   );
 }
+
+/**
+ * The limit of a networked storage: a hand-written session middleware that
+ * does the fewest round trips, straight on the driver. It reads the JSON
+ * text of the chat's session and writes it back only when it changed; no
+ * validation, no sharing between concurrent updates, no conflict checks.
+ */
+export function rawSession(
+  get: (key: string) => Promise<string | null | undefined>,
+  set: (key: string, text: string) => Promise<unknown>,
+): MiddlewareFn<Context & { session: Data }> {
+  return async (ctx, next) => {
+    const key = String(ctx.chatId);
+    const before = await get(key);
+    const data: Data = before == null ? initial() : JSON.parse(before);
+    Object.defineProperty(ctx, "session", { value: data, writable: true });
+    await next();
+    const after = JSON.stringify(ctx.session);
+    if (after !== before) await set(key, after);
+  };
+}
+
+/** A unique name part for this run: keys and tables start with it. */
+export const RUN = `skbench_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
