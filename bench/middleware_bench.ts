@@ -79,3 +79,26 @@ for (const workload of workloads) {
     Deno.bench({ ...opts, name, baseline: name.startsWith("no session"), fn: run });
   }
 }
+
+// Conflict detection in one process, in memory: off (overwrite) vs on (the
+// default), every update changes its session.
+for (
+  const [name, onConflict] of [["detection off (overwrite)", "overwrite"], [
+    "detection on (default)",
+    undefined,
+  ]] as const
+) {
+  const bot = makeBot(
+    session<Data>({ initial, onConflict, storage: seeded(new MemorySessionStorage<Data>()) }),
+    strictHandler("changes"),
+  );
+  Deno.bench({
+    group: "memory, conflict detection cost (every update writes)",
+    name,
+    baseline: onConflict === "overwrite",
+    n: 3000,
+    warmup: 300,
+    // deno-lint-ignore no-explicit-any
+    fn: driver(bot as any, updates, BATCH),
+  });
+}
