@@ -212,7 +212,8 @@ export function headOf(value: unknown): Head | undefined {
  * ```ts
  * import { isExpired } from "./records.ts";
  *
- * isExpired({ v: 1, exp: 0, data: new Uint8Array() }, Date.now()); // true
+ * const head = { v: 1 as const, exp: 0, data: new Uint8Array() };
+ * isExpired(head, Date.now()); // true
  * ```
  *
  * @param head A head or lease.
