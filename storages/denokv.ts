@@ -352,6 +352,14 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
   }
 
   #checkKey(key: string): void {
+    if (typeof key !== "string" || !key.isWellFormed()) {
+      throw new SessionError(
+        `DenoKvStorage: the session key ${JSON.stringify(key)} is not well-formed text (it has a ` +
+          `lone surrogate), which Deno KV would store as U+FFFD, mixing it up with other keys. ` +
+          `Build keys from well-formed text. Nothing was written.`,
+        typeof key === "string" ? key : undefined,
+      );
+    }
     const bytes = keyBytes(this.#layout.longest(key));
     if (bytes <= KV_LIMITS.maxKeyBytes) return;
     const shown = key.length > 40 ? `${key.slice(0, 40)}…` : key;

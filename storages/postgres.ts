@@ -35,7 +35,7 @@ import pgModule from "npm:pg@^8";
 import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
-import { SessionError } from "../src/errors.ts";
+import { SessionError, SessionValueError } from "../src/errors.ts";
 import { checkIdentifier } from "./postgres/names.ts";
 import {
   buildStatements,
@@ -43,8 +43,10 @@ import {
   type Statements,
   type TableNames,
   tableNames,
+  type ValueType,
 } from "./postgres/sql.ts";
 
+export type { ValueType } from "./postgres/sql.ts";
 export type { MaybePromise, StorageAdapter } from "../src/storage.ts";
 export type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 
@@ -115,6 +117,16 @@ export interface PostgresStorageOptions {
    * hand with {@link PostgresStorage.createTableSql}. Default `true`.
    */
   createTable?: boolean;
+  /**
+   * The column type of the session value. `"jsonb"` (the default) can be
+   * queried and indexed in SQL, but PostgreSQL stores it normalized: object
+   * keys come back sorted (shorter first), and strings containing `\u0000`
+   * or an unpaired surrogate cannot be stored (such a session is refused
+   * with a `SessionValueError` before anything is written). `"json"` keeps
+   * the exact JSON text, byte for byte, including key order. Only used when
+   * the table is created; it must match an existing table.
+   */
+  valueType?: ValueType;
 }
 
 /** A pool opened by {@link PostgresStorage.connect}. */
@@ -131,6 +143,13 @@ const pg = pgModule as unknown as {
   Pool: new (config: { connectionString: string }) => OwnedPool;
   escapeIdentifier(name: string): string;
 };
+
+/**
+ * JSON text holding `\u0000` or a lone surrogate escape (JSON.stringify
+ * escapes lone surrogates and writes pairs as they are), not preceded by an
+ * escaping backslash.
+ */
+const JSONB_UNSAFE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 
 /** Rows deleted per batch when expired sessions are purged. */
 const PURGE_BATCH = 100;
@@ -192,6 +211,8 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
   readonly leaseTable: string;
   /** The time to live in milliseconds, or `undefined` for none. */
   readonly ttl: number | undefined;
+  /** The column type of the value: `jsonb` (default) or `json`. */
+  readonly valueType: ValueType;
 
   readonly #db: PostgresQueryable;
   #owned: OwnedPool | undefined;
@@ -233,7 +254,19 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
     this.#createTable = options.createTable ?? true;
     this.#names = tableNames(this.schema, this.table);
     this.leaseTable = this.#names.leaseTable;
-    this.#sql = buildStatements(this.#names, pg.escapeIdentifier, this.ttl !== undefined);
+    const valueType = options.valueType ?? "jsonb";
+    if (valueType !== "jsonb" && valueType !== "json") {
+      throw new TypeError(
+        `PostgresStorage: valueType must be "jsonb" or "json", got ${String(valueType)}.`,
+      );
+    }
+    this.valueType = valueType;
+    this.#sql = buildStatements(
+      this.#names,
+      pg.escapeIdentifier,
+      this.ttl !== undefined,
+      valueType,
+    );
   }
 
   /**
@@ -290,12 +323,14 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @param options The table and schema; other options are ignored.
    * @returns SQL text with one statement per line group.
    */
-  static createTableSql(options: Pick<PostgresStorageOptions, "table" | "schema"> = {}): string {
+  static createTableSql(
+    options: Pick<PostgresStorageOptions, "table" | "schema" | "valueType"> = {},
+  ): string {
     const table = checkIdentifier("table", options.table ?? "sessions");
     const schema = options.schema === undefined
       ? undefined
       : checkIdentifier("schema", options.schema);
-    return createTableSql(tableNames(schema, table), pg.escapeIdentifier);
+    return createTableSql(tableNames(schema, table), pg.escapeIdentifier, options.valueType);
   }
 
   /** Runs one statement after the tables exist. */
@@ -552,7 +587,18 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
 
   #serialize(key: string, value: T): string {
     checkKey(key);
-    return serializeSession(value, key);
+    const text = serializeSession(value, key);
+    if (this.valueType === "jsonb" && JSONB_UNSAFE.test(text)) {
+      throw new SessionValueError(
+        `Cannot store the session of key "${key}": it contains a string with the NUL character ` +
+          `(\\u0000) or an unpaired surrogate, which a PostgreSQL jsonb column cannot hold. ` +
+          `Remove it, or create the storage with valueType: "json" to keep the exact JSON text. ` +
+          `Nothing was written.`,
+        key,
+        "$",
+      );
+    }
+    return text;
   }
 
   /**
@@ -746,6 +792,26 @@ function checkKey(key: string): void {
       key,
     );
   }
+  const bytes = utf8Length(key);
+  if (bytes > MAX_KEY_BYTES) {
+    const shown = key.length > 40 ? `${key.slice(0, 40)}…` : key;
+    throw new SessionError(
+      `PostgresStorage: the session key "${shown}" is ${bytes} bytes long; keys are limited to ` +
+        `${MAX_KEY_BYTES} bytes (PostgreSQL's primary-key index cannot hold long keys reliably: ` +
+        `its limit of about 2.7 KB depends on how well the key compresses). Use shorter keys, ` +
+        `for example a hash of a long key in getSessionKey. Nothing was written.`,
+      key,
+    );
+  }
+}
+
+/** The longest session key in UTF-8 bytes: safely under the btree index row limit. */
+const MAX_KEY_BYTES = 2048;
+
+function utf8Length(text: string): number {
+  // Fast path for the usual short ASCII keys.
+  if (text.length <= MAX_KEY_BYTES / 3) return text.length;
+  return new TextEncoder().encode(text).length;
 }
 
 function checkLease(key: string, owner: string, ttl: number): void {

@@ -145,34 +145,61 @@ pgTest("PostgresStorage: identifiers are escaped, values are parameters", async 
   });
 });
 
-pgTest("PostgresStorage: the stored row is the JSON text, written with one upsert", async () => {
+pgTest("PostgresStorage: the stored row is the JSON value, written with one upsert", async (t) => {
   await withDb(async (db, pool, storages) => {
     const rec = new Recorder(pool);
     const storage = new PostgresStorage(rec, { table: `${RUN}_rows`, ttl: 60_000 });
     storages.push(storage);
-    const value = { z: 1, a: { y: "\u0000", b: "\ud800" }, "": [] };
-    await storage.write("k", value);
-    const { rows } = await db.query(
-      `SELECT value::text AS text, pg_typeof(value)::text AS type, version, expires_at, updated_at
-       FROM ${id(storage.table)} WHERE key = 'k'`,
-    );
-    assert.equal(rows[0].text, JSON.stringify(value), "exact JSON text, key order kept");
-    assert.equal(rows[0].type, "json");
-    const left = rows[0].expires_at.getTime() - rows[0].updated_at.getTime();
-    assert.ok(Math.abs(left - 60_000) < 50, `expiry is ttl after the write (${left})`);
-    assert.equal(JSON.stringify(await storage.read("k")), JSON.stringify(value));
+    const row = async (s: PostgresStorage<unknown>) =>
+      (await db.query(
+        `SELECT value::text AS text, pg_typeof(value)::text AS type, version, expires_at, updated_at
+         FROM ${id(s.table)} WHERE key = 'k'`,
+      )).rows[0];
 
-    rec.texts.length = 0;
-    await storage.write("k", { v: 2 });
-    assert.equal(rec.texts.length, 1, "a (non-purging) write is a single statement");
-    assert.match(rec.texts[0], /INSERT INTO[\s\S]*ON CONFLICT \(key\) DO UPDATE/);
+    await t.step("jsonb (default): queryable data, keys normalized, NUL refused", async () => {
+      const value = { zz: 1, a: { y: "ü" }, "": [] };
+      await storage.write("k", value);
+      const stored = await row(storage);
+      assert.equal(stored.type, "jsonb");
+      assert.deepEqual(JSON.parse(stored.text), value);
+      const left = stored.expires_at.getTime() - stored.updated_at.getTime();
+      assert.ok(Math.abs(left - 60_000) < 50, `expiry is ttl after the write (${left})`);
+      assert.deepEqual(await storage.read("k"), value);
+      const { rows } = await db.query(
+        `SELECT value->'a'->>'y' AS y FROM ${id(storage.table)} WHERE key = 'k'`,
+      );
+      assert.equal(rows[0].y, "ü", "the value can be queried in SQL");
+      rec.texts.length = 0;
+      await assert.rejects(() => storage.write("k", { s: "a\u0000b" }), SessionValueError);
+      await assert.rejects(() => storage.write("k", { s: "\ud800" }), SessionValueError);
+      await storage.write("k", { s: "\\u0000 is fine as text" });
+      assert.equal(rec.texts.length, 1, "only the last write reached the database");
+    });
 
-    rec.texts.length = 0;
-    await assert.rejects(() => storage.write("k", { d: new Date() } as never), SessionValueError);
-    await assert.rejects(() => storage.write("bad\0key", 1), SessionError);
-    await assert.rejects(() => storage.write("lone\ud800", 1), SessionError);
-    assert.deepEqual(rec.texts, [], "refused before any I/O");
-    assert.deepEqual(await storage.read("k"), { v: 2 });
+    await t.step('valueType "json": the exact JSON text, key order kept', async () => {
+      const exact = new PostgresStorage(pool, { table: `${RUN}_rows_json`, valueType: "json" });
+      storages.push(exact);
+      const value = { z: 1, a: { y: "\u0000", b: "\ud800" }, "": [] };
+      await exact.write("k", value);
+      const stored = await row(exact);
+      assert.equal(stored.type, "json");
+      assert.equal(stored.text, JSON.stringify(value), "exact JSON text, key order kept");
+      assert.equal(JSON.stringify(await exact.read("k")), JSON.stringify(value));
+    });
+
+    await t.step("one upsert per write; bad input refused before any I/O", async () => {
+      rec.texts.length = 0;
+      await storage.write("k", { v: 2 });
+      assert.equal(rec.texts.length, 1, "a (non-purging) write is a single statement");
+      assert.match(rec.texts[0], /INSERT INTO[\s\S]*ON CONFLICT \(key\) DO UPDATE/);
+
+      rec.texts.length = 0;
+      await assert.rejects(() => storage.write("k", { d: new Date() } as never), SessionValueError);
+      await assert.rejects(() => storage.write("bad\0key", 1), SessionError);
+      await assert.rejects(() => storage.write("lone\ud800", 1), SessionError);
+      assert.deepEqual(rec.texts, [], "refused before any I/O");
+      assert.deepEqual(await storage.read("k"), { v: 2 });
+    });
   });
 });
 
@@ -395,7 +422,7 @@ pgTest("PostgresStorage: a terminated backend fails only what it hits", async (t
         await storage.write("k", { n: 3 });
         assert.deepEqual(await storage.read("k"), { n: 3 });
         const check = await db.query(`SELECT value::text AS v FROM ${id(app)} WHERE key = 'k'`);
-        assert.equal(check.rows[0].v, '{"n":3}');
+        assert.equal(check.rows[0].v, '{"n": 3}');
       },
     );
   });

@@ -50,11 +50,15 @@ export function tableNames(schema: string | undefined, table: string): TableName
  * console.log(createTableSql(tableNames(undefined, "sessions"), pg.escapeIdentifier));
  * ```
  */
-export function createTableSql(names: TableNames, escape: EscapeIdentifier): string {
+export function createTableSql(
+  names: TableNames,
+  escape: EscapeIdentifier,
+  valueType: ValueType = "jsonb",
+): string {
   const q = qualify(names, escape);
   return `CREATE TABLE IF NOT EXISTS ${q(names.table)} (
   key text COLLATE "C" PRIMARY KEY,
-  value json NOT NULL,
+  value ${valueType} NOT NULL,
   version bigint NOT NULL,
   expires_at timestamptz,
   updated_at timestamptz NOT NULL DEFAULT now()
@@ -72,6 +76,13 @@ function qualify(names: TableNames, escape: EscapeIdentifier): (table: string) =
   const prefix = names.schema === undefined ? "" : `${escape(names.schema)}.`;
   return (table) => prefix + escape(table);
 }
+
+/**
+ * The column type of the session value: `jsonb` (queryable and indexable;
+ * PostgreSQL normalizes key order and refuses `\u0000`) or `json` (the exact
+ * JSON text as written).
+ */
+export type ValueType = "jsonb" | "json";
 
 /** The first key of PostgreSQL's two-key advisory locks taken by sessionkit. */
 const LOCK_CLASS = 0x53455353; // "SESS"
@@ -122,7 +133,7 @@ export interface Statements {
  * ```ts
  * import pg from "npm:pg@^8";
  *
- * const sql = buildStatements(tableNames("app", "Sessions"), pg.escapeIdentifier, true);
+ * const sql = buildStatements(tableNames("app", "Sessions"), pg.escapeIdentifier, true, "jsonb");
  * console.log(sql.write);
  * ```
  */
@@ -130,6 +141,7 @@ export function buildStatements(
   names: TableNames,
   escape: EscapeIdentifier,
   ttl: boolean,
+  valueType: ValueType = "jsonb",
 ): Statements {
   const q = qualify(names, escape);
   const t = q(names.table);
@@ -154,7 +166,7 @@ SELECT value, version FROM hit`
 WHERE s.key = $1 AND ${live}`;
 
   const insert = `INSERT INTO ${t} AS s (key, value, version, expires_at, updated_at)
-VALUES ($1, $2::json, txid_current(), ${expiry(3)}, now())`;
+VALUES ($1, $2::${valueType}, txid_current(), ${expiry(3)}, now())`;
   const replace = `value = excluded.value, version = excluded.version,
   expires_at = excluded.expires_at, updated_at = excluded.updated_at`;
 
@@ -163,7 +175,7 @@ VALUES ($1, $2::json, txid_current(), ${expiry(3)}, now())`;
 ORDER BY s.key LIMIT $${first ? 1 : 2}`;
 
   return {
-    ddl: `${lock}\n${createTableSql(names, escape)}`,
+    ddl: `${lock}\n${createTableSql(names, escape, valueType)}`,
     read,
     has: `SELECT 1 FROM ${t} AS s WHERE s.key = $1 AND ${live}`,
     write: `${insert}\nON CONFLICT (key) DO UPDATE SET ${replace}`,
@@ -179,7 +191,7 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
 ON CONFLICT (key) DO UPDATE SET ${replace}
 WHERE s.expires_at IS NOT NULL AND s.expires_at <= now()
 RETURNING s.version::text AS version`,
-    updateIfVersion: `UPDATE ${t} AS s SET value = $2::json, version = txid_current(),
+    updateIfVersion: `UPDATE ${t} AS s SET value = $2::${valueType}, version = txid_current(),
   expires_at = ${expiry(4)}, updated_at = now()
 WHERE s.key = $1 AND s.version = $3::bigint AND ${live}
 RETURNING s.version::text AS version`,
