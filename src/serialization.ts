@@ -32,7 +32,7 @@ import { SessionValueError } from "./errors.ts";
  * @returns The JSON text to store.
  */
 export function serializeSession(value: unknown, key?: string): string {
-  check(value, "$", [], key);
+  check(value, [], [], key);
   return JSON.stringify(value);
 }
 
@@ -73,18 +73,30 @@ function hint(value: unknown): string {
   return "";
 }
 
-function fail(key: string | undefined, path: string, what: string, value: unknown): never {
+function fail(
+  key: string | undefined,
+  path: (string | number)[],
+  what: string,
+  value: unknown,
+): never {
   const where = key === undefined ? "" : ` of key "${key}"`;
+  const shown = "$" + path.map((p) => typeof p === "number" ? `[${p}]` : `.${p}`).join("");
   throw new SessionValueError(
-    `Cannot store the session${where}: ${path} is ${what}, which JSON cannot hold faithfully. ` +
+    `Cannot store the session${where}: ${shown} is ${what}, which JSON cannot hold faithfully. ` +
       `Sessions must be JSON data (plain objects, arrays, strings, finite numbers, booleans, null).` +
       hint(value) + " Nothing was written.",
     key,
-    path,
+    shown,
   );
 }
 
-function check(value: unknown, path: string, stack: object[], key: string | undefined): void {
+/** Walks `value`; `path` is the location (built into text only on failure). */
+function check(
+  value: unknown,
+  path: (string | number)[],
+  stack: object[],
+  key: string | undefined,
+): void {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -104,10 +116,12 @@ function check(value: unknown, path: string, stack: object[], key: string | unde
   stack.push(value);
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      if (!(i in value)) fail(key, `${path}[${i}]`, "a hole in an array", undefined);
+      path.push(i);
+      if (!(i in value)) fail(key, path, "a hole in an array", undefined);
       const item = value[i];
-      if (item === undefined) fail(key, `${path}[${i}]`, "undefined inside an array", item);
-      check(item, `${path}[${i}]`, stack, key);
+      if (item === undefined) fail(key, path, "undefined inside an array", item);
+      check(item, path, stack, key);
+      path.pop();
     }
   } else {
     const proto = Object.getPrototypeOf(value);
@@ -116,7 +130,9 @@ function check(value: unknown, path: string, stack: object[], key: string | unde
       if (!Object.hasOwn(value, name)) continue;
       const item = (value as Record<string, unknown>)[name];
       if (item === undefined) continue;
-      check(item, `${path}.${name}`, stack, key);
+      path.push(name);
+      check(item, path, stack, key);
+      path.pop();
     }
   }
   stack.pop();

@@ -188,7 +188,8 @@ export class Slot<S> {
     version: string | null,
   ): Promise<string | null> {
     const merge = this.source.onConflict;
-    let base = this.#baseline === null ? undefined : JSON.parse(this.#baseline as string);
+    // What this update read; parsed only if a merge needs it.
+    let base: S | undefined | typeof UNKNOWN = UNKNOWN;
     for (let attempt = 0;; attempt++) {
       const mine = desired === null ? undefined : JSON.parse(desired) as S;
       const next = mine === undefined
@@ -204,6 +205,9 @@ export class Slot<S> {
         throw new SessionConflictError(this.key, ` (gave up after ${attempt} merges)`);
       }
       const fresh = await storage.readVersioned(this.key);
+      if (base === UNKNOWN) {
+        base = this.#baseline === null ? undefined : JSON.parse(this.#baseline as string) as S;
+      }
       const merged = merge(fresh.value, mine, base);
       desired = merged == null ? null : serializeSession(merged, this.key);
       version = fresh.version;

@@ -68,6 +68,8 @@ export class MemorySessionStorage<S>
   readonly #leases = new Map<string, { owner: string; expires: number }>();
   readonly #ordered: boolean;
   #versions = 0;
+  #cursor: Iterator<[string, Entry]> | undefined;
+  #peeked: [string, Entry] | undefined;
 
   /**
    * Creates a memory storage.
@@ -103,11 +105,28 @@ export class MemorySessionStorage<S>
     return this.#map.size;
   }
 
+  /**
+   * The least recently used live entry. One iterator is kept across calls:
+   * a fresh `Map` iterator would walk over every deleted slot at the front of
+   * the map, which makes eviction slow once the map is full.
+   */
+  #oldest(): [string, Entry] | undefined {
+    const peeked = this.#peeked;
+    if (peeked !== undefined && this.#map.get(peeked[0]) === peeked[1]) return peeked;
+    for (let round = 0; round < 2; round++) {
+      this.#cursor ??= this.#map.entries();
+      for (let r = this.#cursor.next(); !r.done; r = this.#cursor.next()) {
+        if (this.#map.get(r.value[0]) === r.value[1]) return (this.#peeked = r.value);
+      }
+      this.#cursor = undefined;
+    }
+    return (this.#peeked = undefined);
+  }
+
   #sweep(now: number): void {
     if (this.ttl === undefined) return;
-    for (const [key, entry] of this.#map) {
-      if (entry.expires > now) return;
-      this.#map.delete(key);
+    for (let e = this.#oldest(); e !== undefined && e[1].expires <= now; e = this.#oldest()) {
+      this.#map.delete(e[0]);
     }
   }
 
@@ -124,8 +143,9 @@ export class MemorySessionStorage<S>
   #touch(key: string, entry: Entry, now: number): void {
     if (!this.#ordered) return;
     this.#map.delete(key);
-    if (this.ttl !== undefined) entry.expires = now + this.ttl;
-    this.#map.set(key, entry);
+    // A new object, so that a peeked copy of the old position is known stale.
+    const expires = this.ttl === undefined ? entry.expires : now + this.ttl;
+    this.#map.set(key, { text: entry.text, expires, version: entry.version });
   }
 
   /**
@@ -157,9 +177,7 @@ export class MemorySessionStorage<S>
     if (this.#ordered) this.#map.delete(key);
     this.#map.set(key, { text, expires, version: ++this.#versions });
     if (this.maxEntries !== undefined) {
-      while (this.#map.size > this.maxEntries) {
-        this.#map.delete(this.#map.keys().next().value as string);
-      }
+      while (this.#map.size > this.maxEntries) this.#map.delete(this.#oldest()![0]);
     }
   }
 
