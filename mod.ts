@@ -39,6 +39,7 @@
  */
 
 export { session } from "./src/session.ts";
+export type { SessionContext, SessionMiddleware } from "./src/context.ts";
 export { lazySession } from "./src/lazy.ts";
 export type { LazyMultiSessionFlavor, LazySessionFlavor, SessionFlavor } from "./src/flavors.ts";
 export type {

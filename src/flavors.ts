@@ -18,13 +18,14 @@
  * bot.on("message", (ctx) => ctx.session.count++);
  * ```
  */
-export interface SessionFlavor<S> {
-  /** The session data of this update. Assign `null` or `undefined` to delete it. */
+export type SessionFlavor<S> = {
+  /** The session data of this update. */
   get session(): S;
+  /** Replaces the session data; `null` or `undefined` deletes it. */
   set session(session: S | null | undefined);
   /** The storage key of this update's session, or `undefined` if it has none. */
   sessionKey?: string;
-}
+};
 
 /**
  * Adds a lazy session to the context type: `ctx.session` is a promise, and
@@ -44,14 +45,14 @@ export interface SessionFlavor<S> {
  * });
  * ```
  */
-export interface LazySessionFlavor<S> {
+export type LazySessionFlavor<S> = {
   /** A promise of the session data; the first access reads storage. */
   get session(): Promise<S>;
   /** Replaces the session without reading it; `null` or `undefined` deletes it. */
   set session(session: S | null | undefined | Promise<S | null | undefined>);
   /** The storage key of this update's session, or `undefined` if it has none. */
   sessionKey?: string;
-}
+};
 
 /**
  * Adds a lazy multi session to the context type: each fragment of
@@ -75,9 +76,9 @@ export interface LazySessionFlavor<S> {
  * });
  * ```
  */
-export interface LazyMultiSessionFlavor<S> {
+export type LazyMultiSessionFlavor<S> = {
   /** One promise per fragment; assign a fragment to replace it without reading. */
   get session(): { [K in keyof S]: S[K] | Promise<S[K]> };
   /** Replaces every fragment; `null` or `undefined` deletes them all. */
   set session(session: { [K in keyof S]?: S[K] | null } | null | undefined);
-}
+};

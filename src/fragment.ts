@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Context } from "npm:grammy@^1.46";
+import type { SessionContext } from "./context.ts";
 import type { SessionOptions } from "./options.ts";
 import type { StorageAdapter } from "./storage.ts";
 import type { LeaseStorage } from "./capabilities.ts";
@@ -16,13 +16,13 @@ import { perChat } from "./keys.ts";
 import { MemorySessionStorage } from "../storages/memory.ts";
 
 /** The update type of `ctx`, such as `message` or `inline_query`. */
-export function updateTypeOf(ctx: Context): string {
+export function updateTypeOf(ctx: SessionContext): string {
   for (const name in ctx.update) if (name !== "update_id") return name;
   return "unknown";
 }
 
 /** The options of one fragment, resolved with their defaults. */
-export class Fragment<S, C extends Context> {
+export class Fragment<S, C extends SessionContext> {
   readonly table: SlotTable<S>;
   readonly #getKey: NonNullable<SessionOptions<S, C>["getSessionKey"]>;
   readonly #prefix: string;
@@ -75,7 +75,7 @@ export class Fragment<S, C extends Context> {
   }
 
   /** Binds this fragment to one update. */
-  bind(key: string | undefined, ctx: Context): Binding<S> {
+  bind(key: string | undefined, ctx: SessionContext): Binding<S> {
     return new Binding(this.table, key, ctx, this.property);
   }
 }
@@ -88,7 +88,7 @@ export class Binding<S> {
   constructor(
     readonly table: SlotTable<S>,
     readonly key: string | undefined,
-    readonly ctx: Context,
+    readonly ctx: SessionContext,
     readonly property: string,
   ) {}
 

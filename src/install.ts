@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Context } from "npm:grammy@^1.46";
+import type { SessionContext } from "./context.ts";
 import { SessionError } from "./errors.ts";
 
 /**
@@ -12,7 +12,7 @@ import { SessionError } from "./errors.ts";
  * another session middleware already defined it on this update.
  */
 export function defineSessionProperty(
-  ctx: Context,
+  ctx: SessionContext,
   property: string,
   get: () => unknown,
   set: (value: unknown) => void,

@@ -4,10 +4,10 @@
  * @module
  */
 
-import type { Context } from "npm:grammy@^1.46";
+import type { SessionContext } from "./context.ts";
 
 /** A function that picks the session key of an update, or `undefined` for none. */
-export type SessionKeyFn<C extends Context = Context> = (
+export type SessionKeyFn<C extends SessionContext = SessionContext> = (
   ctx: Omit<C, "session">,
 ) => string | undefined | Promise<string | undefined>;
 
@@ -25,7 +25,7 @@ export type SessionKeyFn<C extends Context = Context> = (
  * @param ctx The context of the update.
  * @returns The key, or `undefined` for updates without a chat.
  */
-export function perChat(ctx: Omit<Context, "session">): string | undefined {
+export function perChat(ctx: SessionContext): string | undefined {
   return ctx.chatId?.toString();
 }
 
@@ -43,7 +43,7 @@ export function perChat(ctx: Omit<Context, "session">): string | undefined {
  * @param ctx The context of the update.
  * @returns The key, or `undefined` for updates without a sender.
  */
-export function perUser(ctx: Omit<Context, "session">): string | undefined {
+export function perUser(ctx: SessionContext): string | undefined {
   return ctx.from?.id.toString();
 }
 
@@ -61,7 +61,7 @@ export function perUser(ctx: Omit<Context, "session">): string | undefined {
  * @param ctx The context of the update.
  * @returns The key, or `undefined` unless the update has both a chat and a sender.
  */
-export function perChatAndUser(ctx: Omit<Context, "session">): string | undefined {
+export function perChatAndUser(ctx: SessionContext): string | undefined {
   const chat = ctx.chatId;
   const user = ctx.from?.id;
   return chat === undefined || user === undefined ? undefined : `${user}/${chat}`;
@@ -82,7 +82,7 @@ export function perChatAndUser(ctx: Omit<Context, "session">): string | undefine
  * @param ctx The context of the update.
  * @returns The key, or `undefined` for updates without a chat.
  */
-export function perForumTopic(ctx: Omit<Context, "session">): string | undefined {
+export function perForumTopic(ctx: SessionContext): string | undefined {
   const chat = ctx.chatId;
   if (chat === undefined) return undefined;
   const msg = ctx.msg;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Context, MiddlewareFn } from "npm:grammy@^1.46";
+import type { SessionContext, SessionMiddleware } from "./context.ts";
 import type { MultiSessionOptions, SessionOptions } from "./options.ts";
 import type { LazyMultiSessionFlavor, LazySessionFlavor } from "./flavors.ts";
 import type { StorageAdapter } from "./storage.ts";
@@ -46,9 +46,9 @@ function isStorage(value: unknown): value is StorageAdapter<unknown> {
  * @param options Options as for `session()`, or a storage adapter.
  * @returns The middleware to pass to `bot.use`.
  */
-export function lazySession<S, C extends Context = Context>(
+export function lazySession<S, C extends SessionContext = SessionContext>(
   options?: SessionOptions<S, C> | StorageAdapter<S>,
-): MiddlewareFn<C & LazySessionFlavor<S>>;
+): SessionMiddleware<C & LazySessionFlavor<S>>;
 /**
  * Lazy multi session: each fragment of `ctx.session` is a promise, read from
  * its own storage only when a handler accesses it.
@@ -67,12 +67,12 @@ export function lazySession<S, C extends Context = Context>(
  * @param options One options object per fragment, with `type: "multi"`.
  * @returns The middleware to pass to `bot.use`.
  */
-export function lazySession<S, C extends Context = Context>(
+export function lazySession<S, C extends SessionContext = SessionContext>(
   options: MultiSessionOptions<S, C>,
-): MiddlewareFn<C & LazyMultiSessionFlavor<S>>;
-export function lazySession<S, C extends Context = Context>(
+): SessionMiddleware<C & LazyMultiSessionFlavor<S>>;
+export function lazySession<S, C extends SessionContext = SessionContext>(
   options?: SessionOptions<S, C> | MultiSessionOptions<S, C> | StorageAdapter<S>,
-): MiddlewareFn<C & LazySessionFlavor<S>> | MiddlewareFn<C & LazyMultiSessionFlavor<S>> {
+): SessionMiddleware<C & LazySessionFlavor<S>> | SessionMiddleware<C & LazyMultiSessionFlavor<S>> {
   if (isStorage(options)) {
     return singleSession<S, C>({ storage: options as StorageAdapter<S> }, true);
   }

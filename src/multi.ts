@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Context, MiddlewareFn } from "npm:grammy@^1.46";
+import type { SessionContext, SessionMiddleware } from "./context.ts";
 import type { SessionOptions } from "./options.ts";
 import { type Binding, Fragment } from "./fragment.ts";
 import { defineSessionProperty } from "./install.ts";
@@ -26,10 +26,10 @@ async function finishAll(bindings: Binding<unknown>[], ok: boolean): Promise<voi
 }
 
 /** Builds the middleware of a multi session. */
-export function multiSession<C extends Context>(
+export function multiSession<C extends SessionContext>(
   options: Record<string, unknown>,
   lazy: boolean,
-): MiddlewareFn<C> {
+): SessionMiddleware<C> {
   const names = Object.keys(options).filter((name) => name !== "type");
   const fragments = names.map((name) =>
     new Fragment<unknown, C>(options[name] as SessionOptions<unknown, C>, `session.${name}`)

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Context } from "npm:grammy@^1.46";
+import type { SessionContext } from "./context.ts";
 import type { MaybePromise, StorageAdapter } from "./storage.ts";
 import type { LockOptions } from "./lease.ts";
 
@@ -45,7 +45,7 @@ export type ConflictMerge<S> = (
  * };
  * ```
  */
-export interface SessionOptions<S, C extends Context = Context> {
+export interface SessionOptions<S, C extends SessionContext = SessionContext> {
   /** `"single"` (the default); multi sessions use {@link MultiSessionOptions}. */
   type?: "single";
   /**
@@ -99,7 +99,7 @@ export interface SessionOptions<S, C extends Context = Context> {
  * };
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export type MultiSessionOptions<S, C extends Context = Context> = S extends Record<string, any>
-  ? { type: "multi" } & { [K in keyof S]: SessionOptions<S[K], C> }
-  : never;
+export type MultiSessionOptions<S, C extends SessionContext = SessionContext> =
+  // deno-lint-ignore no-explicit-any
+  S extends Record<string, any> ? { type: "multi" } & { [K in keyof S]: SessionOptions<S[K], C> }
+    : never;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Context, MiddlewareFn } from "npm:grammy@^1.46";
+import type { SessionContext, SessionMiddleware } from "./context.ts";
 import type { MultiSessionOptions, SessionOptions } from "./options.ts";
 import type { SessionFlavor } from "./flavors.ts";
 import { singleSession } from "./single.ts";
@@ -47,9 +47,9 @@ import { multiSession } from "./multi.ts";
  * @param options Where and how to keep sessions; see {@link SessionOptions}.
  * @returns The middleware to pass to `bot.use`.
  */
-export function session<S, C extends Context = Context>(
+export function session<S, C extends SessionContext = SessionContext>(
   options?: SessionOptions<S, C> | MultiSessionOptions<S, C>,
-): MiddlewareFn<C & SessionFlavor<S>> {
+): SessionMiddleware<C & SessionFlavor<S>> {
   return options?.type === "multi"
     ? multiSession(options as Record<string, unknown>, false)
     : singleSession(options as SessionOptions<S, C> ?? {}, false);

@@ -4,16 +4,16 @@
  * @module
  */
 
-import type { Context, MiddlewareFn } from "npm:grammy@^1.46";
+import type { SessionContext, SessionMiddleware } from "./context.ts";
 import type { SessionOptions } from "./options.ts";
 import { Fragment } from "./fragment.ts";
 import { defineSessionProperty } from "./install.ts";
 
 /** Builds the middleware of a single session. */
-export function singleSession<S, C extends Context>(
+export function singleSession<S, C extends SessionContext>(
   options: SessionOptions<S, C>,
   lazy: boolean,
-): MiddlewareFn<C> {
+): SessionMiddleware<C> {
   const fragment = new Fragment<S, C>(options, "session");
   return async (ctx, next) => {
     const key = await fragment.key(ctx);
