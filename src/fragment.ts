@@ -12,6 +12,8 @@ import type { LeaseStorage } from "./capabilities.ts";
 import { type Slot, SlotTable } from "./slot.ts";
 import { SessionKeyError } from "./errors.ts";
 import { isConditionalStorage, isLeaseStorage } from "./capabilities.ts";
+import { textAccessOf } from "./text.ts";
+import { isPromiseLike } from "./values.ts";
 import { perChat } from "./keys.ts";
 import { MemorySessionStorage } from "../storages/memory.ts";
 
@@ -56,6 +58,7 @@ export class Fragment<S, C extends SessionContext> {
     }
     this.table = new SlotTable<S>({
       storage,
+      text: textAccessOf(storage),
       initial: options.initial,
       conditional: conditional && onConflict !== "overwrite" ? storage : undefined,
       onConflict: typeof onConflict === "function" ? onConflict : "error",
@@ -68,9 +71,15 @@ export class Fragment<S, C extends SessionContext> {
     this.#prefix = options.prefix ?? "";
   }
 
-  /** Resolves the storage key of an update (prefix included). */
-  async key(ctx: C): Promise<string | undefined> {
-    const key = await this.#getKey(ctx);
+  /**
+   * Resolves the storage key of an update (prefix included); a promise only
+   * when `getSessionKey` returned one.
+   */
+  key(ctx: C): string | undefined | Promise<string | undefined> {
+    const key = this.#getKey(ctx);
+    if (isPromiseLike<string | undefined>(key)) {
+      return Promise.resolve(key).then((k) => k === undefined ? undefined : this.#prefix + k);
+    }
     return key === undefined ? undefined : this.#prefix + key;
   }
 
@@ -80,7 +89,10 @@ export class Fragment<S, C extends SessionContext> {
   }
 }
 
-/** What one update does with one fragment. */
+/**
+ * What one update does with one fragment. `load` and `finish` return
+ * `undefined` when they completed synchronously, or a promise otherwise.
+ */
 export class Binding<S> {
   #slot: Slot<S> | undefined;
   #assigning: Promise<void> | undefined;
@@ -98,7 +110,7 @@ export class Binding<S> {
   }
 
   /** Loads the session (strict mode, before the handler runs). */
-  load(): Promise<void> {
+  load(): Promise<void> | undefined {
     return this.#acquire().load();
   }
 
@@ -111,7 +123,8 @@ export class Binding<S> {
   async getLazy(): Promise<S> {
     const slot = this.#acquire();
     if (this.#assigning !== undefined) await this.#assigning;
-    await slot.load();
+    const loading = slot.load();
+    if (loading !== undefined) await loading;
     return slot.value as S;
   }
 
@@ -135,19 +148,41 @@ export class Binding<S> {
 
   /**
    * Ends the update for this fragment: saves its changes when `ok`, then
-   * leaves the shared state. Rejects if saving failed.
+   * leaves the shared state. Throws (or rejects) if saving failed.
    */
-  async finish(ok: boolean): Promise<void> {
+  finish(ok: boolean): Promise<void> | undefined {
     const slot = this.#slot;
-    if (slot === undefined) return;
-    if (!ok) return await this.table.release(slot, false);
-    let saved = false;
+    if (slot === undefined) return undefined;
+    if (!ok) return this.table.release(slot, false);
+    if (this.#assigning !== undefined) return this.#finishAssigned(slot, this.#assigning);
+    let saving: Promise<void> | undefined;
     try {
-      if (this.#assigning !== undefined) await this.#assigning;
-      await slot.commit();
-      saved = true;
-    } finally {
-      await this.table.release(slot, saved);
+      saving = slot.commit();
+    } catch (err) {
+      return this.#fail(slot, err);
     }
+    if (saving === undefined) return this.table.release(slot, true);
+    return saving.then(
+      () => this.table.release(slot, true),
+      (err) => this.#fail(slot, err),
+    );
+  }
+
+  async #finishAssigned(slot: Slot<S>, assigning: Promise<void>): Promise<void> {
+    try {
+      await assigning;
+    } catch (err) {
+      return await this.#fail(slot, err);
+    }
+    if (this.#assigning === assigning) this.#assigning = undefined;
+    const next = this.finish(true);
+    if (next !== undefined) await next;
+  }
+
+  /** Leaves the shared state after a failed save, then throws `err`. */
+  #fail(slot: Slot<S>, err: unknown): never | Promise<never> {
+    const releasing = this.table.release(slot, false);
+    if (releasing === undefined) throw err;
+    return releasing.then(() => Promise.reject(err));
   }
 }

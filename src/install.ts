@@ -1,29 +1,63 @@
 /**
  * Puts the session property on a context, refusing to install twice.
  *
+ * Every update of one middleware gets the same getter and setter functions;
+ * they find the update's own handle on the context under a private symbol.
+ * Sharing the accessors keeps contexts on one hidden class in V8, where a
+ * pair of fresh closures per update would give every context a new one.
+ *
  * @module
  */
 
 import type { SessionContext } from "./context.ts";
 import { SessionError } from "./errors.ts";
 
+/** What the session property of one update reads and writes. */
+export interface SessionHandle {
+  /** The value of the property (strict mode, or a multi session's view). */
+  get(): unknown;
+  /** A promise of the value (lazy mode). */
+  getLazy(): unknown;
+  /** Assigns the property. */
+  set(value: unknown): void;
+}
+
+/** Defines the session property of one update, given its handle. */
+export type Installer = (ctx: SessionContext, handle: SessionHandle) => void;
+
 /**
- * Defines `ctx[property]` with the given accessors. Throws a clear error if
- * another session middleware already defined it on this update.
+ * Makes the installer of `ctx[property]` for one middleware. The property
+ * reads `handle.getLazy()` when `lazy`, `handle.get()` otherwise. Installing
+ * throws a clear error if another session middleware already defined the
+ * property on this update.
  */
-export function defineSessionProperty(
-  ctx: SessionContext,
-  property: string,
-  get: () => unknown,
-  set: (value: unknown) => void,
-): void {
-  if (Object.getOwnPropertyDescriptor(ctx, property) !== undefined) {
-    throw new SessionError(
-      `ctx.${property} is already defined: a session middleware was installed twice for this ` +
-        `update (for example session() and lazySession() both, or session() on the bot and again ` +
-        `in a composer). Install one session middleware; to keep several independent pieces of ` +
-        `data, use one multi session: session({ type: "multi", ... }).`,
-    );
-  }
-  Object.defineProperty(ctx, property, { get, set, enumerable: true, configurable: true });
+export function sessionInstaller(property: string, lazy: boolean): Installer {
+  const HANDLE = Symbol(`sessionkit ctx.${property}`);
+  type Holder = { [HANDLE]: SessionHandle };
+  const descriptor: PropertyDescriptor = {
+    get: lazy
+      ? function (this: Holder) {
+        return this[HANDLE].getLazy();
+      }
+      : function (this: Holder) {
+        return this[HANDLE].get();
+      },
+    set(this: Holder, value: unknown) {
+      this[HANDLE].set(value);
+    },
+    enumerable: true,
+    configurable: true,
+  };
+  return (ctx, handle) => {
+    if (Object.hasOwn(ctx, property)) {
+      throw new SessionError(
+        `ctx.${property} is already defined: a session middleware was installed twice for this ` +
+          `update (for example session() and lazySession() both, or session() on the bot and ` +
+          `again in a composer). Install one session middleware; to keep several independent ` +
+          `pieces of data, use one multi session: session({ type: "multi", ... }).`,
+      );
+    }
+    (ctx as unknown as Holder)[HANDLE] = handle;
+    Object.defineProperty(ctx, property, descriptor);
+  };
 }

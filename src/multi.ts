@@ -8,11 +8,16 @@
 import type { SessionContext, SessionMiddleware } from "./context.ts";
 import type { SessionOptions } from "./options.ts";
 import { type Binding, Fragment } from "./fragment.ts";
-import { defineSessionProperty } from "./install.ts";
+import { sessionInstaller } from "./install.ts";
 import { SessionError } from "./errors.ts";
 
+/** Runs `step`, turning a synchronous throw into a rejection. */
+async function settle(step: () => Promise<void> | undefined): Promise<void> {
+  await step();
+}
+
 async function finishAll(bindings: Binding<unknown>[], ok: boolean): Promise<void> {
-  const results = await Promise.allSettled(bindings.map((b) => b.finish(ok)));
+  const results = await Promise.allSettled(bindings.map((b) => settle(() => b.finish(ok))));
   const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) {
@@ -34,6 +39,7 @@ export function multiSession<C extends SessionContext>(
   const fragments = names.map((name) =>
     new Fragment<unknown, C>(options[name] as SessionOptions<unknown, C>, `session.${name}`)
   );
+  const install = sessionInstaller("session", false);
   return async (ctx, next) => {
     const keys = await Promise.all(fragments.map((f) => f.key(ctx)));
     const bindings = fragments.map((f, i) => f.bind(keys[i], ctx));
@@ -46,17 +52,22 @@ export function multiSession<C extends SessionContext>(
         enumerable: true,
       });
     });
-    defineSessionProperty(ctx, "session", () => view, (value) => {
-      const whole = value as Record<string, unknown> | null | undefined;
-      bindings.forEach((binding, i) => {
-        const part = whole?.[names[i]];
-        // Fragments without a key for this update have nothing to delete.
-        if (binding.key === undefined && part == null) return;
-        binding.set(part);
-      });
+    const get = () => view;
+    install(ctx, {
+      get,
+      getLazy: get,
+      set: (value) => {
+        const whole = value as Record<string, unknown> | null | undefined;
+        bindings.forEach((binding, i) => {
+          const part = whole?.[names[i]];
+          // Fragments without a key for this update have nothing to delete.
+          if (binding.key === undefined && part == null) return;
+          binding.set(part);
+        });
+      },
     });
     if (!lazy) {
-      const loads = bindings.filter((b) => b.key !== undefined).map((b) => b.load());
+      const loads = bindings.filter((b) => b.key !== undefined).map((b) => settle(() => b.load()));
       const results = await Promise.allSettled(loads);
       const failed = results.find((r) => r.status === "rejected");
       if (failed !== undefined) {

@@ -32,8 +32,49 @@ import { SessionValueError } from "./errors.ts";
  * @returns The JSON text to store.
  */
 export function serializeSession(value: unknown, key?: string): string {
-  check(value, [], [], key);
-  return JSON.stringify(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    check(value, [], [], key); // a cycle or a BigInt: throws with its path
+    throw err;
+  }
+  // JSON.stringify found no cycle, so the quick walk needs no stack; the
+  // detailed one, which names the path, runs only to explain a failure.
+  if (!isJsonData(value)) check(value, [], [], key);
+  return text;
+}
+
+/** Whether an acyclic `value` is JSON data; allocates nothing. */
+function isJsonData(value: unknown): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) return false;
+      const item = value[i];
+      if (item === undefined || !isJsonData(item)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const name in value) {
+    if (!Object.hasOwn(value, name)) continue;
+    const item = (value as Record<string, unknown>)[name];
+    if (item !== undefined && !isJsonData(item)) return false;
+  }
+  return true;
 }
 
 /**

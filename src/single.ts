@@ -7,7 +7,8 @@
 import type { SessionContext, SessionMiddleware } from "./context.ts";
 import type { SessionOptions } from "./options.ts";
 import { Fragment } from "./fragment.ts";
-import { defineSessionProperty } from "./install.ts";
+import { sessionInstaller } from "./install.ts";
+import { isPromiseLike } from "./values.ts";
 
 /** Builds the middleware of a single session. */
 export function singleSession<S, C extends SessionContext>(
@@ -15,30 +16,38 @@ export function singleSession<S, C extends SessionContext>(
   lazy: boolean,
 ): SessionMiddleware<C> {
   const fragment = new Fragment<S, C>(options, "session");
-  return async (ctx, next) => {
-    const key = await fragment.key(ctx);
+  const install = sessionInstaller("session", lazy);
+
+  // Awaits only what is really pending: with a synchronous storage (memory)
+  // the only await of an update is the one on `next()`.
+  async function run(ctx: C, next: () => Promise<void>, key: string | undefined): Promise<void> {
     const binding = fragment.bind(key, ctx);
-    defineSessionProperty(
-      ctx,
-      "session",
-      lazy ? () => binding.getLazy() : () => binding.get(),
-      (value) => binding.set(value as S),
-    );
+    install(ctx, binding);
     (ctx as { sessionKey?: string }).sessionKey = key;
-    if (!lazy && key !== undefined) {
-      try {
-        await binding.load();
-      } catch (err) {
-        await binding.finish(false);
-        throw err;
-      }
-    }
     try {
+      if (!lazy && key !== undefined) {
+        const loading = binding.load();
+        if (loading !== undefined) await loading;
+      }
       await next();
     } catch (err) {
-      await binding.finish(false);
+      const failing = binding.finish(false);
+      if (failing !== undefined) await failing;
       throw err;
     }
-    await binding.finish(true);
+    const saving = binding.finish(true);
+    if (saving !== undefined) await saving;
+  }
+
+  return (ctx, next) => {
+    let key: string | undefined | Promise<string | undefined>;
+    try {
+      key = fragment.key(ctx);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return isPromiseLike<string | undefined>(key)
+      ? Promise.resolve(key).then((k) => run(ctx, next, k))
+      : run(ctx, next, key);
   };
 }

@@ -5,20 +5,28 @@
  * With a conditional storage each write checks that nobody else wrote since
  * the read; with locking the key's lease is held while the key is in use.
  *
+ * A storage that answers synchronously (the memory storage) is used without
+ * a single promise: `load` and `commit` return `undefined` when they are
+ * done, and a promise only when they have to wait.
+ *
  * @module
  */
 
-import type { StorageAdapter } from "./storage.ts";
+import type { MaybePromise, StorageAdapter } from "./storage.ts";
 import type { ConditionalStorage, LeaseStorage } from "./capabilities.ts";
 import type { ConflictMerge } from "./options.ts";
+import type { TextAccess, TextRecord } from "./text.ts";
 import { Lease, type LockOptions } from "./lease.ts";
 import { SessionConflictError, SessionError } from "./errors.ts";
 import { serializeSession } from "./serialization.ts";
+import { isPromiseLike, updateInPlace } from "./values.ts";
 
 /** Marks a baseline or version that is not known (nothing was read yet). */
 const UNKNOWN: unique symbol = Symbol("unknown");
 /** JSON text of the stored session, `null` for none stored, or unknown. */
 type Baseline = string | null | typeof UNKNOWN;
+/** Version token of the stored session, `null` for none stored, or unknown. */
+type Version = string | null | typeof UNKNOWN;
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -33,16 +41,12 @@ function looseJson(value: unknown): Baseline {
   }
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
 /** Where the sessions of one fragment live and how they are kept safe. */
 export interface SlotSource<S> {
   readonly storage: StorageAdapter<S>;
   readonly initial: (() => S) | undefined;
+  /** The storage's text fast path, if it is a sessionkit storage with one. */
+  readonly text?: TextAccess;
   /** Set when conflicts are detected: the storage's conditional writes. */
   readonly conditional?: ConditionalStorage<S>;
   /** `"error"` or a merge function; only used with `conditional`. */
@@ -65,49 +69,109 @@ export class Slot<S> {
   value: S | undefined = undefined;
   /** The key's lease, when keys are locked. */
   readonly lease: Lease | undefined;
+  readonly source: SlotSource<S>;
   #baseline: Baseline = UNKNOWN;
-  #version: string | null | typeof UNKNOWN = UNKNOWN;
+  #version: Version = UNKNOWN;
   #initialText: string | undefined;
   #loading: Promise<void> | undefined;
-  #tail: Promise<void> = Promise.resolve();
+  /** The last queued write; `undefined` when none is queued. */
+  #tail: Promise<void> | undefined;
 
-  constructor(
-    readonly key: string,
-    readonly source: SlotSource<S>,
-    readonly onIdle: (slot: Slot<S>) => Promise<void>,
-  ) {
+  constructor(readonly key: string, readonly table: SlotTable<S>) {
+    const source = this.source = table.source;
     this.lease = source.leases && source.lock
       ? new Lease(source.leases, key, source.lock)
       : undefined;
   }
 
-  /** Reads the session once, however many updates ask at the same time. */
-  load(): Promise<void> {
-    if (this.known) return Promise.resolve();
-    this.#loading ??= this.#read().finally(() => (this.#loading = undefined));
-    return this.#loading;
+  /**
+   * Reads the session once, however many updates ask at the same time.
+   * Returns `undefined` when the session is known (read synchronously, or
+   * earlier), or a promise that settles when it is.
+   */
+  load(): Promise<void> | undefined {
+    if (this.known) return undefined;
+    if (this.#loading !== undefined) return this.#loading;
+    const { text } = this.source;
+    if (text !== undefined && this.pending === 0 && this.lease === undefined) {
+      let record: MaybePromise<TextRecord>;
+      try {
+        record = text.read(this.key);
+      } catch (err) {
+        throw this.#readError(err);
+      }
+      if (!isPromiseLike(record)) return this.#acceptText(record, text.exact);
+      return this.#track(record.then(
+        (r) => this.#acceptText(r, text.exact),
+        (err) => Promise.reject(this.#readError(err)),
+      ));
+    }
+    return this.#track(this.#read());
+  }
+
+  #track(loading: Promise<void>): Promise<void> {
+    const tracked = loading.finally(() => (this.#loading = undefined));
+    this.#loading = tracked;
+    return tracked;
   }
 
   async #read(): Promise<void> {
-    await this.#tail; // a write of this key still running must land first
+    if (this.#tail !== undefined) await this.#tail; // a write of this key must land first
     await this.lease?.acquire();
+    const { text, conditional, storage } = this.source;
+    if (text !== undefined) {
+      let record: TextRecord;
+      try {
+        record = await text.read(this.key);
+      } catch (err) {
+        throw this.#readError(err);
+      }
+      return this.#acceptText(record, text.exact);
+    }
     let raw: S | undefined | null;
-    let version: string | null | typeof UNKNOWN = UNKNOWN;
+    let version: Version = UNKNOWN;
     try {
-      const { conditional } = this.source;
       if (conditional) ({ value: raw, version } = await conditional.readVersioned(this.key));
-      else raw = await this.source.storage.read(this.key);
+      else raw = await storage.read(this.key);
+    } catch (err) {
+      throw this.#readError(err);
+    }
+    this.#accept(raw, looseJson(raw), version);
+  }
+
+  #readError(err: unknown): SessionError {
+    if (err instanceof SessionError) return err;
+    return new SessionError(
+      `Could not read the session of key "${this.key}" from storage: ${reason(err)}. ` +
+        `The update was stopped so that the stored session is not replaced by initial data; ` +
+        `check that the storage is reachable.`,
+      this.key,
+      { cause: err },
+    );
+  }
+
+  /** Parses a text record; `exact` says whether its text can be the baseline. */
+  #acceptText(record: TextRecord, exact: boolean): undefined {
+    const { text, version } = record;
+    if (text === null) return this.#accept(undefined, null, version);
+    let raw: S;
+    try {
+      raw = JSON.parse(text);
     } catch (err) {
       throw new SessionError(
-        `Could not read the session of key "${this.key}" from storage: ${reason(err)}. ` +
-          `The update was stopped so that the stored session is not replaced by initial data; ` +
-          `check that the storage is reachable.`,
+        `The value stored under key "${this.key}" is not JSON text, so sessionkit did not write ` +
+          `it. Delete it, or give this storage a prefix or table of its own.`,
         this.key,
         { cause: err },
       );
     }
-    this.#baseline = looseJson(raw);
-    this.#version = version;
+    return this.#accept(raw, exact ? text : looseJson(raw), version);
+  }
+
+  #accept(raw: S | null | undefined, baseline: Baseline, version: Version): undefined {
+    this.#baseline = baseline;
+    // Without conflict detection every write is blind, so no version is kept.
+    this.#version = this.source.conditional !== undefined ? version : UNKNOWN;
     if (this.known) return; // assigned while the read was running: keep the assignment
     if (raw == null) {
       const initial = this.source.initial?.();
@@ -128,22 +192,34 @@ export class Slot<S> {
 
   /**
    * Saves the live value if it differs from what storage holds. Validates it
-   * first, so a value that cannot be stored fails here and nothing is queued.
-   * Resolves once this update's change has landed.
+   * first, so a value that cannot be stored throws here and nothing is
+   * queued. Returns `undefined` when there was nothing to save or it was
+   * saved synchronously, or a promise that resolves once this update's change
+   * has landed.
    */
-  commit(): Promise<void> {
-    if (!this.known) return Promise.resolve();
-    const desired = this.value === undefined || this.value === null
-      ? null
-      : serializeSession(this.value, this.key);
-    if (this.pending === 0 && this.#unchanged(desired)) return Promise.resolve();
-    this.pending++;
+  commit(): Promise<void> | undefined {
+    if (!this.known) return undefined;
+    const desired = this.value == null ? null : serializeSession(this.value, this.key);
+    if (this.#tail === undefined) {
+      if (this.#unchanged(desired)) return undefined;
+      const job = this.#apply(desired);
+      if (job !== undefined) this.#enqueue(job);
+      return job;
+    }
     const job = this.#tail.then(() => this.#apply(desired));
-    this.#tail = job.then(
-      () => this.#settle(),
-      () => this.#settle(),
-    );
+    this.#enqueue(job);
     return job;
+  }
+
+  #enqueue(job: Promise<void>): void {
+    this.pending++;
+    this.#tail = job.then(() => this.#settle(), () => this.#settle());
+  }
+
+  #settle(): void {
+    if (--this.pending > 0) return;
+    this.#tail = undefined;
+    if (this.refs === 0) void this.table.idle(this);
   }
 
   #unchanged(desired: string | null): boolean {
@@ -153,91 +229,116 @@ export class Slot<S> {
     return base === null && desired !== null && desired === this.#initialText;
   }
 
-  async #apply(desired: string | null): Promise<void> {
-    if (this.#unchanged(desired)) return;
-    if (this.lease) {
-      await this.lease.acquire(); // a blind assignment did not take it yet
-      this.lease.assertHeld();
-    }
-    const { storage, conditional } = this.source;
+  #apply(desired: string | null): Promise<void> | undefined {
+    if (this.#unchanged(desired)) return undefined;
+    if (this.lease !== undefined) return this.#applyLeased(this.lease, desired);
+    return this.#write(desired);
+  }
+
+  async #applyLeased(lease: Lease, desired: string | null): Promise<void> {
+    await lease.acquire(); // a blind assignment did not take it yet
+    lease.assertHeld();
+    await this.#write(desired);
+  }
+
+  /** Writes `desired` (or deletes for `null`), synchronously if the storage can. */
+  #write(desired: string | null): Promise<void> | undefined {
+    const version = this.#version;
+    const checked = this.source.conditional !== undefined && version !== UNKNOWN;
+    let result: unknown;
     try {
-      if (conditional && this.#version !== UNKNOWN) {
-        desired = await this.#applyConditional(conditional, desired, this.#version);
-      } else {
-        if (desired === null) await storage.delete(this.key);
-        else await storage.write(this.key, JSON.parse(desired));
-        this.#version = UNKNOWN; // a blind write: later writes of this slot cannot check
-      }
+      result = this.#send(desired, checked ? version : UNKNOWN);
     } catch (err) {
-      if (err instanceof SessionError) throw err;
-      const what = desired === null ? "delete" : "write";
-      throw new SessionError(
-        `Could not ${what} the session of key "${this.key}": ${reason(err)}. ` +
-          `This update's session changes were not saved.`,
-        this.key,
-        { cause: err },
-      );
+      throw this.#writeError(err, desired);
+    }
+    if (!isPromiseLike(result)) return this.#written(desired, checked, result);
+    return Promise.resolve(result).then(
+      (r) => this.#written(desired, checked, r),
+      (err) => Promise.reject(this.#writeError(err, desired)),
+    );
+  }
+
+  /**
+   * One write or delete. With a known `version`, only if the stored one is
+   * still it: resolves to the new version (`null`: conflict) for a write,
+   * or to whether it matched for a delete.
+   */
+  #send(desired: string | null, version: Version): unknown {
+    const { text, conditional, storage } = this.source;
+    const key = this.key;
+    if (version === UNKNOWN) {
+      if (text !== undefined) return desired === null ? text.delete(key) : text.write(key, desired);
+      return desired === null ? storage.delete(key) : storage.write(key, JSON.parse(desired));
+    }
+    if (text !== undefined) {
+      return desired === null ? text.delete(key, version) : text.write(key, desired, version);
+    }
+    return desired === null
+      ? conditional!.deleteIfVersion(key, version)
+      : conditional!.writeIfVersion(key, JSON.parse(desired), version);
+  }
+
+  #written(desired: string | null, checked: boolean, result: unknown): Promise<void> | undefined {
+    if (checked) {
+      const landed = desired === null ? result === true : typeof result === "string";
+      if (!landed) return this.#resolveConflict(desired);
+      this.#version = desired === null ? null : result as string;
+    } else {
+      this.#version = UNKNOWN; // a blind write: later writes of this slot cannot check
     }
     this.#baseline = desired;
+    return undefined;
   }
 
-  /** Writes only if nobody else wrote since `version`; merges or fails otherwise. */
-  async #applyConditional(
-    storage: ConditionalStorage<S>,
-    desired: string | null,
-    version: string | null,
-  ): Promise<string | null> {
-    const merge = this.source.onConflict;
-    // What this update read; parsed only if a merge needs it.
-    let base: S | undefined | typeof UNKNOWN = UNKNOWN;
-    for (let attempt = 0;; attempt++) {
-      const mine = desired === null ? undefined : JSON.parse(desired) as S;
-      const next = mine === undefined
-        ? ((await storage.deleteIfVersion(this.key, version)) ? null : false)
-        : await storage.writeIfVersion(this.key, mine, version) ?? false;
-      if (next !== false) {
-        this.#version = next;
-        if (attempt > 0) this.#refresh(mine);
-        return desired;
+  #writeError(err: unknown, desired: string | null): SessionError {
+    if (err instanceof SessionError) return err;
+    return new SessionError(
+      `Could not ${desired === null ? "delete" : "write"} the session of key "${this.key}": ` +
+        `${reason(err)}. This update's session changes were not saved.`,
+      this.key,
+      { cause: err },
+    );
+  }
+
+  /**
+   * Someone else wrote since this slot's read. Fails with
+   * `onConflict: "error"`; with a merge function, reads the stored session,
+   * merges, and tries again, up to `maxConflictRetries` times.
+   */
+  async #resolveConflict(desired: string | null): Promise<void> {
+    const { onConflict: merge, maxConflictRetries } = this.source;
+    if (merge === "error") throw new SessionConflictError(this.key);
+    let base = this.#baseline === null ? undefined : JSON.parse(this.#baseline as string) as S;
+    let mine = desired === null ? undefined : JSON.parse(desired) as S;
+    try {
+      for (let merges = 0;; merges++) {
+        if (merges >= maxConflictRetries) {
+          throw new SessionConflictError(this.key, ` (gave up after ${merges} merges)`);
+        }
+        const fresh = await this.#readFresh();
+        const merged = merge(fresh.value, mine, base);
+        desired = merged == null ? null : serializeSession(merged, this.key);
+        mine = desired === null ? undefined : JSON.parse(desired) as S;
+        base = fresh.value;
+        const result = await this.#send(desired, fresh.version);
+        const landed = desired === null ? result === true : typeof result === "string";
+        if (!landed) continue;
+        this.#version = desired === null ? null : result as string;
+        this.#baseline = desired;
+        this.value = updateInPlace(this.value, mine); // every update of the key sees the merge
+        return;
       }
-      if (merge === "error") throw new SessionConflictError(this.key);
-      if (attempt >= this.source.maxConflictRetries) {
-        throw new SessionConflictError(this.key, ` (gave up after ${attempt} merges)`);
-      }
-      const fresh = await storage.readVersioned(this.key);
-      if (base === UNKNOWN) {
-        base = this.#baseline === null ? undefined : JSON.parse(this.#baseline as string) as S;
-      }
-      const merged = merge(fresh.value, mine, base);
-      desired = merged == null ? null : serializeSession(merged, this.key);
-      version = fresh.version;
-      base = fresh.value;
+    } catch (err) {
+      throw this.#writeError(err, desired);
     }
   }
 
-  /** After a merge: let every update sharing this slot see the merged data. */
-  #refresh(next: S | undefined): void {
-    const current = this.value;
-    if (isPlainObject(current) && isPlainObject(next)) {
-      for (const name of Object.keys(current)) delete current[name];
-      for (const [name, item] of Object.entries(next)) {
-        Object.defineProperty(current, name, {
-          value: item,
-          writable: true,
-          enumerable: true,
-          configurable: true,
-        });
-      }
-    } else if (Array.isArray(current) && Array.isArray(next)) {
-      current.splice(0, current.length, ...next);
-    } else {
-      this.value = next;
-    }
-  }
-
-  #settle(): void {
-    this.pending--;
-    if (this.refs === 0 && this.pending === 0) void this.onIdle(this);
+  async #readFresh(): Promise<{ value: S | undefined; version: string | null }> {
+    const { text, conditional } = this.source;
+    if (text === undefined) return await conditional!.readVersioned(this.key);
+    const record = await text.read(this.key);
+    const value = record.text === null ? undefined : JSON.parse(record.text) as S;
+    return { value, version: record.version };
   }
 
   /**
@@ -252,26 +353,35 @@ export class Slot<S> {
   }
 }
 
-/** The slots of one fragment of one middleware, by key. */
+/** Idle slots a table keeps for reuse before it drops them. */
+const KEEP_IDLE = 1024;
+
+/**
+ * The slots of one fragment of one middleware, by key. A slot nobody uses
+ * holds no session data (the next update of its key reads storage again)
+ * but stays in the table for reuse, so a busy chat does not allocate a new
+ * one per update; once more than {@link KEEP_IDLE} idle slots pile up, they
+ * are dropped.
+ */
 export class SlotTable<S> {
   readonly #slots = new Map<string, Slot<S>>();
+  #idle = 0;
 
   constructor(readonly source: SlotSource<S>) {}
 
   /** Number of keys in use right now. */
   get size(): number {
-    return this.#slots.size;
+    return this.#slots.size - this.#idle;
   }
 
   /** Joins the shared state of `key`, creating it if nobody uses it. */
   acquire(key: string): Slot<S> {
     let slot = this.#slots.get(key);
     if (slot === undefined) {
-      slot = new Slot(key, this.source, async (idle) => {
-        if (this.#slots.get(idle.key) === idle) this.#slots.delete(idle.key);
-        await idle.lease?.release();
-      });
+      slot = new Slot(key, this);
       this.#slots.set(key, slot);
+    } else if (slot.refs === 0 && slot.pending === 0) {
+      this.#idle--;
     }
     slot.refs++;
     return slot;
@@ -279,13 +389,26 @@ export class SlotTable<S> {
 
   /**
    * Leaves the shared state. `ok` is false when the update failed; if it was
-   * the last user, its unsaved changes are dropped. Resolves once the key's
-   * lease (if any) is given up.
+   * the last user, its unsaved changes are dropped. Returns a promise only
+   * when the key's lease has to be given up.
    */
-  async release(slot: Slot<S>, ok: boolean): Promise<void> {
-    slot.refs--;
-    if (slot.refs > 0) return;
+  release(slot: Slot<S>, ok: boolean): Promise<void> | undefined {
+    if (--slot.refs > 0) return undefined;
     if (!ok) slot.discard();
-    if (slot.pending === 0) await slot.onIdle(slot);
+    return slot.pending === 0 ? this.idle(slot) : undefined;
+  }
+
+  /** Marks a slot nobody uses and that has nothing left to write as idle. */
+  idle(slot: Slot<S>): Promise<void> | undefined {
+    slot.discard(); // storage may change before the key is used again
+    if (++this.#idle > KEEP_IDLE) this.#dropIdle();
+    return slot.lease?.release();
+  }
+
+  #dropIdle(): void {
+    for (const [key, slot] of this.#slots) {
+      if (slot.refs === 0 && slot.pending === 0) this.#slots.delete(key);
+    }
+    this.#idle = 0;
   }
 }

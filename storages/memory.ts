@@ -7,6 +7,7 @@
 import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
+import { provideTextAccess, type TextRecord } from "../src/text.ts";
 
 /** Options of {@link MemorySessionStorage}. */
 export interface MemorySessionStorageOptions {
@@ -25,8 +26,10 @@ export interface MemorySessionStorageOptions {
 interface Entry {
   text: string;
   expires: number;
-  version: number;
+  version: string;
 }
+
+const NOTHING: TextRecord = Object.freeze({ text: null, version: null }) as TextRecord;
 
 /**
  * Keeps sessions in memory. All data is lost when the process ends, so use it
@@ -98,6 +101,24 @@ export class MemorySessionStorage<S>
     // With a TTL or a bound, the map is kept in order of last use, which is
     // also the order of expiry, so the oldest entry is always first.
     this.#ordered = this.ttl !== undefined || this.maxEntries !== undefined;
+    // The middleware's fast path: the JSON text as it is, no copies.
+    provideTextAccess(this, {
+      exact: true,
+      read: (key) => {
+        const entry = this.#get(key);
+        return entry === undefined ? NOTHING : { text: entry.text, version: entry.version };
+      },
+      write: (key, text, expected) => {
+        if (expected === undefined) return void this.#put(key, text);
+        if (this.#currentVersion(key) !== expected) return null;
+        return this.#put(key, text);
+      },
+      delete: (key, expected) => {
+        if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
+        this.#map.delete(key);
+        return true;
+      },
+    });
   }
 
   /** The number of sessions held, counting expired ones not yet removed. */
@@ -154,12 +175,18 @@ export class MemorySessionStorage<S>
    * @param key The session key.
    */
   read(key: string): S | undefined {
+    const entry = this.#get(key);
+    return entry === undefined ? undefined : deserializeSession<S>(entry.text);
+  }
+
+  /** The live entry of `key`, its TTL renewed; expired entries are swept first. */
+  #get(key: string): Entry | undefined {
+    if (!this.#ordered) return this.#map.get(key); // no TTL, no bound: nothing expires
     const now = Date.now();
     this.#sweep(now);
     const entry = this.#live(key, now);
-    if (entry === undefined) return undefined;
-    this.#touch(key, entry, now);
-    return deserializeSession<S>(entry.text);
+    if (entry !== undefined) this.#touch(key, entry, now);
+    return entry;
   }
 
   /**
@@ -170,15 +197,25 @@ export class MemorySessionStorage<S>
    * @param value The session data.
    */
   write(key: string, value: S): void {
-    const text = serializeSession(value, key);
+    this.#put(key, serializeSession(value, key));
+  }
+
+  /** Stores checked JSON text; returns its new version. */
+  #put(key: string, text: string): string {
+    const version = String(++this.#versions);
+    if (!this.#ordered) {
+      this.#map.set(key, { text, expires: Infinity, version });
+      return version;
+    }
     const now = Date.now();
     this.#sweep(now);
     const expires = this.ttl === undefined ? Infinity : now + this.ttl;
-    if (this.#ordered) this.#map.delete(key);
-    this.#map.set(key, { text, expires, version: ++this.#versions });
+    this.#map.delete(key);
+    this.#map.set(key, { text, expires, version });
     if (this.maxEntries !== undefined) {
       while (this.#map.size > this.maxEntries) this.#map.delete(this.#oldest()![0]);
     }
+    return version;
   }
 
   /**
@@ -187,9 +224,9 @@ export class MemorySessionStorage<S>
    * @param key The session key.
    */
   readVersioned(key: string): Promise<VersionedValue<S>> {
-    const value = this.read(key);
-    const entry = value === undefined ? undefined : this.#map.get(key);
-    return Promise.resolve({ value, version: entry ? String(entry.version) : null });
+    const entry = this.#get(key);
+    if (entry === undefined) return Promise.resolve({ value: undefined, version: null });
+    return Promise.resolve({ value: deserializeSession<S>(entry.text), version: entry.version });
   }
 
   /**
@@ -202,9 +239,9 @@ export class MemorySessionStorage<S>
    */
   writeIfVersion(key: string, value: S, expected: string | null): Promise<string | null> {
     try {
+      const text = serializeSession(value, key);
       if (this.#currentVersion(key) !== expected) return Promise.resolve(null);
-      this.write(key, value);
-      return Promise.resolve(String(this.#versions));
+      return Promise.resolve(this.#put(key, text));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -225,7 +262,7 @@ export class MemorySessionStorage<S>
 
   #currentVersion(key: string): string | null {
     const entry = this.#live(key, Date.now());
-    return entry === undefined ? null : String(entry.version);
+    return entry === undefined ? null : entry.version;
   }
 
   /**

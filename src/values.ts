@@ -1,0 +1,43 @@
+/**
+ * Small helpers about values the middleware passes around.
+ *
+ * @module
+ */
+
+/** Whether `value` is a promise (or any thenable) rather than a plain result. */
+export function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === "function";
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Makes `current` hold the data of `next` without replacing it, so that
+ * every handler holding a reference to `current` sees `next`. Returns the
+ * value to keep: `current` when it could be updated in place (two plain
+ * objects, or two arrays), `next` otherwise.
+ */
+export function updateInPlace<S>(current: S | undefined, next: S | undefined): S | undefined {
+  if (isPlainObject(current) && isPlainObject(next)) {
+    for (const name of Object.keys(current)) delete current[name];
+    for (const [name, item] of Object.entries(next)) {
+      // defineProperty: a key named "__proto__" stays plain data.
+      Object.defineProperty(current, name, {
+        value: item,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    }
+    return current;
+  }
+  if (Array.isArray(current) && Array.isArray(next)) {
+    current.splice(0, current.length, ...next);
+    return current;
+  }
+  return next;
+}
