@@ -35,15 +35,16 @@ import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/ca
 import { SessionError } from "../src/errors.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
 import type { StorageAdapter } from "../src/storage.ts";
+import { provideTextAccess, type TextRecord } from "../src/text.ts";
 import { AtomicPlan, commitInBatches, type Mutation } from "./denokv/batch.ts";
 import { deleteGeneration, readGeneration, writeGeneration } from "./denokv/chunks.ts";
-import type { KvEntryLike, KvKeyPartLike, KvLike } from "./denokv/kv.ts";
+import { ABSENT, HeadMemory, matches, type SeenHead, seenOf } from "./denokv/heads.ts";
+import type { KvKeyPartLike, KvLike } from "./denokv/kv.ts";
 import { dropLease, putLease } from "./denokv/leases.ts";
-import { keyBytes, KV_LIMITS } from "./denokv/limits.ts";
+import { keyBytes, keyPartBytes, KV_LIMITS } from "./denokv/limits.ts";
 import {
   type ChunkedHead,
   type Head,
-  headOf,
   isExpired,
   Layout,
   newGeneration,
@@ -98,11 +99,6 @@ const ORPHAN_AGE_MS = 10 * 60 * 1000;
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
-interface Loaded<T> {
-  value: T | undefined;
-  version: string | null;
-}
-
 /**
  * Stores sessions in Deno KV. Pass `Deno.openKv()`'s database, or the `Kv`
  * of `npm:@deno/kv` on Node; the storage never closes it.
@@ -117,6 +113,12 @@ interface Loaded<T> {
  *
  * Keys are limited to 2 KiB by KV: a session key that would not fit is
  * refused with a `SessionError` before anything is written.
+ *
+ * The storage remembers the head versionstamp it last read or wrote for a
+ * few thousand recently used keys, so a write after a read costs one atomic
+ * commit (checked against that versionstamp) and no second read; when
+ * another writer changed the session meanwhile, the check fails and the
+ * write reads the head again before it commits.
  *
  * @example
  * ```ts
@@ -136,6 +138,9 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
   readonly ttl: number | undefined;
   readonly #kv: KvLike;
   readonly #layout: Layout;
+  readonly #memory = new HeadMemory();
+  /** The bytes of the longest KV key of a session, less those of the session key. */
+  readonly #fixedKeyBytes: number;
 
   /**
    * Creates a storage over a KV database.
@@ -161,6 +166,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
     this.prefix = [...prefix];
     this.ttl = ttl === Infinity ? undefined : ttl;
     this.#layout = new Layout(this.prefix);
+    this.#fixedKeyBytes = keyBytes(this.#layout.longest("")) - keyPartBytes("");
     const room = KV_LIMITS.maxKeyBytes - keyBytes(this.#layout.longest(""));
     if (room < 16) {
       throw new RangeError(
@@ -169,6 +175,24 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
           `Use a shorter prefix.`,
       );
     }
+    provideTextAccess(this, {
+      exact: true,
+      read: async (key) => {
+        this.#checkKey(key);
+        return await this.#load(key, true);
+      },
+      write: async (key, json, expected) => {
+        this.#checkKey(key);
+        const version = await this.#store(key, utf8.encode(json), expected);
+        return expected === undefined ? undefined : version;
+      },
+      delete: async (key, expected) => {
+        this.#checkKey(key);
+        if (expected !== undefined) return await this.#deleteIfVersion(key, expected);
+        await this.#delete(key);
+        return true;
+      },
+    });
   }
 
   /**
@@ -180,7 +204,8 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    */
   async read(key: string): Promise<T | undefined> {
     this.#checkKey(key);
-    return (await this.#load(key, true)).value;
+    const { text } = await this.#load(key, true);
+    return text === null ? undefined : deserializeSession<T>(text);
   }
 
   /**
@@ -203,14 +228,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    */
   async delete(key: string): Promise<void> {
     this.#checkKey(key);
-    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const cur = await this.#kv.get(this.#layout.head(key));
-      if (cur.value === null || await this.#remove(key, cur)) {
-        await this.#sweepOrphans(key, undefined);
-        return;
-      }
-    }
-    throw this.#contended(key, "delete");
+    await this.#delete(key);
   }
 
   /**
@@ -259,7 +277,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
       }
       // Replaced while we listed: read the current version instead.
       const now = await this.#load(key, false);
-      if (now.version !== null) yield [key, now.value as T];
+      if (now.text !== null) yield [key, deserializeSession<T>(now.text)];
     }
   }
 
@@ -272,7 +290,8 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    */
   async readVersioned(key: string): Promise<VersionedValue<T>> {
     this.#checkKey(key);
-    return await this.#load(key, true);
+    const { text, version } = await this.#load(key, true);
+    return { value: text === null ? undefined : deserializeSession<T>(text), version };
   }
 
   /**
@@ -298,16 +317,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    */
   async deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
     this.#checkKey(key);
-    const cur = await this.#kv.get(this.#layout.head(key));
-    const head = headOf(cur.value);
-    const live = cur.value !== null && !(head !== undefined && isExpired(head, Date.now()));
-    if (expected === null) {
-      if (live) return false;
-      if (cur.value !== null) await this.#remove(key, cur);
-      return true;
-    }
-    if (cur.versionstamp !== expected) return false;
-    return await this.#remove(key, cur);
+    return await this.#deleteIfVersion(key, expected);
   }
 
   /**
@@ -360,7 +370,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
         typeof key === "string" ? key : undefined,
       );
     }
-    const bytes = keyBytes(this.#layout.longest(key));
+    const bytes = this.#fixedKeyBytes + keyPartBytes(key);
     if (bytes <= KV_LIMITS.maxKeyBytes) return;
     const shown = key.length > 40 ? `${key.slice(0, 40)}…` : key;
     throw new SessionError(
@@ -385,23 +395,32 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
     );
   }
 
-  /** Reads a session, retrying when a writer replaced its chunks meanwhile. */
-  async #load(key: string, renew: boolean): Promise<Loaded<T>> {
+  /**
+   * Reads the JSON text of a session with its version, retrying when a
+   * writer replaced its chunks meanwhile, and remembers the head it read.
+   */
+  async #load(key: string, renew: boolean): Promise<TextRecord> {
+    const headKey = this.#layout.head(key);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const cur = await this.#kv.get(this.#layout.head(key));
-      if (cur.value === null) return { value: undefined, version: null };
+      const cur = await this.#kv.get(headKey);
+      if (cur.value === null) {
+        this.#memory.remember(key, ABSENT);
+        return { text: null, version: null };
+      }
       const head = parseHead(cur.value, key);
+      const seen = seenOf(cur);
       if (isExpired(head, Date.now())) {
-        await this.#remove(key, cur);
-        return { value: undefined, version: null };
+        await this.#remove(key, seen);
+        return { text: null, version: null };
       }
       const bytes = "data" in head
         ? head.data
         : await readGeneration(this.#kv, this.#layout, key, head);
       if (bytes === undefined) continue;
+      this.#memory.remember(key, seen);
       let version = cur.versionstamp as string;
       if (renew) version = await this.#renew(key, version, head, bytes) ?? version;
-      return { value: deserializeSession<T>(text.decode(bytes)), version };
+      return { text: text.decode(bytes), version };
     }
     throw new SessionError(
       `DenoKvStorage: could not read the session "${key}": its chunks were missing ${ATTEMPTS} ` +
@@ -430,20 +449,21 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
     const renewed = { ...head, exp };
     if ("data" in head) {
       plan.add({ type: "set", key: headKey, value: renewed, expireIn: this.ttl });
-      return await plan.commit(this.#kv) ?? undefined;
+      return this.#committed(key, renewed, await plan.commit(this.#kv)) ?? undefined;
     }
     const chunks = writeGeneration(this.#layout, key, head.gen, bytes, this.ttl);
     const set: Mutation = { type: "set", key: headKey, value: renewed, expireIn: this.ttl };
     for (const m of chunks) plan.add(m);
     plan.add(set);
-    if (plan.fits()) return await plan.commit(this.#kv) ?? undefined;
+    if (plan.fits()) return this.#committed(key, renewed, await plan.commit(this.#kv)) ?? undefined;
     await commitInBatches(this.#kv, chunks);
-    const vs = await new AtomicPlan().check(headKey, version).add(set).commit(this.#kv);
+    const check = new AtomicPlan().check(headKey, version).add(set);
+    const vs = this.#committed(key, renewed, await check.commit(this.#kv));
     if (vs !== null) return vs;
     // Someone changed the session meanwhile; if it left our generation,
     // the chunks we just rewrote must not stay behind.
-    const now2 = headOf((await this.#kv.get(headKey)).value);
-    if (!(now2 !== undefined && "gen" in now2 && now2.gen === head.gen)) {
+    const now2 = seenOf(await this.#kv.get(headKey));
+    if (now2.chunks?.gen !== head.gen) {
       await commitInBatches(this.#kv, deleteGeneration(this.#layout, key, head.gen, head.n));
     }
     return undefined;
@@ -473,8 +493,10 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
     // Too large for one atomic operation: write the generation first, then
     // switch the head to it atomically.
     if (expected !== undefined) {
-      const cur = await this.#kv.get(this.#layout.head(key));
-      if (!matches(cur, expected)) return null;
+      const hint = this.#memory.recall(key);
+      if (!(hint !== undefined && matches(hint, expected))) {
+        if (!matches(seenOf(await this.#kv.get(this.#layout.head(key))), expected)) return null;
+      }
     }
     let switched: string | null = null;
     try {
@@ -491,6 +513,11 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
   /**
    * Points the head of `key` at `head` (with `extra` mutations in the same
    * atomic operation), then removes the generation it pointed at before.
+   *
+   * The first attempt trusts the remembered head, if any: its commit is
+   * checked against the remembered versionstamp. When that check fails (or
+   * the remembered head does not match `expected`), the head is read from
+   * KV and the write decided on what is stored, as if nothing was remembered.
    */
   async #switch(
     key: string,
@@ -499,14 +526,22 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
     extra: Mutation[],
   ): Promise<string | null> {
     const headKey = this.#layout.head(key);
-    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const cur = await this.#kv.get(headKey);
-      if (expected !== undefined && !matches(cur, expected)) return null;
+    let hint = this.#memory.recall(key);
+    for (let attempt = 0; attempt < ATTEMPTS;) {
+      const remembered = hint !== undefined;
+      const cur = hint ?? seenOf(await this.#kv.get(headKey));
+      hint = undefined;
+      if (!remembered) attempt++;
+      if (expected !== undefined && !matches(cur, expected)) {
+        if (remembered) continue; // maybe out of date: ask KV
+        this.#memory.remember(key, cur);
+        return null;
+      }
       const plan = new AtomicPlan().check(headKey, cur.versionstamp);
       for (const m of extra) plan.add(m);
       plan.add({ type: "set", key: headKey, value: head, expireIn: this.#expireIn(head.exp) });
       const cleanup = this.#cleanup(key, cur, plan);
-      const vs = await plan.commit(this.#kv);
+      const vs = this.#committed(key, head, await plan.commit(this.#kv));
       if (vs !== null) {
         await commitInBatches(this.#kv, cleanup);
         if (cleanup.length > 0 || "gen" in head) {
@@ -514,20 +549,76 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
         }
         return vs;
       }
-      if (expected !== undefined) return null;
+      // The head is not `cur` any more. With `expected`, that is a conflict
+      // unless `cur` was a remembered "nothing stored", which KV must confirm
+      // (an expired head still counts as nothing stored).
+      if (expected !== undefined && !(remembered && expected === null)) return null;
     }
     throw this.#contended(key, "write");
+  }
+
+  /**
+   * Remembers the head of `key` that a commit of `head` resulted in, or
+   * forgets it when the commit's check failed (`vs` is `null`).
+   */
+  #committed(key: string, head: Head, vs: string | null): string | null {
+    if (vs === null) {
+      this.#memory.forget(key);
+    } else {
+      const chunks = "gen" in head ? { gen: head.gen, n: head.n } : undefined;
+      this.#memory.remember(key, { versionstamp: vs, exp: head.exp, chunks });
+    }
+    return vs;
+  }
+
+  /** Deletes the session of `key` with all its chunks, whatever its version. */
+  async #delete(key: string): Promise<void> {
+    // A remembered head is tried first; "nothing stored" is never trusted.
+    let hint = this.#memory.recall(key);
+    if (hint?.versionstamp === null) hint = undefined;
+    for (let attempt = 0; attempt < ATTEMPTS;) {
+      const cur = hint ?? seenOf(await this.#kv.get(this.#layout.head(key)));
+      if (hint === undefined) attempt++;
+      hint = undefined;
+      if (cur.versionstamp === null || await this.#remove(key, cur)) {
+        await this.#sweepOrphans(key, undefined);
+        return;
+      }
+    }
+    throw this.#contended(key, "delete");
+  }
+
+  /** Deletes the session of `key` if its version is `expected`. */
+  async #deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
+    if (expected !== null) {
+      // The check of the commit is the comparison with `expected`.
+      const hint = this.#memory.recall(key);
+      if (hint?.versionstamp === expected) return await this.#remove(key, hint);
+    }
+    const cur = seenOf(await this.#kv.get(this.#layout.head(key)));
+    const live = cur.versionstamp !== null && !isExpired(cur, Date.now());
+    if (expected === null) {
+      if (live) return false;
+      if (cur.versionstamp !== null) await this.#remove(key, cur);
+      return true;
+    }
+    if (cur.versionstamp !== expected) return false;
+    return await this.#remove(key, cur);
   }
 
   /**
    * Deletes the head `cur` of `key` if it is still current, with its
    * generation. Resolves to `false` if the head changed meanwhile.
    */
-  async #remove(key: string, cur: KvEntryLike): Promise<boolean> {
+  async #remove(key: string, cur: SeenHead): Promise<boolean> {
     const plan = new AtomicPlan().check(this.#layout.head(key), cur.versionstamp)
       .add({ type: "delete", key: this.#layout.head(key) });
     const cleanup = this.#cleanup(key, cur, plan);
-    if (await plan.commit(this.#kv) === null) return false;
+    if (await plan.commit(this.#kv) === null) {
+      this.#memory.forget(key);
+      return false;
+    }
+    this.#memory.remember(key, ABSENT);
     await commitInBatches(this.#kv, cleanup);
     return true;
   }
@@ -536,9 +627,9 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    * Adds the removal of the generation `cur` points at to `plan` when it
    * fits; returns the mutations that did not fit, to run after the commit.
    */
-  #cleanup(key: string, cur: KvEntryLike, plan: AtomicPlan): Mutation[] {
-    const old = headOf(cur.value);
-    if (old === undefined || !("gen" in old)) return [];
+  #cleanup(key: string, cur: SeenHead, plan: AtomicPlan): Mutation[] {
+    const old = cur.chunks;
+    if (old === undefined) return [];
     const deletes = deleteGeneration(this.#layout, key, old.gen, old.n);
     const bytes = deletes.reduce((n, m) => n + keyBytes(m.key), 0);
     if (!plan.fits({ count: deletes.length, bytes, keyBytes: bytes })) return deletes;
@@ -586,12 +677,4 @@ function checkLeaseTtl(ttl: number): void {
   throw new RangeError(
     `DenoKvStorage: a lease ttl must be a positive, finite number of milliseconds, got ${ttl}.`,
   );
-}
-
-/** Whether the stored head `cur` is the version `expected` (`null`: none, or expired). */
-function matches(cur: KvEntryLike, expected: string | null): boolean {
-  if (expected !== null) return cur.versionstamp === expected;
-  if (cur.value === null) return true;
-  const head = headOf(cur.value);
-  return head !== undefined && isExpired(head, Date.now());
 }
