@@ -41,3 +41,35 @@ export function updateInPlace<S>(current: S | undefined, next: S | undefined): S
   }
   return next;
 }
+
+/**
+ * A deep copy of JSON data that equals `JSON.parse(JSON.stringify(value))`
+ * (properties holding `undefined` left out, `-0` as `0`, own `__proto__`
+ * keys kept as data), several times faster than that round trip. `value`
+ * must be acyclic JSON data, as `serializeSession` checks.
+ */
+export function copyJson<T>(value: T): T {
+  if (typeof value !== "object" || value === null) {
+    return (value === 0 ? 0 : value) as T; // -0 becomes 0, as in JSON
+  }
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = copyJson(value[i]);
+    return out as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const name in value) {
+    if (!Object.hasOwn(value, name)) continue;
+    const item = (value as Record<string, unknown>)[name];
+    if (item === undefined) continue;
+    if (name === "__proto__") {
+      Object.defineProperty(out, name, {
+        value: copyJson(item),
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    } else out[name] = copyJson(item);
+  }
+  return out as T;
+}
