@@ -59,11 +59,19 @@ if (pool === undefined) {
   const tables: string[] = [];
   const q = (name: string) => pg.escapeIdentifier(name);
 
-  /** A raw table shaped like PostgresStorage's (text key, json value). */
+  /**
+   * The limit rows' table: PostgresStorage's key column (`text COLLATE "C"`)
+   * without its version and expiry bookkeeping. The value is `json`, not the
+   * storage's default `jsonb`, so the raw middleware's text comparison sees
+   * an unchanged session as unchanged (jsonb gives normalized text back);
+   * for these small sessions json and jsonb measure the same.
+   */
   const rawTable = async (tag: string) => {
     const name = `${RUN}_raw_${tag}`;
     tables.push(name);
-    await pool!.query(`CREATE TABLE ${q(name)} (key text PRIMARY KEY, value json NOT NULL)`);
+    await pool!.query(
+      `CREATE TABLE ${q(name)} (key text COLLATE "C" PRIMARY KEY, value json NOT NULL)`,
+    );
     const select = `SELECT value::text AS value FROM ${q(name)} WHERE key = $1`;
     const upsert = `INSERT INTO ${q(name)} (key, value) VALUES ($1, $2::json)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value`;

@@ -36,7 +36,9 @@ import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
 import { SessionError, SessionValueError } from "../src/errors.ts";
+import { provideTextAccess, type TextRecord } from "../src/text.ts";
 import { checkIdentifier } from "./postgres/names.ts";
+import { isVersion, newVersion } from "./postgres/versions.ts";
 import {
   buildStatements,
   createTableSql,
@@ -160,15 +162,19 @@ const KEY_PAGE = 500;
 /** Rows fetched per page when listing values. */
 const VALUE_PAGE = 50;
 
+const NOTHING: TextRecord = Object.freeze({ text: null, version: null }) as TextRecord;
+
 const NO_TABLE = "42P01";
 const CREATE_RACE = new Set(["23505", "42P07", "42710"]);
 
 /**
  * Stores sessions in a PostgreSQL table through `npm:pg`.
  *
- * Each session is one row: `key text` (primary key), `value json` holding
- * exactly the JSON text of the serialization contract, a `version`, an
- * optional `expires_at` and `updated_at`. Writes are a single upsert.
+ * Each session is one row: `key text` (primary key), `value` (`jsonb` or
+ * `json`) holding the JSON text of the serialization contract, a `version`
+ * (a random 63-bit number picked by each write), an optional `expires_at`
+ * and `updated_at`. Reads are one `SELECT` and writes a single upsert, or one
+ * conditional `INSERT`/`UPDATE` for conflict detection.
  *
  * With a `Pool`, a connection that breaks (a restarted server, a terminated
  * backend) fails only the operations running on it; the next operation gets
@@ -220,6 +226,7 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
   readonly #sql: Statements;
   readonly #names: TableNames;
   #ready: Promise<void> | undefined;
+  #created = false;
   #writes = 0;
   #closed: Promise<void> | undefined;
 
@@ -267,6 +274,18 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
       this.ttl !== undefined,
       valueType,
     );
+    // The middleware's fast path. A json column gives the text back as it
+    // was written; jsonb gives it normalized, so the middleware re-renders it.
+    provideTextAccess(this, {
+      exact: valueType === "json",
+      read: (key) => this.#readText(key),
+      write: (key, text, expected) => {
+        checkKey(key);
+        this.#refuseForJsonb(key, text);
+        return this.#store(key, text, expected);
+      },
+      delete: (key, expected) => this.#remove(key, expected),
+    });
   }
 
   /**
@@ -335,7 +354,7 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
 
   /** Runs one statement after the tables exist. */
   async #query(text: string, values: unknown[], key?: string): Promise<PostgresQueryResult> {
-    if (this.#createTable) await this.#ensureTables();
+    if (this.#createTable && !this.#created) await this.#ensureTables();
     try {
       return await this.#db.query(text, values);
     } catch (err) {
@@ -384,6 +403,7 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
       if (!CREATE_RACE.has((err as { code?: string })?.code ?? "")) throw err;
       await this.#db.query(this.#sql.ddl);
     }
+    this.#created = true;
   }
 
   /** The parameters of a statement, with the TTL appended when there is one. */
@@ -430,9 +450,50 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @param value The session data.
    */
   async write(key: string, value: T): Promise<void> {
-    const text = this.#serialize(key, value);
-    await this.#query(this.#sql.write, this.#params(key, text), key);
+    await this.#store(key, this.#serialize(key, value));
+  }
+
+  /**
+   * Stores checked JSON text: an upsert, or with `expected` given a
+   * conditional insert (`null`) or update, resolving to the new version or
+   * to `null` when nothing was written.
+   */
+  async #store(
+    key: string,
+    text: string,
+    expected?: string | null,
+  ): Promise<string | null | undefined> {
+    const version = newVersion();
+    if (expected === undefined) {
+      await this.#query(this.#sql.write, this.#params(key, text, version), key);
+      await this.#maybePurge();
+      return undefined;
+    }
+    let result: PostgresQueryResult;
+    if (expected === null) {
+      result = await this.#query(this.#sql.insertIfAbsent, this.#params(key, text, version), key);
+    } else {
+      if (!isVersion(expected)) return null;
+      const values = this.#params(key, text, expected, version);
+      result = await this.#query(this.#sql.updateIfVersion, values, key);
+    }
+    if (!result.rowCount) return null;
     await this.#maybePurge();
+    return version;
+  }
+
+  /** Deletes, or with `expected` given only if the version is still that one. */
+  async #remove(key: string, expected?: string | null): Promise<boolean> {
+    checkKey(key);
+    if (expected === undefined) {
+      await this.#query(this.#sql.delete, [key], key);
+      return true;
+    }
+    if (expected === null) {
+      return (await this.#query(this.#sql.absent, [key], key)).rows.length > 0;
+    }
+    if (!isVersion(expected)) return false;
+    return !!(await this.#query(this.#sql.deleteIfVersion, [key, expected], key)).rowCount;
   }
 
   /**
@@ -450,8 +511,7 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @param key The session key.
    */
   async delete(key: string): Promise<void> {
-    checkKey(key);
-    await this.#query(this.#sql.delete, [key], key);
+    await this.#remove(key);
   }
 
   /**
@@ -588,6 +648,12 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
   #serialize(key: string, value: T): string {
     checkKey(key);
     const text = serializeSession(value, key);
+    this.#refuseForJsonb(key, text);
+    return text;
+  }
+
+  /** Refuses JSON text a jsonb column cannot hold, before anything is sent. */
+  #refuseForJsonb(key: string, text: string): void {
     if (this.valueType === "jsonb" && JSONB_UNSAFE.test(text)) {
       throw new SessionValueError(
         `Cannot store the session of key "${key}": it contains a string with the NUL character ` +
@@ -598,12 +664,11 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
         "$",
       );
     }
-    return text;
   }
 
   /**
-   * Reads the session of `key` with its version token (the id of the
-   * transaction that wrote it). Renews the expiry as {@link read} does.
+   * Reads the session of `key` with its version token (picked at random by
+   * the write that stored it). Renews the expiry as {@link read} does.
    *
    * @example
    * ```ts
@@ -619,13 +684,17 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @returns The session (or `undefined`) and its version (or `null`).
    */
   async readVersioned(key: string): Promise<VersionedValue<T>> {
+    const { text, version } = await this.#readText(key);
+    if (text === null) return { value: undefined, version: null };
+    return { value: deserializeSession<T>(text), version };
+  }
+
+  /** One `SELECT` of the value as text and its version (renewing the expiry). */
+  async #readText(key: string): Promise<TextRecord> {
     checkKey(key);
     const { rows } = await this.#query(this.#sql.read, this.#params(key), key);
-    if (rows.length === 0) return { value: undefined, version: null };
-    return {
-      value: deserializeSession<T>(rows[0].value as string),
-      version: rows[0].version as string,
-    };
+    if (rows.length === 0) return NOTHING;
+    return { text: rows[0].value as string, version: rows[0].version as string };
   }
 
   /**
@@ -651,16 +720,7 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    */
   async writeIfVersion(key: string, value: T, expected: string | null): Promise<string | null> {
     const text = this.#serialize(key, value);
-    let result: PostgresQueryResult;
-    if (expected === null) {
-      result = await this.#query(this.#sql.insertIfAbsent, this.#params(key, text), key);
-    } else {
-      if (!isVersion(expected)) return null;
-      result = await this.#query(this.#sql.updateIfVersion, this.#params(key, text, expected), key);
-    }
-    if (result.rows.length === 0) return null;
-    await this.#maybePurge();
-    return result.rows[0].version as string;
+    return (await this.#store(key, text, expected ?? null)) ?? null;
   }
 
   /**
@@ -682,12 +742,7 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @returns Whether the stored version matched.
    */
   async deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    checkKey(key);
-    if (expected === null) {
-      return (await this.#query(this.#sql.absent, [key], key)).rows.length > 0;
-    }
-    if (!isVersion(expected)) return false;
-    return (await this.#query(this.#sql.deleteIfVersion, [key, expected], key)).rows.length > 0;
+    return await this.#remove(key, expected ?? null);
   }
 
   /**
@@ -824,10 +879,4 @@ function checkLease(key: string, owner: string, ttl: number): void {
       `PostgresStorage: a lease ttl must be a positive, finite number of milliseconds, got ${ttl}.`,
     );
   }
-}
-
-/** Version tokens are transaction ids; anything else matches no row. */
-function isVersion(token: string): boolean {
-  return typeof token === "string" && /^[0-9]{1,19}$/.test(token) &&
-    BigInt(token) <= 0x7fffffffffffffffn;
 }

@@ -6,8 +6,9 @@
  * text of the serialization contract. A TTL is set with the write itself
  * (`SET ... PX`) and renewed by reads (`GETEX ... PX`). Listings walk the
  * keyspace with `SCAN MATCH` (never `KEYS`) and fetch values with `MGET` in
- * batches. Conditional writes (compare-and-set) and per-key leases run as Lua
- * scripts in one round trip. Needs Redis 6.2 or newer.
+ * batches. A read is always that one `GET`/`GETEX`, versioned or not.
+ * Conditional writes (compare-and-set) and per-key leases run as Lua scripts
+ * in one round trip. Needs Redis 6.2 or newer.
  *
  * @example Let the storage open (and later close) its own connection
  * ```ts
@@ -44,7 +45,8 @@ import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
 import { SessionError } from "../src/errors.ts";
-import { type RedisClientLike, replyList, replyText } from "./redis/client.ts";
+import { provideTextAccess, type TextRecord } from "../src/text.ts";
+import { type RedisClientLike, replyText } from "./redis/client.ts";
 import { leaseTtl, type RedisStorageOptions, resolveOptions } from "./redis/options.ts";
 import { scanEntries, scanPages } from "./redis/scan.ts";
 import * as scripts from "./redis/scripts.ts";
@@ -88,6 +90,8 @@ interface OwnedClient {
   close(): Promise<void>;
 }
 
+const NOTHING: TextRecord = Object.freeze({ text: null, version: null }) as TextRecord;
+
 /**
  * Stores sessions in Redis. Implements `StorageAdapter`, so it works with
  * `session()`, `lazySession()` and multi sessions of sessionkit and grammY
@@ -97,8 +101,10 @@ interface OwnedClient {
  * - Key layout: a session lives at `prefix + key` (default prefix
  *   `"session:"`); its lease, if any, at `leasePrefix + key` (default
  *   `"sessionkit-lease:" + prefix`), which the session listing never matches.
- * - Versions for conditional writes are the SHA-1 of the stored JSON text,
- *   computed by Redis; there is no second record per session.
+ * - The version of a session, for conditional writes, is its stored JSON
+ *   text itself: a read yields it for free, a conditional write sends it
+ *   along (the session's size once more) and a script compares it with what
+ *   Redis holds. There is no second record per session and nothing is hashed.
  * - A dropped connection fails the commands it hits; nothing is half-written,
  *   since every write is a single command or script.
  *
@@ -161,6 +167,14 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
     this.leasePrefix = resolved.leasePrefix;
     this.#leaseProblem = resolved.leaseProblem;
     this.#px = this.ttl === undefined ? "" : String(this.ttl);
+    // The middleware's fast path: the JSON text as Redis holds it. A value
+    // that is not JSON is reported by the middleware when it parses it.
+    provideTextAccess(this, {
+      exact: true,
+      read: (key) => this.#readText(this.#key(key)),
+      write: (key, text, expected) => this.#writeText(this.#key(key), text, expected),
+      delete: (key, expected) => this.#deleteText(this.#key(key), expected),
+    });
   }
 
   /**
@@ -287,11 +301,17 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    */
   async read(key: string): Promise<T | undefined> {
     const redisKey = this.#key(key);
+    const { text } = await this.#readText(redisKey);
+    return text === null ? undefined : this.#parse(redisKey, text, key);
+  }
+
+  /** One `GET` (`GETEX ... PX` with a TTL): the text, which is also its version. */
+  async #readText(redisKey: string): Promise<TextRecord> {
     const command = this.ttl === undefined
       ? ["GET", redisKey]
       : ["GETEX", redisKey, "PX", this.#px];
     const text = replyText(await this.client.sendCommand(command));
-    return text === undefined ? undefined : this.#parse(redisKey, text, key);
+    return text === undefined ? NOTHING : { text, version: text };
   }
 
   /**
@@ -313,11 +333,39 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    */
   async write(key: string, value: T): Promise<void> {
     const redisKey = this.#key(key);
-    const text = serializeSession(value, key);
-    const command = this.ttl === undefined
-      ? ["SET", redisKey, text]
-      : ["SET", redisKey, text, "PX", this.#px];
-    await this.client.sendCommand(command);
+    await this.#writeText(redisKey, serializeSession(value, key));
+  }
+
+  /**
+   * Stores checked JSON text: one `SET` (with `PX` when there is a TTL), or
+   * with `expected` given the compare-and-set script, resolving to the new
+   * version (the text) or to `null` when the stored text was not `expected`.
+   */
+  async #writeText(
+    redisKey: string,
+    text: string,
+    expected?: string | null,
+  ): Promise<string | null | undefined> {
+    if (expected === undefined) {
+      const command = this.ttl === undefined
+        ? ["SET", redisKey, text]
+        : ["SET", redisKey, text, "PX", this.#px];
+      await this.client.sendCommand(command);
+      return undefined;
+    }
+    const args = expected === null ? [text, this.#px] : [text, this.#px, expected];
+    const reply = await scripts.writeIfText.run(this.client, [redisKey], args);
+    return Number(reply) === 1 ? text : null;
+  }
+
+  /** `DEL`, or with `expected` given the conditional delete script. */
+  async #deleteText(redisKey: string, expected?: string | null): Promise<boolean> {
+    if (expected === undefined) {
+      await this.client.sendCommand(["DEL", redisKey]);
+      return true;
+    }
+    const args = expected === null ? [] : [expected];
+    return Number(await scripts.deleteIfText.run(this.client, [redisKey], args)) === 1;
   }
 
   /**
@@ -335,7 +383,7 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    * @param key The session key.
    */
   async delete(key: string): Promise<void> {
-    await this.client.sendCommand(["DEL", this.#key(key)]);
+    await this.#deleteText(this.#key(key));
   }
 
   /**
@@ -415,8 +463,9 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
   }
 
   /**
-   * Reads the session of `key` with its version (the SHA-1 of the stored
-   * text), renewing its TTL, in one round trip.
+   * Reads the session of `key` with its version (the stored JSON text
+   * itself), renewing its TTL, with the same single `GET`/`GETEX` as
+   * {@link RedisStorage.read}.
    *
    * @example
    * ```ts
@@ -432,12 +481,8 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    */
   async readVersioned(key: string): Promise<VersionedValue<T>> {
     const redisKey = this.#key(key);
-    const reply = await scripts.readVersioned.run(this.client, [redisKey], [this.#px]);
-    if (reply === null || reply === undefined) return { value: undefined, version: null };
-    const [text, version] = replyList(reply);
-    if (text === undefined || version === undefined) {
-      throw new TypeError("RedisStorage: unexpected reply to the versioned read script.");
-    }
+    const { text, version } = await this.#readText(redisKey);
+    if (text === null) return { value: undefined, version: null };
     return { value: this.#parse(redisKey, text, key), version };
   }
 
@@ -463,12 +508,7 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
   async writeIfVersion(key: string, value: T, expected: string | null): Promise<string | null> {
     const redisKey = this.#key(key);
     const text = serializeSession(value, key);
-    const reply = await scripts.writeIfVersion.run(
-      this.client,
-      [redisKey],
-      [expected ?? "", text, this.#px],
-    );
-    return Number(reply) === 1 ? scripts.sha1(text) : null;
+    return (await this.#writeText(redisKey, text, expected ?? null)) ?? null;
   }
 
   /**
@@ -490,9 +530,7 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    * @param expected The version that was read, or `null` for "nothing stored".
    */
   async deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    const redisKey = this.#key(key);
-    const reply = await scripts.deleteIfVersion.run(this.client, [redisKey], [expected ?? ""]);
-    return Number(reply) === 1;
+    return await this.#deleteText(this.#key(key), expected ?? null);
   }
 
   #leaseKey(key: string): string {

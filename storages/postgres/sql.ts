@@ -95,7 +95,7 @@ export interface Statements {
   read: string;
   /** `$1` key: one row if a live session exists. */
   has: string;
-  /** `$1` key, `$2` JSON text (`$3` ttl): upsert. */
+  /** `$1` key, `$2` JSON text, `$3` new version (`$4` ttl): upsert. */
   write: string;
   /** `$1` key: delete. */
   delete: string;
@@ -109,13 +109,19 @@ export interface Statements {
   nextEntries: string;
   /** `$1` limit: deletes up to that many expired rows. */
   purge: string;
-  /** `$1` key, `$2` JSON text (`$3` ttl): insert unless a live session exists. */
+  /**
+   * `$1` key, `$2` JSON text, `$3` new version (`$4` ttl): insert unless a
+   * live session exists. Row count 1 when written.
+   */
   insertIfAbsent: string;
-  /** `$1` key, `$2` JSON text, `$3` version (`$4` ttl): compare-and-set. */
+  /**
+   * `$1` key, `$2` JSON text, `$3` expected version, `$4` new version (`$5`
+   * ttl): compare-and-set. Row count 1 when written.
+   */
   updateIfVersion: string;
   /** `$1` key: one row if no live session exists. */
   absent: string;
-  /** `$1` key, `$2` version: delete if still that version. */
+  /** `$1` key, `$2` version: delete if still that version. Row count 1 when deleted. */
   deleteIfVersion: string;
   /** `$1` key, `$2` owner, `$3` ttl: take a free or expired lease. */
   acquireLease: string;
@@ -165,8 +171,10 @@ SELECT value, version FROM hit`
     : `SELECT s.value::text AS value, s.version::text AS version FROM ${t} AS s
 WHERE s.key = $1 AND ${live}`;
 
+  // The writer picks the new version (see versions.ts), so a conditional
+  // write needs no RETURNING: its row count says whether it landed.
   const insert = `INSERT INTO ${t} AS s (key, value, version, expires_at, updated_at)
-VALUES ($1, $2::${valueType}, txid_current(), ${expiry(3)}, now())`;
+VALUES ($1, $2::${valueType}, $3::bigint, ${expiry(4)}, now())`;
   const replace = `value = excluded.value, version = excluded.version,
   expires_at = excluded.expires_at, updated_at = excluded.updated_at`;
 
@@ -189,15 +197,13 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
 ) AND s.expires_at <= now()`,
     insertIfAbsent: `${insert}
 ON CONFLICT (key) DO UPDATE SET ${replace}
-WHERE s.expires_at IS NOT NULL AND s.expires_at <= now()
-RETURNING s.version::text AS version`,
-    updateIfVersion: `UPDATE ${t} AS s SET value = $2::${valueType}, version = txid_current(),
-  expires_at = ${expiry(4)}, updated_at = now()
-WHERE s.key = $1 AND s.version = $3::bigint AND ${live}
-RETURNING s.version::text AS version`,
+WHERE s.expires_at IS NOT NULL AND s.expires_at <= now()`,
+    updateIfVersion: `UPDATE ${t} AS s SET value = $2::${valueType}, version = $4::bigint,
+  expires_at = ${expiry(5)}, updated_at = now()
+WHERE s.key = $1 AND s.version = $3::bigint AND ${live}`,
     absent: `SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM ${t} AS s WHERE s.key = $1 AND ${live})`,
-    deleteIfVersion: `DELETE FROM ${t} AS s WHERE s.key = $1 AND s.version = $2::bigint AND ${live}
-RETURNING 1`,
+    deleteIfVersion:
+      `DELETE FROM ${t} AS s WHERE s.key = $1 AND s.version = $2::bigint AND ${live}`,
     acquireLease: `INSERT INTO ${l} AS s (key, owner, expires_at) VALUES ($1, $2, now() + ${ms(3)})
 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 WHERE s.owner = excluded.owner OR s.expires_at <= now()

@@ -3,9 +3,13 @@
  * trip with `EVALSHA` (falling back to `EVAL` when the server has not cached
  * the script yet, e.g. after a restart or `SCRIPT FLUSH`).
  *
- * Versions are the SHA-1 (hex) of the stored JSON text, computed by Redis, so
- * a session needs no second record: the value stays a plain string and a
- * plain `write` or `delete` changes the version as any other write does.
+ * The version of a session is its stored JSON text itself: a conditional
+ * write sends the text it read along, and the script compares it with what
+ * Redis holds, byte for byte. A session needs no second record and nothing is
+ * hashed: the value stays a plain string, and a plain `write` or `delete`
+ * changes the version as any other write does. (Hashing the text with
+ * `redis.sha1hex` cost more than sending it twice, at every size measured,
+ * and blocks the server while it runs.)
  *
  * @module
  */
@@ -22,64 +26,45 @@ export class Script {
 
   /** Runs the script with `keys` and `args`. */
   async run(client: RedisClientLike, keys: string[], args: string[]): Promise<unknown> {
-    const rest = [String(keys.length), ...keys, ...args];
+    const command = ["EVALSHA", this.sha, String(keys.length), ...keys, ...args];
     try {
-      return await client.sendCommand(["EVALSHA", this.sha, ...rest]);
+      return await client.sendCommand(command);
     } catch (err) {
       if (!isErrorCode(err, "NOSCRIPT")) throw err;
-      return await client.sendCommand(["EVAL", this.source, ...rest]);
+      return await client.sendCommand(["EVAL", this.source, ...command.slice(2)]);
     }
   }
 }
 
-/** The SHA-1 hex digest of the UTF-8 bytes of `text`, as `redis.sha1hex` gives. */
+/** The SHA-1 hex digest of the UTF-8 bytes of `text`: the name Redis caches a script by. */
 export function sha1(text: string): string {
   return createHash("sha1").update(text, "utf8").digest("hex");
 }
 
 /**
- * KEYS[1] session key; ARGV[1] ttl in ms or "" for none.
- * Returns nil, or { text, version } and renews the TTL.
+ * KEYS[1] session key; ARGV[1] JSON text; ARGV[2] ttl in ms or "" for none;
+ * ARGV[3] the text that must still be stored, left out for "nothing stored".
+ * Returns 1 when written, 0 when the stored text differs.
  */
-export const readVersioned = new Script(`
-local text = redis.call('GET', KEYS[1])
-if not text then return false end
-if ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return { text, redis.sha1hex(text) }
-`);
-
-/**
- * KEYS[1] session key; ARGV[1] expected version or "" for "nothing stored";
- * ARGV[2] JSON text; ARGV[3] ttl in ms or "" for none.
- * Returns 1 when written, 0 when the stored version differs.
- */
-export const writeIfVersion = new Script(`
-local current = redis.call('GET', KEYS[1])
-if current then
-  if ARGV[1] == '' or redis.sha1hex(current) ~= ARGV[1] then return 0 end
-elseif ARGV[1] ~= '' then
-  return 0
-end
-if ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[2])
+export const writeIfText = new Script(`
+if redis.call('GET', KEYS[1]) ~= (ARGV[3] or false) then return 0 end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
 else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
 return 1
 `);
 
 /**
- * KEYS[1] session key; ARGV[1] expected version or "" for "nothing stored".
- * Returns 1 when deleted (or nothing stored and nothing expected), else 0.
+ * KEYS[1] session key; ARGV[1] the text that must still be stored, left out
+ * for "nothing stored". Returns 1 when deleted (or nothing stored and nothing
+ * expected), else 0.
  */
-export const deleteIfVersion = new Script(`
+export const deleteIfText = new Script(`
 local current = redis.call('GET', KEYS[1])
-if not current then
-  if ARGV[1] == '' then return 1 end
-  return 0
-end
-if ARGV[1] == '' or redis.sha1hex(current) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
+if current ~= (ARGV[1] or false) then return 0 end
+if current then redis.call('DEL', KEYS[1]) end
 return 1
 `);
 
