@@ -232,11 +232,14 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
     const storage = new RedisStorage<T>(client as RedisClientLike, storageOptions);
     storage.#owned = {
       async close() {
-        try {
-          await client.close();
-        } catch {
-          client.destroy();
-        }
+        // A graceful close waits for every pending reply; if one never comes
+        // (node-redis can lose one when the server drops the connection in
+        // the middle of a command), the connection is torn down after 2 s.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)));
+        await Promise.race([client.close().catch(() => {}), gaveUp]);
+        clearTimeout(timer);
+        if (client.isOpen) client.destroy();
       },
     };
     return storage;

@@ -358,13 +358,18 @@ privateRedisTest("reliability input: redis: a session over the server's bulk lim
     // Redis closes the connection on reading the length, so the client sees
     // the broken pipe (or a protocol error), not a tidy error reply.
     await assert.rejects(() => storage.write("k", sized(MiB + 1)), Error);
-    // The client reconnects; the session is the old one.
-    let back: unknown;
-    for (let i = 0; i < 50 && back === undefined; i++) {
-      back = await storage.read("k").catch(() => undefined);
-      if (back === undefined) await new Promise((r) => setTimeout(r, 50));
+    // The session is the old one. Checked on a new connection: after the
+    // server drops a connection in the middle of a command, node-redis 5 can
+    // pair a reply with the wrong command and leave the next one unanswered
+    // (seen on Redis 7.0), so the old connection is only closed, which
+    // RedisStorage bounds to 2 s.
+    const fresh = await RedisStorage.connect<unknown>(server.url, { prefix: "big:" });
+    try {
+      assert.deepEqual(await fresh.read("k"), { small: true });
+      assert.deepEqual(await fresh.read("at"), at);
+    } finally {
+      await fresh.close();
     }
-    assert.deepEqual(back, { small: true });
   } finally {
     await storage.close();
     await server.stop();
