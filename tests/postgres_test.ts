@@ -391,7 +391,9 @@ pgTest("PostgresStorage: a terminated backend fails only what it hits", async (t
         // Hold the row so that the next write waits on the server, then kill it.
         await db.query("BEGIN");
         await db.query(`SELECT 1 FROM ${id(app)} WHERE key = 'k' FOR UPDATE`);
-        const write = storage.write("k", { n: 2 });
+        // Expect the rejection from the start: it may come while the
+        // terminating query below is still being awaited.
+        const rejected = assert.rejects(storage.write("k", { n: 2 }), /terminat/i);
         let pid: number | undefined;
         for (let i = 0; i < 50 && pid === undefined; i++) {
           const { rows } = await db.query(
@@ -403,7 +405,7 @@ pgTest("PostgresStorage: a terminated backend fails only what it hits", async (t
         }
         assert.ok(pid !== undefined, "the write was seen waiting");
         await db.query("SELECT pg_terminate_backend($1)", [pid]);
-        await assert.rejects(write, /terminat/i);
+        await rejected;
         await db.query("ROLLBACK");
         assert.deepEqual(await storage.read("k"), { n: 1 });
       },
