@@ -108,16 +108,9 @@ export class MemorySessionStorage<S>
         const entry = this.#get(key);
         return entry === undefined ? NOTHING : { text: entry.text, version: entry.version };
       },
-      write: (key, text, expected) => {
-        if (expected === undefined) return void this.#put(key, text);
-        if (this.#currentVersion(key) !== expected) return null;
-        return this.#put(key, text);
-      },
-      delete: (key, expected) => {
-        if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
-        this.#map.delete(key);
-        return true;
-      },
+      write: (key, text, expected) =>
+        expected === undefined ? void this.#put(key, text) : this.#putIf(key, text, expected),
+      delete: (key, expected) => this.#deleteIf(key, expected),
     });
   }
 
@@ -239,9 +232,7 @@ export class MemorySessionStorage<S>
    */
   writeIfVersion(key: string, value: S, expected: string | null): Promise<string | null> {
     try {
-      const text = serializeSession(value, key);
-      if (this.#currentVersion(key) !== expected) return Promise.resolve(null);
-      return Promise.resolve(this.#put(key, text));
+      return Promise.resolve(this.#putIf(key, serializeSession(value, key), expected));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -255,9 +246,19 @@ export class MemorySessionStorage<S>
    * @returns Whether the stored version matched.
    */
   deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    if (this.#currentVersion(key) !== expected) return Promise.resolve(false);
+    return Promise.resolve(this.#deleteIf(key, expected));
+  }
+
+  /** Stores checked text if the version is still `expected`; the new version, or `null`. */
+  #putIf(key: string, text: string, expected: string | null): string | null {
+    return this.#currentVersion(key) === expected ? this.#put(key, text) : null;
+  }
+
+  /** Deletes `key` if its version is still `expected` (always without one); whether it did. */
+  #deleteIf(key: string, expected?: string | null): boolean {
+    if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
     this.#map.delete(key);
-    return Promise.resolve(true);
+    return true;
   }
 
   #currentVersion(key: string): string | null {

@@ -14,40 +14,12 @@ import {
   SessionConflictError,
   type SessionFlavor,
   SessionLockError,
-  type SessionOptions,
 } from "../mod.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
+import { addIncrements, race } from "./helpers/race.ts";
 
 type Data = { count: number };
 type C = Context & SessionFlavor<Data>;
-
-const addIncrements = (stored?: Data, mine?: Data, base?: Data): Data => ({
-  count: (stored?.count ?? 0) + (mine?.count ?? 0) - (base?.count ?? 0),
-});
-
-/** Bot A reads, waits for `gate`, then increments; bot B runs in between. */
-async function race(storage: MemorySessionStorage<Data>, options: Partial<SessionOptions<Data>>) {
-  const gate = Promise.withResolvers<void>();
-  const read = Promise.withResolvers<void>();
-  const a = createHarness<C>();
-  a.bot.use(session({ initial: () => ({ count: 0 }), storage, ...options }));
-  a.bot.on("message", async (ctx) => {
-    const n = ctx.session.count;
-    read.resolve();
-    await gate.promise;
-    ctx.session.count = n + 1;
-  });
-  const b = createHarness<C>();
-  b.bot.use(session({ initial: () => ({ count: 0 }), storage, ...options }));
-  b.bot.on("message", (ctx) => void ctx.session.count++);
-  const first = a.send(message(1));
-  await read.promise;
-  const second = b.send(message(1));
-  await sleep(20);
-  gate.resolve();
-  await Promise.all([first, second]);
-  return { a, b };
-}
 
 Deno.test("conflict detection is on by default and reports the lost write", async () => {
   const storage = new MemorySessionStorage<Data>();

@@ -92,18 +92,28 @@ function data(who: string, bytes = KiB): Data {
 
 const OPTIONS = { prefix: ["ops"] };
 
+/** The operations of a read + write that touches no chunks. */
+const ONE_GET_ONE_COMMIT = { get: 1, getMany: 0, list: 0, commit: 1 };
+
+/**
+ * A 1 KiB session stored under "k" through handle `b`, and a fresh storage
+ * on a counting spy of handle `a`: nothing remembered but what it sees.
+ */
+async function seededSpy(a: Deno.Kv, b: Deno.Kv) {
+  await new DenoKvStorage<Data>(b, OPTIONS).write("k", data("setup"));
+  const { kv, ops, reset } = spy(a);
+  return { storage: new DenoKvStorage<Data>(kv, OPTIONS), ops, reset };
+}
+
 Deno.test("DenoKvStorage: read + write of a 1 KiB session is one get and one commit", async () => {
   await twoHandles(async (a, b) => {
-    await new DenoKvStorage<Data>(b, OPTIONS).write("k", data("setup"));
-    const { kv, ops, reset } = spy(a);
-    // A fresh storage: nothing remembered but what its own read sees.
-    const storage = new DenoKvStorage<Data>(kv, OPTIONS);
+    const { storage, ops, reset } = await seededSpy(a, b);
     for (let round = 0; round < 3; round++) {
       reset();
       const value = await storage.read("k");
       assert.equal(JSON.stringify(value).length, KiB);
       await storage.write("k", data(`round ${round}`));
-      assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 1 }, `round ${round}`);
+      assert.deepEqual(ops, ONE_GET_ONE_COMMIT, `round ${round}`);
       // It really landed: another handle sees it.
       const other = new DenoKvStorage<Data>(b, OPTIONS);
       assert.deepEqual(await other.read("k"), data(`round ${round}`));
@@ -112,22 +122,20 @@ Deno.test("DenoKvStorage: read + write of a 1 KiB session is one get and one com
     reset();
     assert.equal(await storage.read("new"), undefined);
     await storage.write("new", data("first"));
-    assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 1 });
+    assert.deepEqual(ops, ONE_GET_ONE_COMMIT);
     assert.deepEqual(await new DenoKvStorage<Data>(b, OPTIONS).read("new"), data("first"));
   });
 });
 
 Deno.test("DenoKvStorage: readVersioned + writeIfVersion is one get and one commit", async () => {
   await twoHandles(async (a, b) => {
-    await new DenoKvStorage<Data>(b, OPTIONS).write("k", data("setup"));
-    const { kv, ops, reset } = spy(a);
-    const storage = new DenoKvStorage<Data>(kv, OPTIONS);
+    const { storage, ops, reset } = await seededSpy(a, b);
     for (let round = 0; round < 3; round++) {
       reset();
       const { value, version } = await storage.readVersioned("k");
       assert.ok(value !== undefined && version !== null);
       const next = await storage.writeIfVersion("k", data(`round ${round}`), version);
-      assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 1 }, `round ${round}`);
+      assert.deepEqual(ops, ONE_GET_ONE_COMMIT, `round ${round}`);
       assert.ok(next !== null && next !== version);
       assert.equal((await b.get(["ops", "s", "k"])).versionstamp, next);
     }
@@ -136,7 +144,7 @@ Deno.test("DenoKvStorage: readVersioned + writeIfVersion is one get and one comm
     const { version } = await storage.readVersioned("new");
     assert.equal(version, null);
     assert.ok(await storage.writeIfVersion("new", data("first"), null) !== null);
-    assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 1 });
+    assert.deepEqual(ops, ONE_GET_ONE_COMMIT);
   });
 });
 

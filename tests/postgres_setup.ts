@@ -5,7 +5,11 @@
  */
 // @ts-types="npm:@types/pg@^8"
 import pg from "npm:pg@^8";
-import type { PostgresQueryable, PostgresQueryResult } from "../storages/postgres.ts";
+import type {
+  PostgresQueryable,
+  PostgresQueryResult,
+  PostgresStorage,
+} from "../storages/postgres.ts";
 
 export { pg };
 
@@ -97,4 +101,24 @@ export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of it) out.push(item);
   return out;
+}
+
+/** Runs `fn` with an admin client and a pool, dropping `storages`' tables afterwards. */
+export async function withDb(
+  fn: (db: pg.Client, pool: pg.Pool, storages: PostgresStorage<unknown>[]) => Promise<void>,
+): Promise<void> {
+  const db = await admin();
+  const pool = new pg.Pool({ connectionString: DATABASE_URL });
+  pool.on("error", () => {});
+  const storages: PostgresStorage<unknown>[] = [];
+  try {
+    await fn(db, pool, storages);
+  } finally {
+    for (const storage of storages) {
+      await storage.close();
+      await dropTables(db, storage);
+    }
+    await pool.end();
+    await db.end();
+  }
 }

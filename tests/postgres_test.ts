@@ -12,28 +12,9 @@ import {
   Recorder,
   RUN,
   tableExists,
+  withDb,
 } from "./postgres_setup.ts";
 import { sleep } from "./helpers/bot.ts";
-
-/** Runs `fn` with an admin client and a pool, dropping `storages`' tables afterwards. */
-async function withDb(
-  fn: (db: pg.Client, pool: pg.Pool, storages: PostgresStorage<unknown>[]) => Promise<void>,
-): Promise<void> {
-  const db = await admin();
-  const pool = new pg.Pool({ connectionString: DATABASE_URL });
-  pool.on("error", () => {});
-  const storages: PostgresStorage<unknown>[] = [];
-  try {
-    await fn(db, pool, storages);
-  } finally {
-    for (const storage of storages) {
-      await storage.close();
-      await dropTables(db, storage);
-    }
-    await pool.end();
-    await db.end();
-  }
-}
 
 pgTest("PostgresStorage: options are checked", async () => {
   const pool = new pg.Pool({ connectionString: DATABASE_URL });

@@ -5,49 +5,12 @@
  * and the same checks as the public methods.
  */
 import assert from "node:assert/strict";
+import { errorOf } from "./helpers/errors.ts";
+import { assertOtherWriteMakesVersionStale } from "./helpers/text_access.ts";
 import { SessionError, SessionValueError } from "../mod.ts";
 import { textAccessOf } from "../src/text.ts";
 import { PostgresStorage } from "../storages/postgres.ts";
-import {
-  admin,
-  DATABASE_URL,
-  dropTables,
-  id,
-  pg,
-  pgTest,
-  Recorder,
-  RUN,
-} from "./postgres_setup.ts";
-
-/** What `call` throws or rejects with, synchronously or not. */
-async function errorOf(call: () => unknown): Promise<Error> {
-  try {
-    await call();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected an error, got none");
-}
-
-/** Runs `fn` with an admin client and a pool, dropping `storages`' tables afterwards. */
-async function withDb(
-  fn: (db: pg.Client, pool: pg.Pool, storages: PostgresStorage<unknown>[]) => Promise<void>,
-): Promise<void> {
-  const db = await admin();
-  const pool = new pg.Pool({ connectionString: DATABASE_URL });
-  pool.on("error", () => {});
-  const storages: PostgresStorage<unknown>[] = [];
-  try {
-    await fn(db, pool, storages);
-  } finally {
-    for (const storage of storages) {
-      await storage.close();
-      await dropTables(db, storage);
-    }
-    await pool.end();
-    await db.end();
-  }
-}
+import { DATABASE_URL, id, pgTest, Recorder, RUN, withDb } from "./postgres_setup.ts";
 
 pgTest(
   "PostgresStorage (json): text access reads the exact text, writes conditionally",
@@ -110,13 +73,7 @@ pgTest(
       });
 
       await t.step("another process's write makes a version stale", async () => {
-        const seen = await access.read("t");
-        const seenThere = await textAccessOf(other)!.read("t");
-        assert.equal(seenThere.version, seen.version, "versions compare across pools");
-        await other.write("t", { by: "other" });
-        assert.equal(await access.write("t", '{"by":"me"}', seen.version), null);
-        assert.equal(await access.delete("t", seen.version), false);
-        assert.equal((await row("t")).text, '{"by":"other"}');
+        await assertOtherWriteMakesVersionStale(access, other, async () => (await row("t")).text);
       });
 
       await t.step("conditional and plain deletes", async () => {

@@ -5,6 +5,8 @@
  * methods.
  */
 import assert from "node:assert/strict";
+import { errorOf } from "./helpers/errors.ts";
+import { assertOtherWriteMakesVersionStale } from "./helpers/text_access.ts";
 import type { Context } from "npm:grammy@^1.46";
 import { session, SessionError, type SessionFlavor } from "../mod.ts";
 import { textAccessOf } from "../src/text.ts";
@@ -12,16 +14,6 @@ import { RedisStorage } from "../storages/redis.ts";
 import type { RedisClientLike } from "../storages/redis/client.ts";
 import { RedisFixture, redisTest, uniquePrefix } from "./redis_env.ts";
 import { createHarness, message } from "./helpers/bot.ts";
-
-/** What `call` throws or rejects with, synchronously or not. */
-async function errorOf(call: () => unknown): Promise<Error> {
-  try {
-    await call();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected an error, got none");
-}
 
 /** A pass-through client that records the command name of everything sent. */
 class Spy implements RedisClientLike {
@@ -95,13 +87,7 @@ redisTest(
       });
 
       await t.step("another process's write makes a version stale", async () => {
-        const seen = await access.read("t");
-        const seenThere = await textAccessOf(other)!.read("t");
-        assert.equal(seenThere.version, seen.version, "versions compare across clients");
-        await other.write("t", { by: "other" });
-        assert.equal(await access.write("t", '{"by":"me"}', seen.version), null);
-        assert.equal(await access.delete("t", seen.version), false);
-        assert.equal(await admin.get(prefix + "t"), '{"by":"other"}');
+        await assertOtherWriteMakesVersionStale(access, other, () => admin.get(prefix + "t"));
         // Writing back the very same text is not a conflict: nothing changed.
         const now = await access.read("t");
         await other.write("t", { by: "other" });

@@ -14,11 +14,11 @@ import {
   session,
   SessionConflictError,
   type SessionFlavor,
-  type SessionOptions,
   type StorageAdapter,
 } from "../mod.ts";
 import { textAccessOf } from "../src/text.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
+import { addIncrements, race } from "./helpers/race.ts";
 
 type Data = { count: number };
 type C = Context & SessionFlavor<Data>;
@@ -40,30 +40,6 @@ const paths = [
   ["text path (MemorySessionStorage)", (inner: MemorySessionStorage<Data>) => inner],
   ["public methods (a third-party storage)", publicOnly],
 ] as const;
-
-/** Bot A reads, waits, then increments; bot B increments in between. */
-async function race(storage: Storage, options: Partial<SessionOptions<Data>>) {
-  const gate = Promise.withResolvers<void>();
-  const read = Promise.withResolvers<void>();
-  const a = createHarness<C>();
-  a.bot.use(session({ initial: () => ({ count: 0 }), storage, ...options }));
-  a.bot.on("message", async (ctx) => {
-    const n = ctx.session.count;
-    read.resolve();
-    await gate.promise;
-    ctx.session.count = n + 1;
-  });
-  const b = createHarness<C>();
-  b.bot.use(session({ initial: () => ({ count: 0 }), storage, ...options }));
-  b.bot.on("message", (ctx) => void ctx.session.count++);
-  const first = a.send(message(1));
-  await read.promise;
-  const second = b.send(message(1));
-  await sleep(10);
-  gate.resolve();
-  await Promise.all([first, second]);
-  return { a, b };
-}
 
 Deno.test("both storage paths are really exercised", () => {
   const inner = new MemorySessionStorage<Data>();
@@ -101,11 +77,7 @@ for (const [label, make] of paths) {
   Deno.test(`${label}: a merge function combines both changes`, async () => {
     const inner = new MemorySessionStorage<Data>();
     inner.write("1", { count: 10 });
-    const { a, b } = await race(make(inner), {
-      onConflict: (stored, mine, base) => ({
-        count: (stored?.count ?? 0) + (mine?.count ?? 0) - (base?.count ?? 0),
-      }),
-    });
+    const { a, b } = await race(make(inner), { onConflict: addIncrements });
     assert.deepEqual([a.errors, b.errors], [[], []]);
     assert.deepEqual(inner.read("1"), { count: 12 });
   });
