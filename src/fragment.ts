@@ -9,7 +9,8 @@ import type { SessionContext } from "./context.ts";
 import type { SessionOptions } from "./options.ts";
 import type { StorageAdapter } from "./storage.ts";
 import type { LeaseStorage } from "./capabilities.ts";
-import { type Slot, SlotTable } from "./slot.ts";
+import { type Slot, SlotTable, type SoloUser } from "./slot.ts";
+import type { Installer } from "./install.ts";
 import { SessionKeyError } from "./errors.ts";
 import { isConditionalStorage, isLeaseStorage } from "./capabilities.ts";
 import { textAccessOf } from "./text.ts";
@@ -89,13 +90,22 @@ export class Fragment<S, C extends SessionContext> {
   }
 }
 
+/** Marks a binding whose update does not hold the value directly. */
+const SHARED: unique symbol = Symbol("shared");
+
 /**
  * What one update does with one fragment. `load` and `finish` return
  * `undefined` when they completed synchronously, or a promise otherwise.
  */
-export class Binding<S> {
+export class Binding<S> implements SoloUser {
   #slot: Slot<S> | undefined;
   #assigning: Promise<void> | undefined;
+  /**
+   * While this update is the only user of its key: the value it put on the
+   * context as a plain property (see {@link Binding.present}).
+   */
+  #handed: unknown = SHARED;
+  #installer: Installer | undefined;
 
   constructor(
     readonly table: SlotTable<S>,
@@ -112,6 +122,47 @@ export class Binding<S> {
   /** Loads the session (strict mode, before the handler runs). */
   load(): Promise<void> | undefined {
     return this.#acquire().load();
+  }
+
+  /**
+   * Puts the loaded value on the context (strict mode, after `load`). While
+   * this update is the only one using its key, the property is a plain data
+   * property: defining an accessor on every context costs about as much as
+   * the rest of the session layer together. The moment a second update of
+   * the key joins, the slot calls {@link Binding.share}, which hands over
+   * what this update assigned and switches it to the shared accessor, so the
+   * two see one live value exactly as if both had had the accessor all along.
+   */
+  present(installer: Installer): void {
+    const slot = this.#acquire();
+    if (slot.refs === 1 && slot.solo === undefined) {
+      slot.solo = this;
+      this.#installer = installer;
+      this.#handed = slot.value;
+      (this.ctx as unknown as Record<string, unknown>)[this.property] = slot.value;
+    } else {
+      installer.define(this.ctx, this);
+    }
+  }
+
+  /** See {@link SoloUser.share}. */
+  share(): void {
+    this.#takeBack();
+    this.#installer!.define(this.ctx, this);
+  }
+
+  /** Leaves solo mode, applying what the update assigned to the property. */
+  #takeBack(): void {
+    if (this.#handed === SHARED) return;
+    const handed = this.#handed;
+    this.#handed = SHARED;
+    this.#slot!.solo = undefined;
+    const ctx = this.ctx as unknown as Record<string, unknown>;
+    const value = ctx[this.property];
+    // `delete ctx.session` removes the property; with the accessor that
+    // changed nothing, so here it changes nothing either.
+    if (value === handed || (value === undefined && !Object.hasOwn(ctx, this.property))) return;
+    this.set(value as S);
   }
 
   /** The live value (strict mode). */
@@ -153,7 +204,14 @@ export class Binding<S> {
   finish(ok: boolean): Promise<void> | undefined {
     const slot = this.#slot;
     if (slot === undefined) return undefined;
-    if (!ok) return this.table.release(slot, false);
+    if (!ok) {
+      if (this.#handed !== SHARED) {
+        this.#handed = SHARED;
+        slot.solo = undefined;
+      }
+      return this.table.release(slot, false);
+    }
+    this.#takeBack();
     if (this.#assigning !== undefined) return this.#finishAssigned(slot, this.#assigning);
     let saving: Promise<void> | undefined;
     try {

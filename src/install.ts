@@ -22,14 +22,22 @@ export interface SessionHandle {
   set(value: unknown): void;
 }
 
-/** Defines the session property of one update, given its handle. */
-export type Installer = (ctx: SessionContext, handle: SessionHandle) => void;
+/** Puts the session property of one middleware on the contexts of its updates. */
+export interface Installer {
+  /**
+   * Throws a clear error if another session middleware already defined the
+   * property on this update.
+   */
+  claim(ctx: SessionContext): void;
+  /** Defines the property as an accessor that goes through `handle`. */
+  define(ctx: SessionContext, handle: SessionHandle): void;
+  /** `claim`, then `define`. */
+  install(ctx: SessionContext, handle: SessionHandle): void;
+}
 
 /**
- * Makes the installer of `ctx[property]` for one middleware. The property
- * reads `handle.getLazy()` when `lazy`, `handle.get()` otherwise. Installing
- * throws a clear error if another session middleware already defined the
- * property on this update.
+ * Makes the installer of `ctx[property]` for one middleware. The accessor
+ * reads `handle.getLazy()` when `lazy`, `handle.get()` otherwise.
  */
 export function sessionInstaller(property: string, lazy: boolean): Installer {
   const HANDLE = Symbol(`sessionkit ctx.${property}`);
@@ -48,7 +56,7 @@ export function sessionInstaller(property: string, lazy: boolean): Installer {
     enumerable: true,
     configurable: true,
   };
-  return (ctx, handle) => {
+  const claim = (ctx: SessionContext) => {
     if (Object.hasOwn(ctx, property)) {
       throw new SessionError(
         `ctx.${property} is already defined: a session middleware was installed twice for this ` +
@@ -57,7 +65,17 @@ export function sessionInstaller(property: string, lazy: boolean): Installer {
           `pieces of data, use one multi session: session({ type: "multi", ... }).`,
       );
     }
+  };
+  const define = (ctx: SessionContext, handle: SessionHandle) => {
     (ctx as unknown as Holder)[HANDLE] = handle;
     Object.defineProperty(ctx, property, descriptor);
+  };
+  return {
+    claim,
+    define,
+    install(ctx, handle) {
+      claim(ctx);
+      define(ctx, handle);
+    },
   };
 }

@@ -53,7 +53,7 @@ export function multiSession<C extends SessionContext>(
       });
     });
     const get = () => view;
-    install(ctx, {
+    install.install(ctx, {
       get,
       getLazy: get,
       set: (value) => {

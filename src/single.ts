@@ -22,12 +22,15 @@ export function singleSession<S, C extends SessionContext>(
   // the only await of an update is the one on `next()`.
   async function run(ctx: C, next: () => Promise<void>, key: string | undefined): Promise<void> {
     const binding = fragment.bind(key, ctx);
-    install(ctx, binding);
+    const strict = !lazy && key !== undefined;
+    if (strict) install.claim(ctx);
+    else install.install(ctx, binding); // lazy, or a read must throw a key error
     (ctx as { sessionKey?: string }).sessionKey = key;
     try {
-      if (!lazy && key !== undefined) {
+      if (strict) {
         const loading = binding.load();
         if (loading !== undefined) await loading;
+        binding.present(install);
       }
       await next();
     } catch (err) {

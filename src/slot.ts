@@ -19,7 +19,7 @@ import type { TextAccess, TextRecord } from "./text.ts";
 import { Lease, type LockOptions } from "./lease.ts";
 import { SessionConflictError, SessionError } from "./errors.ts";
 import { serializeSession } from "./serialization.ts";
-import { copyJson, isPromiseLike, updateInPlace } from "./values.ts";
+import { cloneJson, copyJson, isPromiseLike, sameJson, updateInPlace } from "./values.ts";
 
 /**
  * Sessions whose JSON text is at most this long keep a private parsed copy
@@ -65,10 +65,28 @@ export interface SlotSource<S> {
   readonly lock?: LockOptions;
 }
 
+/**
+ * An update that holds the session as a plain value on its context instead
+ * of behind an accessor, which it may do while it is the only user of its
+ * key. {@link SlotTable} calls `share` as soon as another update joins the
+ * key. Nothing else can replace the live value meanwhile: a write of the key
+ * keeps its update in the slot until it has landed (merges included), so
+ * while a solo user exists, no other write of its key is running.
+ */
+export interface SoloUser {
+  /**
+   * Hands what the update assigned to the slot and puts the accessor on its
+   * context, so that from now on it shares the live value with the others.
+   */
+  share(): void;
+}
+
 /** The shared state of one key. Created and dropped by {@link SlotTable}. */
 export class Slot<S> {
   /** Updates currently using this key. */
   refs = 0;
+  /** The only update using this key, when it holds the value directly. */
+  solo: SoloUser | undefined = undefined;
   /** Queued or running writes and deletes. */
   pending = 0;
   /** Whether `value` holds the session (loaded or assigned). */
@@ -166,7 +184,7 @@ export class Slot<S> {
     const { text, version } = record;
     if (text === null) return this.#accept(undefined, null, version);
     if (exact && text === this.#templateText) {
-      return this.#accept(copyJson(this.#template as S), text, version);
+      return this.#accept(cloneJson(this.#template as S), text, version);
     }
     let raw: S;
     try {
@@ -174,7 +192,7 @@ export class Slot<S> {
       if (exact && text.length <= TEMPLATE_MAX) {
         this.#template = raw;
         this.#templateText = text;
-        raw = copyJson(raw);
+        raw = cloneJson(raw);
       }
     } catch (err) {
       throw new SessionError(
@@ -218,11 +236,19 @@ export class Slot<S> {
    */
   commit(): Promise<void> | undefined {
     if (!this.known) return undefined;
-    const desired = this.value == null ? null : serializeSession(this.value, this.key);
-    if (desired !== null && desired !== this.#baseline && desired.length <= TEMPLATE_MAX) {
-      // Copied now, in the same tick as the text, so the two always match.
-      this.#template = copyJson(this.value);
-      this.#templateText = desired;
+    const value = this.value;
+    let desired: string | null;
+    if (value == null) desired = null;
+    else if (this.#templateText !== undefined && sameJson(value, this.#template)) {
+      // Equal to data whose text is known: nothing to stringify or check.
+      desired = this.#templateText;
+    } else {
+      desired = serializeSession(value, this.key);
+      if (desired.length <= TEMPLATE_MAX) {
+        // Copied now, in the same tick as the text, so the two always match.
+        this.#template = copyJson(value);
+        this.#templateText = desired;
+      }
     }
     if (this.#tail === undefined) {
       if (this.#unchanged(desired)) return undefined;
@@ -406,6 +432,8 @@ export class SlotTable<S> {
       this.#slots.set(key, slot);
     } else if (slot.refs === 0 && slot.pending === 0) {
       this.#idle--;
+    } else {
+      slot.solo?.share(); // the key is shared from now on
     }
     slot.refs++;
     return slot;

@@ -73,3 +73,75 @@ export function copyJson<T>(value: T): T {
   }
   return out as T;
 }
+
+/**
+ * A deep copy of clean JSON data: what `JSON.parse` or {@link copyJson}
+ * returned (plain objects and arrays, no `undefined`, no `-0`). Faster than
+ * `copyJson` because it can copy each object with a spread and only visits
+ * the values that are objects themselves.
+ */
+export function cloneJson<T>(value: T): T {
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) {
+    const out = value.slice();
+    for (let i = 0; i < out.length; i++) {
+      const item = out[i];
+      if (typeof item === "object" && item !== null) out[i] = cloneJson(item);
+    }
+    return out as T;
+  }
+  const out = { ...value } as Record<string, unknown>;
+  for (const name in out) {
+    const item = out[name];
+    if (typeof item !== "object" || item === null) continue;
+    if (name === "__proto__") {
+      // Own data property: a key named "__proto__" stays plain data.
+      Object.defineProperty(out, name, {
+        value: cloneJson(item),
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    } else out[name] = cloneJson(item);
+  }
+  return out as T;
+}
+
+function isPlainPrototype(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Whether `value` is JSON data equal to the clean JSON data `template`:
+ * the same plain objects (in any key order), arrays and primitives, so that
+ * storing `value` would store the data `template` holds. Answers `false`
+ * for anything it cannot tell cheaply (a property holding `undefined`, a
+ * hole, a class instance), so a caller falls back to serializing.
+ */
+export function sameJson(value: unknown, template: unknown): boolean {
+  if (typeof template !== "object" || template === null) return value === template;
+  if (typeof value !== "object" || value === null) return false;
+  if (Array.isArray(template)) {
+    if (!Array.isArray(value) || value.length !== template.length) return false;
+    if (!isPlainArray(value)) return false;
+    for (let i = 0; i < template.length; i++) {
+      if (!(i in value) || !sameJson(value[i], template[i])) return false;
+    }
+    return true;
+  }
+  if (Array.isArray(value) || !isPlainPrototype(value)) return false;
+  const t = template as Record<string, unknown>;
+  let count = 0;
+  for (const name in value) {
+    if (!Object.hasOwn(value, name) || !Object.hasOwn(t, name)) return false;
+    if (!sameJson((value as Record<string, unknown>)[name], t[name])) return false;
+    count++;
+  }
+  for (const _ in t) count--;
+  return count === 0;
+}
+
+function isPlainArray(value: unknown[]): boolean {
+  return Object.getPrototypeOf(value) === Array.prototype;
+}

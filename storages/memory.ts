@@ -104,10 +104,9 @@ export class MemorySessionStorage<S>
     // The middleware's fast path: the JSON text as it is, no copies.
     provideTextAccess(this, {
       exact: true,
-      read: (key) => {
-        const entry = this.#get(key);
-        return entry === undefined ? NOTHING : { text: entry.text, version: entry.version };
-      },
+      // An entry is never changed once stored (a write stores a new one), so
+      // it can serve as the record itself.
+      read: (key) => this.#get(key) ?? NOTHING,
       write: (key, text, expected) =>
         expected === undefined ? void this.#put(key, text) : this.#putIf(key, text, expected),
       delete: (key, expected) => this.#deleteIf(key, expected),

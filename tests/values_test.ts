@@ -1,12 +1,14 @@
 /**
- * The copies the middleware hands out: `copyJson` must equal a JSON round
- * trip, and a handler that keeps a reference to its session after the update
- * must never change what the next update of the key sees.
+ * The copies the middleware hands out: `copyJson` and `cloneJson` must equal
+ * a JSON round trip, `sameJson` must only say "equal" when storing the value
+ * would store the same data, and a handler that keeps a reference to its
+ * session after the update must never change what the next update of the
+ * key sees.
  */
 import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
-import { MemorySessionStorage, session, type SessionFlavor } from "../mod.ts";
-import { copyJson } from "../src/values.ts";
+import { MemorySessionStorage, session, type SessionFlavor, SessionValueError } from "../mod.ts";
+import { cloneJson, copyJson, sameJson } from "../src/values.ts";
 import { createHarness, message } from "./helpers/bot.ts";
 
 Deno.test("copyJson equals JSON.parse(JSON.stringify(value))", () => {
@@ -34,6 +36,92 @@ Deno.test("copyJson equals JSON.parse(JSON.stringify(value))", () => {
   assert.equal(Object.getPrototypeOf(copied), Object.prototype, "__proto__ stays data");
   assert.ok(Object.hasOwn(copied, "__proto__"));
   assert.ok(Object.is((copyJson({ z: -0 }) as { z: number }).z, 0));
+});
+
+Deno.test("cloneJson copies clean JSON data exactly, sharing nothing", () => {
+  const texts = [
+    '{"count":0,"lang":"en","nested":{"list":[1,"two",null,{"deep":[true]}]}}',
+    '{"__proto__":{"polluted":true},"a":1,"b":{"__proto__":[1]}}',
+    '[[],{},"",[{"x":[0]}]]',
+    '{"2":"b","1":"a","z":0}',
+    '"text"',
+    "42",
+    "null",
+  ];
+  for (const text of texts) {
+    const clean = JSON.parse(text);
+    const copy = cloneJson(clean);
+    assert.equal(JSON.stringify(copy), JSON.stringify(clean), "same text, same key order");
+    assert.deepEqual(copy, clean);
+    if (typeof clean === "object" && clean !== null) {
+      assert.notEqual(copy, clean);
+      // No object inside is shared with the original.
+      const inner = (v: unknown, out: object[] = []): object[] => {
+        if (typeof v === "object" && v !== null) {
+          out.push(v);
+          for (const item of Object.values(v)) inner(item, out);
+        }
+        return out;
+      };
+      const shared = inner(copy).filter((o) => inner(clean).includes(o));
+      assert.deepEqual(shared, []);
+    }
+  }
+  const proto = cloneJson(JSON.parse('{"__proto__":{"p":1}}')) as Record<string, unknown>;
+  assert.equal(Object.getPrototypeOf(proto), Object.prototype, "__proto__ stays data");
+  assert.ok(Object.hasOwn(proto, "__proto__"));
+});
+
+Deno.test("sameJson: equal only when storing the value would store the template's data", () => {
+  const template = JSON.parse('{"count":1,"lang":"en","deep":{"list":[1,{"a":null}]}}');
+  const equal: unknown[] = [
+    { count: 1, lang: "en", deep: { list: [1, { a: null }] } },
+    { lang: "en", deep: { list: [1, { a: null }] }, count: 1 }, // key order does not matter
+    { count: 1, lang: "en", deep: { list: [1, Object.assign(Object.create(null), { a: null })] } },
+    { count: -0 + 1, lang: "e" + "n", deep: { list: [1, { a: null }] } },
+  ];
+  for (const value of equal) assert.equal(sameJson(value, template), true, JSON.stringify(value));
+  class Point {
+    a = null;
+  }
+  const sparse = [1];
+  sparse.length = 2;
+  const different: unknown[] = [
+    { count: 2, lang: "en", deep: { list: [1, { a: null }] } },
+    { count: 1, lang: "en", deep: { list: [1, { a: null }, 3] } },
+    { count: 1, lang: "en", deep: { list: [1, { a: null, b: 1 }] } },
+    { count: 1, lang: "en", deep: { list: [1, {}] } },
+    { count: 1, lang: "en" },
+    { count: 1, lang: "en", deep: { list: [1, { a: null }] }, extra: undefined },
+    { count: 1, lang: "en", deep: { list: [1, new Point()] } }, // not plain data
+    { count: 1, lang: "en", deep: { list: sparse } },
+    { count: "1", lang: "en", deep: { list: [1, { a: null }] } },
+    { count: 1, lang: "en", deep: [1, { a: null }] },
+    null,
+    "text",
+  ];
+  for (const value of different) assert.equal(sameJson(value, template), false, String(value));
+  assert.equal(sameJson(3, 3), true);
+  assert.equal(sameJson(null, null), true);
+  assert.equal(sameJson([0], [0]), true);
+  assert.equal(sameJson([0], { 0: 0 }), false);
+  assert.equal(sameJson({ 0: 0 }, [0]), false);
+});
+
+Deno.test("a session equal to its stored data but holding a class instance is still refused", async () => {
+  type Data = { point: { x: number } };
+  const storage = new MemorySessionStorage<Data>();
+  storage.write("1", { point: { x: 1 } });
+  const h = createHarness<Context & SessionFlavor<Data>>();
+  h.bot.use(session({ storage }));
+  class Point {
+    x = 1;
+  }
+  h.bot.on("message", (ctx) => void (ctx.session.point = new Point()));
+  await h.send(message(1));
+  assert.equal(h.errors.length, 1);
+  assert.ok(h.errors[0].error instanceof SessionValueError, String(h.errors[0]));
+  assert.deepEqual(storage.read("1"), { point: { x: 1 } });
 });
 
 Deno.test("a session kept by a handler after its update cannot change the next update's", async () => {
