@@ -171,9 +171,20 @@ export class Binding<S> implements SoloUser {
   }
 
   /** A promise of the value, reading storage on first use (lazy mode). */
-  async getLazy(): Promise<S> {
-    const slot = this.#acquire();
-    if (this.#assigning !== undefined) await this.#assigning;
+  getLazy(): Promise<S> {
+    try {
+      const slot = this.#acquire();
+      if (this.#assigning !== undefined) return this.#getLazyAfter(slot, this.#assigning);
+      const loading = slot.load();
+      if (loading === undefined) return Promise.resolve(slot.value as S);
+      return loading.then(() => slot.value as S);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  async #getLazyAfter(slot: Slot<S>, assigning: Promise<void>): Promise<S> {
+    await assigning;
     const loading = slot.load();
     if (loading !== undefined) await loading;
     return slot.value as S;

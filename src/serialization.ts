@@ -32,6 +32,23 @@ import { SessionValueError } from "./errors.ts";
  * @returns The JSON text to store.
  */
 export function serializeSession(value: unknown, key?: string): string {
+  return serializeAndCopy(value, key).text;
+}
+
+/** JSON text of a session and a copy of it, as {@link serializeAndCopy} returns them. */
+export interface SerializedSession {
+  /** The JSON text to store. */
+  text: string;
+  /** A deep copy of the value equal to `JSON.parse(text)`, sharing nothing with it. */
+  copy: unknown;
+}
+
+/**
+ * {@link serializeSession}, also returning a copy of the value as reading
+ * the text back would give it. The copy is the by-product of the check, so
+ * it costs less than copying afterwards.
+ */
+export function serializeAndCopy(value: unknown, key?: string): SerializedSession {
   let text: string;
   try {
     text = JSON.stringify(value);
@@ -41,40 +58,96 @@ export function serializeSession(value: unknown, key?: string): string {
   }
   // JSON.stringify found no cycle, so the quick walk needs no stack; the
   // detailed one, which names the path, runs only to explain a failure.
-  if (!isJsonData(value)) check(value, [], [], key);
-  return text;
+  const copy = copyIfJson(value);
+  if (copy === NOT_JSON) check(value, [], [], key);
+  return { text, copy };
 }
 
-/** Whether an acyclic `value` is JSON data; allocates nothing. */
-function isJsonData(value: unknown): boolean {
+/** What {@link copyIfJson} returns for a value that is not JSON data. */
+const NOT_JSON: unique symbol = Symbol("not JSON data");
+
+/**
+ * A deep copy of an acyclic `value` equal to `JSON.parse(JSON.stringify(value))`
+ * (properties holding `undefined` left out, `-0` as `0`, symbol keys
+ * dropped, own `__proto__` keys kept as data), or {@link NOT_JSON} if
+ * `value` breaks the contract. Plain objects are copied with a spread and
+ * then fixed up, which is several times faster than building them key by key.
+ */
+function copyIfJson(value: unknown): unknown {
   switch (typeof value) {
     case "string":
     case "boolean":
-      return true;
+      return value;
     case "number":
-      return Number.isFinite(value);
+      return Number.isFinite(value) ? (value === 0 ? 0 : value) : NOT_JSON;
     case "object":
       break;
     default:
-      return false;
+      return NOT_JSON;
   }
-  if (value === null) return true;
+  if (value === null) return null;
   if (Array.isArray(value)) {
+    const out = new Array(value.length);
     for (let i = 0; i < value.length; i++) {
-      if (!(i in value)) return false;
+      if (!(i in value)) return NOT_JSON;
       const item = value[i];
-      if (item === undefined || !isJsonData(item)) return false;
+      if (item === undefined) return NOT_JSON;
+      const copied = copyIfJson(item);
+      if (copied === NOT_JSON) return NOT_JSON;
+      out[i] = copied;
     }
-    return true;
+    return out;
   }
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return false;
+  if (proto !== Object.prototype && proto !== null) return NOT_JSON;
+  // A spread copies symbol keys too, which JSON leaves out.
+  if (Object.getOwnPropertySymbols(value).length !== 0) return copyKeys(value);
+  const out = { ...value } as Record<string, unknown>;
+  for (const name in out) {
+    if (!Object.hasOwn(out, name)) continue; // inherited from a polluted Object.prototype
+    const item = out[name];
+    switch (typeof item) {
+      case "string":
+      case "boolean":
+        continue;
+      case "number":
+        if (!Number.isFinite(item)) return NOT_JSON;
+        if (item === 0) out[name] = 0; // -0 becomes 0; an own "__proto__" is set as data
+        continue;
+      case "undefined":
+        delete out[name];
+        continue;
+      case "object": {
+        if (item === null) continue;
+        const copied = copyIfJson(item);
+        if (copied === NOT_JSON) return NOT_JSON;
+        out[name] = copied; // the key is own data, so "__proto__" stays data
+        continue;
+      }
+      default:
+        return NOT_JSON;
+    }
+  }
+  return out;
+}
+
+/** {@link copyIfJson} of a plain object, key by key (leaves symbol keys out). */
+function copyKeys(value: object): unknown {
+  const out: Record<string, unknown> = {};
   for (const name in value) {
     if (!Object.hasOwn(value, name)) continue;
     const item = (value as Record<string, unknown>)[name];
-    if (item !== undefined && !isJsonData(item)) return false;
+    if (item === undefined) continue;
+    const copied = copyIfJson(item);
+    if (copied === NOT_JSON) return NOT_JSON;
+    Object.defineProperty(out, name, {
+      value: copied,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   }
-  return true;
+  return out;
 }
 
 /**

@@ -18,8 +18,8 @@ import type { ConflictMerge } from "./options.ts";
 import type { TextAccess, TextRecord } from "./text.ts";
 import { Lease, type LockOptions } from "./lease.ts";
 import { SessionConflictError, SessionError } from "./errors.ts";
-import { serializeSession } from "./serialization.ts";
-import { cloneJson, copyJson, isPromiseLike, sameJson, updateInPlace } from "./values.ts";
+import { serializeAndCopy } from "./serialization.ts";
+import { cloneJson, isPromiseLike, sameJson, updateInPlace } from "./values.ts";
 
 /**
  * Sessions whose JSON text is at most this long keep a private parsed copy
@@ -243,11 +243,12 @@ export class Slot<S> {
       // Equal to data whose text is known: nothing to stringify or check.
       desired = this.#templateText;
     } else {
-      desired = serializeSession(value, this.key);
-      if (desired.length <= TEMPLATE_MAX) {
-        // Copied now, in the same tick as the text, so the two always match.
-        this.#template = copyJson(value);
-        this.#templateText = desired;
+      // The copy is taken in the same tick as the text, so the two match.
+      const { text, copy } = serializeAndCopy(value, this.key);
+      desired = text;
+      if (text.length <= TEMPLATE_MAX) {
+        this.#template = copy;
+        this.#templateText = text;
       }
     }
     if (this.#tail === undefined) {
@@ -367,8 +368,14 @@ export class Slot<S> {
         }
         const fresh = await this.#readFresh();
         const merged = merge(fresh.value, mine, base);
-        desired = merged == null ? null : serializeSession(merged, this.key);
-        mine = desired === null ? undefined : JSON.parse(desired) as S;
+        if (merged == null) {
+          desired = null;
+          mine = undefined;
+        } else {
+          const serialized = serializeAndCopy(merged, this.key);
+          desired = serialized.text;
+          mine = serialized.copy as S;
+        }
         base = fresh.value;
         const result = await this.#send(desired, fresh.version);
         const landed = desired === null ? result === true : typeof result === "string";

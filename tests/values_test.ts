@@ -1,5 +1,5 @@
 /**
- * The copies the middleware hands out: `copyJson` and `cloneJson` must equal
+ * The copies the middleware hands out: `serializeAndCopy` and `cloneJson` must equal
  * a JSON round trip, `sameJson` must only say "equal" when storing the value
  * would store the same data, and a handler that keeps a reference to its
  * session after the update must never change what the next update of the
@@ -8,10 +8,13 @@
 import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
 import { MemorySessionStorage, session, type SessionFlavor, SessionValueError } from "../mod.ts";
-import { cloneJson, copyJson, sameJson } from "../src/values.ts";
+import { cloneJson, sameJson } from "../src/values.ts";
+import { serializeAndCopy } from "../src/serialization.ts";
+
+const copyJson = (value: unknown) => serializeAndCopy(value).copy;
 import { createHarness, message } from "./helpers/bot.ts";
 
-Deno.test("copyJson equals JSON.parse(JSON.stringify(value))", () => {
+Deno.test("the copy serializeAndCopy takes equals JSON.parse of its text", () => {
   const proto = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}');
   const cases: unknown[] = [
     { count: 0, lang: "en", nested: { list: [1, "two", null, { deep: [true] }] } },
@@ -24,6 +27,13 @@ Deno.test("copyJson equals JSON.parse(JSON.stringify(value))", () => {
     null,
     Object.assign(Object.create(null), { b: 2, a: 1 }),
     { "2": "b", "1": "a", z: 0 },
+    { [Symbol("s")]: 1, a: { [Symbol("t")]: 2, b: 3 } },
+    JSON.parse('{"__proto__": -0, "b": {"__proto__": {"x": 1}}}'),
+    {
+      get computed() {
+        return [1, 2];
+      },
+    },
   ];
   for (const value of cases) {
     const copy = copyJson(value);
@@ -36,6 +46,19 @@ Deno.test("copyJson equals JSON.parse(JSON.stringify(value))", () => {
   assert.equal(Object.getPrototypeOf(copied), Object.prototype, "__proto__ stays data");
   assert.ok(Object.hasOwn(copied, "__proto__"));
   assert.ok(Object.is((copyJson({ z: -0 }) as { z: number }).z, 0));
+  const symbols = copyJson({ [Symbol("s")]: 1, a: 1 }) as object;
+  assert.deepEqual(Object.getOwnPropertySymbols(symbols), [], "symbol keys are left out");
+  // An enumerable property on Object.prototype must not become session data.
+  Object.defineProperty(Object.prototype, "polluted", {
+    value: 1,
+    enumerable: true,
+    configurable: true,
+  });
+  try {
+    assert.equal(Object.hasOwn(copyJson({ a: 1 }) as object, "polluted"), false);
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).polluted;
+  }
 });
 
 Deno.test("cloneJson copies clean JSON data exactly, sharing nothing", () => {
@@ -106,6 +129,23 @@ Deno.test("sameJson: equal only when storing the value would store the template'
   assert.equal(sameJson([0], [0]), true);
   assert.equal(sameJson([0], { 0: 0 }), false);
   assert.equal(sameJson({ 0: 0 }, [0]), false);
+  assert.equal(
+    sameJson({ x: undefined }, { y: 1 }),
+    false,
+    "an undefined key is not a missing one",
+  );
+  assert.equal(sameJson([undefined], [null]), false);
+  // With a polluted Object.prototype, an own key equal to the inherited one is still a change.
+  Object.defineProperty(Object.prototype, "polluted", {
+    value: 1,
+    enumerable: true,
+    configurable: true,
+  });
+  try {
+    assert.equal(sameJson({ a: 1, polluted: 1 }, JSON.parse('{"a":1}')), false);
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).polluted;
+  }
 });
 
 Deno.test("a session equal to its stored data but holding a class instance is still refused", async () => {
