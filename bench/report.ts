@@ -3,8 +3,8 @@
  * row's time and its ratio to the group's baseline, measured in the same
  * run. On a shared machine one run's means swing with other jobs, so the
  * report uses the p75 of each row (what `deno bench` prints next to the
- * mean) and the median of the ratios over the runs; the means are shown
- * too.
+ * mean) and the median of the ratios over the runs; the ratios of the means
+ * and of the fastest iterations (min, the least disturbed) are shown too.
  *
  * Run: `deno task bench:report` (3 runs), or
  * `deno run -A bench/report.ts --runs 5 bench/redis_bench.ts`.
@@ -93,12 +93,12 @@ console.log(`Machine: ${machine}; ${runs} runs per file; ratios are medians over
 for (const [group, groupRows] of rows) {
   const base = baselines.get(group);
   console.log(`### ${group}\n`);
-  console.log("| row | p75 (median of runs) | ratio, p75 | ratio, mean |");
-  console.log("| --- | ---: | ---: | ---: |");
+  console.log("| row | p75 (median of runs) | ratio, p75 | ratio, mean | ratio, min |");
+  console.log("| --- | ---: | ---: | ---: | ---: |");
   for (const [name, row] of groupRows) {
     const p75 = median(row.runs.map((s) => s.p75));
     if (base === undefined) {
-      console.log(`| ${name} | ${time(p75)} | | |`);
+      console.log(`| ${name} | ${time(p75)} | | | |`);
       continue;
     }
     const ratio = (pick: (s: Stats) => number) =>
@@ -106,7 +106,7 @@ for (const [group, groupRows] of rows) {
     console.log(
       `| ${name}${row.baseline ? " (baseline)" : ""} | ${time(p75)} | ${
         ratio((s) => s.p75).toFixed(2)
-      }x | ${ratio((s) => s.avg).toFixed(2)}x |`,
+      }x | ${ratio((s) => s.avg).toFixed(2)}x | ${ratio((s) => s.min).toFixed(2)}x |`,
     );
   }
   console.log("");
