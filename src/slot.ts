@@ -239,9 +239,11 @@ export class Slot<S> {
     const value = this.value;
     let desired: string | null;
     if (value == null) desired = null;
-    else if (this.#templateText !== undefined && sameJson(value, this.#template)) {
-      // Equal to data whose text is known: nothing to stringify or check.
-      desired = this.#templateText;
+    else if (this.#templateText === this.#baseline && sameJson(value, this.#template)) {
+      // Equal to the stored data: nothing to stringify or check. Only when
+      // the template is the baseline's: a storage that reorders keys (jsonb)
+      // stores another text for the same data, which is no reason to write.
+      desired = this.#baseline;
     } else {
       // The copy is taken in the same tick as the text, so the two match.
       const { text, copy } = serializeAndCopy(value, this.key);

@@ -54,6 +54,31 @@ Deno.test("strict session: writes only what changed", async (t) => {
     assert.deepEqual(memory.read("1"), { count: 0, deep: { list: [{ n: 1 }, { n: 3 }] } });
   });
 
+  await t.step("a storage that reorders keys is not rewritten by later reads", async () => {
+    // As PostgreSQL jsonb does: what comes back has its keys in another order.
+    const memory = new MemorySessionStorage<Data>();
+    const storage = new CountingStorage<Data>({
+      read: (key) => {
+        const value = memory.read(key);
+        return value && Object.fromEntries(Object.entries(value).reverse()) as Data;
+      },
+      write: (key, value) => memory.write(key, value),
+      delete: (key) => memory.delete(key),
+    });
+    const h = createHarness<C>();
+    const seen: number[] = [];
+    h.bot.use(session({ initial: () => ({ count: 0 }), storage }));
+    h.bot.on("message", (ctx) => {
+      if (ctx.message.text === "add") ctx.session.deep = { list: [{ n: ctx.session.count }] };
+      else seen.push(ctx.session.count);
+    });
+    await h.send(message(1, "add"));
+    for (let i = 0; i < 3; i++) await h.send(message(1, "read"));
+    assert.deepEqual(h.errors, []);
+    assert.deepEqual(seen, [0, 0, 0]);
+    assert.deepEqual(storage.counts, { read: 4, write: 1, delete: 0 });
+  });
+
   await t.step("a changed initial value is written", async () => {
     const { h, storage, memory } = setup();
     h.bot.on("message", (ctx) => ctx.session.count++);
