@@ -14,6 +14,7 @@
  */
 
 import { SessionValueError } from "./errors.ts";
+import { defineData, isPlainObject } from "./values.ts";
 
 /**
  * Checks that `value` follows the serialization contract and returns its JSON
@@ -98,8 +99,7 @@ function copyIfJson(value: unknown): unknown {
     }
     return out;
   }
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return NOT_JSON;
+  if (!isPlainObject(value)) return NOT_JSON;
   // A spread copies symbol keys too, which JSON leaves out.
   if (Object.getOwnPropertySymbols(value).length !== 0) return copyKeys(value);
   const out = { ...value } as Record<string, unknown>;
@@ -140,12 +140,7 @@ function copyKeys(value: object): unknown {
     if (item === undefined) continue;
     const copied = copyIfJson(item);
     if (copied === NOT_JSON) return NOT_JSON;
-    Object.defineProperty(out, name, {
-      value: copied,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
+    defineData(out, name, copied);
   }
   return out;
 }

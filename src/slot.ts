@@ -255,7 +255,7 @@ export class Slot<S> {
     }
     if (this.#tail === undefined) {
       if (this.#unchanged(desired)) return undefined;
-      const job = this.#apply(desired);
+      const job = this.#change(desired);
       if (job !== undefined) this.#enqueue(job);
       return job;
     }
@@ -282,8 +282,13 @@ export class Slot<S> {
     return base === null && desired !== null && desired === this.#initialText;
   }
 
+  /** Stores `desired` unless storage already holds it (checked when its turn comes). */
   #apply(desired: string | null): Promise<void> | undefined {
-    if (this.#unchanged(desired)) return undefined;
+    return this.#unchanged(desired) ? undefined : this.#change(desired);
+  }
+
+  /** Stores `desired`, which differs from what storage holds. */
+  #change(desired: string | null): Promise<void> | undefined {
     if (this.lease !== undefined) return this.#applyLeased(this.lease, desired);
     return this.#write(desired);
   }

@@ -9,10 +9,24 @@ export function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === "function";
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+/** Whether `value` is a plain object: prototype `Object.prototype` or `null`, not an array. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Sets `target[name]` as an own, plain data property, even when `name` is
+ * `"__proto__"` (an assignment would change the prototype instead).
+ */
+export function defineData(target: object, name: string, value: unknown): void {
+  Object.defineProperty(target, name, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
 }
 
 /**
@@ -24,15 +38,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 export function updateInPlace<S>(current: S | undefined, next: S | undefined): S | undefined {
   if (isPlainObject(current) && isPlainObject(next)) {
     for (const name of Object.keys(current)) delete current[name];
-    for (const [name, item] of Object.entries(next)) {
-      // defineProperty: a key named "__proto__" stays plain data.
-      Object.defineProperty(current, name, {
-        value: item,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
-    }
+    for (const [name, item] of Object.entries(next)) defineData(current, name, item);
     return current;
   }
   if (Array.isArray(current) && Array.isArray(next)) {
@@ -61,16 +67,8 @@ export function cloneJson<T>(value: T): T {
   const out = { ...value } as Record<string, unknown>;
   for (const name in out) {
     const item = out[name];
-    if (typeof item !== "object" || item === null) continue;
-    if (name === "__proto__") {
-      // Own data property: a key named "__proto__" stays plain data.
-      Object.defineProperty(out, name, {
-        value: cloneJson(item),
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
-    } else out[name] = cloneJson(item);
+    // Every key is own data after the spread, so even "__proto__" is set as data.
+    if (typeof item === "object" && item !== null) out[name] = cloneJson(item);
   }
   return out as T;
 }
@@ -111,13 +109,11 @@ function same(value: unknown, template: unknown): boolean {
     }
     return true;
   }
-  if (Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return false;
+  if (!isPlainObject(value)) return false;
   const t = template as Record<string, unknown>;
   let count = 0;
   for (const name in value) {
-    const mine = (value as Record<string, unknown>)[name], theirs = t[name];
+    const mine = value[name], theirs = t[name];
     if (mine !== theirs) {
       if (typeof theirs !== "object" || theirs === null || !same(mine, theirs)) return false;
     } else if (theirs === undefined) {
