@@ -14,6 +14,7 @@ import type { Installer } from "./install.ts";
 import { SessionKeyError } from "./errors.ts";
 import { isConditionalStorage, isLeaseStorage } from "./capabilities.ts";
 import { textAccessOf } from "./text.ts";
+import { dataAccessOf } from "./data.ts";
 import { isPromiseLike } from "./values.ts";
 import { perChat } from "./keys.ts";
 import { MemorySessionStorage } from "../storages/memory.ts";
@@ -57,9 +58,11 @@ export class Fragment<S, C extends SessionContext> {
         }
       }
     }
+    const data = dataAccessOf(storage);
     this.table = new SlotTable<S>({
       storage,
-      text: textAccessOf(storage),
+      data,
+      text: data === undefined ? textAccessOf(storage) : undefined,
       initial: options.initial,
       conditional: conditional && onConflict !== "overwrite" ? storage : undefined,
       onConflict: typeof onConflict === "function" ? onConflict : "error",

@@ -64,15 +64,36 @@ export function serializeAndCopy(value: unknown, key?: string): SerializedSessio
   return { text, copy };
 }
 
+/**
+ * Checks that `value` follows the serialization contract, like
+ * {@link serializeSession}, and returns a deep copy of it as reading its
+ * JSON text back would give it, without making the text. The memory storage
+ * keeps sessions this way.
+ */
+export function copySession(value: unknown, key?: string): unknown {
+  let copy: unknown;
+  try {
+    copy = copyIfJson(value);
+  } catch (err) {
+    // The quick walk keeps no stack, so a cycle overflows it; the detailed
+    // walk finds the cycle and names its path.
+    check(value, [], [], key);
+    throw err;
+  }
+  if (copy === NOT_JSON) check(value, [], [], key);
+  return copy;
+}
+
 /** What {@link copyIfJson} returns for a value that is not JSON data. */
 const NOT_JSON: unique symbol = Symbol("not JSON data");
 
 /**
- * A deep copy of an acyclic `value` equal to `JSON.parse(JSON.stringify(value))`
+ * A deep copy of `value` equal to `JSON.parse(JSON.stringify(value))`
  * (properties holding `undefined` left out, `-0` as `0`, symbol keys
  * dropped, own `__proto__` keys kept as data), or {@link NOT_JSON} if
  * `value` breaks the contract. Plain objects are copied with a spread and
  * then fixed up, which is several times faster than building them key by key.
+ * It keeps no stack of parents, so on a cycle it overflows the call stack.
  */
 function copyIfJson(value: unknown): unknown {
   switch (typeof value) {

@@ -9,6 +9,11 @@
  * a single promise: `load` and `commit` return `undefined` when they are
  * done, and a promise only when they have to wait.
  *
+ * What storage holds is known in one of three forms: JSON text (the text
+ * path of sessionkit's networked storages, and public adapters, whose
+ * values are stringified), or held data (the data path of the memory
+ * storage: clean JSON data, compared and copied without any text).
+ *
  * @module
  */
 
@@ -16,9 +21,10 @@ import type { MaybePromise, StorageAdapter } from "./storage.ts";
 import type { ConditionalStorage, LeaseStorage } from "./capabilities.ts";
 import type { ConflictMerge } from "./options.ts";
 import type { TextAccess, TextRecord } from "./text.ts";
+import type { DataAccess, DataRecord } from "./data.ts";
 import { Lease, type LockOptions } from "./lease.ts";
 import { SessionConflictError, SessionError } from "./errors.ts";
-import { serializeAndCopy } from "./serialization.ts";
+import { copySession, serializeAndCopy } from "./serialization.ts";
 import { cloneJson, isPromiseLike, sameJson, updateInPlace } from "./values.ts";
 
 /**
@@ -31,13 +37,33 @@ const TEMPLATE_MAX = 1024;
 
 /** Marks a baseline or version that is not known (nothing was read yet). */
 const UNKNOWN: unique symbol = Symbol("unknown");
-/** JSON text of the stored session, `null` for none stored, or unknown. */
-type Baseline = string | null | typeof UNKNOWN;
+/**
+ * Clean JSON data a data-path storage holds (a {@link DataRecord} read from
+ * it, or the copy handed to it), boxed so that it is never taken for text.
+ */
+interface Held {
+  readonly data: unknown;
+}
+/**
+ * What storage holds for the key: its JSON text, or on the data path the
+ * held data; `null` for none stored, or unknown.
+ */
+type Baseline = string | Held | null | typeof UNKNOWN;
+
+function isHeld(stored: Baseline): stored is Held {
+  return typeof stored === "object" && stored !== null;
+}
 /** Version token of the stored session, `null` for none stored, or unknown. */
 type Version = string | null | typeof UNKNOWN;
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A fresh value of what `stored` holds (`undefined` for nothing or unknown). */
+function valueOf<S>(stored: Baseline): S | undefined {
+  if (stored === null || stored === UNKNOWN) return undefined;
+  return isHeld(stored) ? cloneJson(stored.data as S) : JSON.parse(stored) as S;
 }
 
 function looseJson(value: unknown): Baseline {
@@ -55,6 +81,8 @@ export interface SlotSource<S> {
   readonly initial: (() => S) | undefined;
   /** The storage's text fast path, if it is a sessionkit storage with one. */
   readonly text?: TextAccess;
+  /** The storage's data fast path (the memory storage); never set with `text`. */
+  readonly data?: DataAccess;
   /** Set when conflicts are detected: the storage's conditional writes. */
   readonly conditional?: ConditionalStorage<S>;
   /** `"error"` or a merge function; only used with `conditional`. */
@@ -98,7 +126,8 @@ export class Slot<S> {
   readonly source: SlotSource<S>;
   #baseline: Baseline = UNKNOWN;
   #version: Version = UNKNOWN;
-  #initialText: string | undefined;
+  /** The initial value as first given (text, or held data), to tell it was not changed. */
+  #initial: Baseline | undefined;
   /** A parsed copy of `#templateText` that no handler ever sees. */
   #template: unknown;
   #templateText: string | undefined;
@@ -121,7 +150,16 @@ export class Slot<S> {
   load(): Promise<void> | undefined {
     if (this.known) return undefined;
     if (this.#loading !== undefined) return this.#loading;
-    const { text } = this.source;
+    const { text, data } = this.source;
+    if (data !== undefined && this.pending === 0 && this.lease === undefined) {
+      let record: DataRecord;
+      try {
+        record = data.read(this.key);
+      } catch (err) {
+        throw this.#readError(err);
+      }
+      return this.#acceptData(record);
+    }
     if (text !== undefined && this.pending === 0 && this.lease === undefined) {
       let record: MaybePromise<TextRecord>;
       try {
@@ -147,7 +185,16 @@ export class Slot<S> {
   async #read(): Promise<void> {
     if (this.#tail !== undefined) await this.#tail; // a write of this key must land first
     await this.lease?.acquire();
-    const { text, conditional, storage } = this.source;
+    const { text, data, conditional, storage } = this.source;
+    if (data !== undefined) {
+      let record: DataRecord;
+      try {
+        record = data.read(this.key);
+      } catch (err) {
+        throw this.#readError(err);
+      }
+      return this.#acceptData(record);
+    }
     if (text !== undefined) {
       let record: TextRecord;
       try {
@@ -205,6 +252,12 @@ export class Slot<S> {
     return this.#accept(raw, exact ? text : looseJson(raw), version);
   }
 
+  /** Takes a data record; the record itself is the baseline (it is never changed). */
+  #acceptData(record: DataRecord): undefined {
+    if (record.data === null) return this.#accept(undefined, null, record.version);
+    return this.#accept(cloneJson(record.data as S), record, record.version);
+  }
+
   #accept(raw: S | null | undefined, baseline: Baseline, version: Version): undefined {
     this.#baseline = baseline;
     // Without conflict detection every write is blind, so no version is kept.
@@ -213,12 +266,26 @@ export class Slot<S> {
     if (raw == null) {
       const initial = this.source.initial?.();
       this.value = initial;
-      this.#initialText = initial === undefined ? undefined : looseJson(initial) as string;
+      this.#initial = initial === undefined ? undefined : this.#snapshot(initial);
     } else {
       this.value = raw;
-      this.#initialText = undefined;
+      this.#initial = undefined;
     }
     this.known = true;
+  }
+
+  /**
+   * What storing `value` would store, for telling later whether it changed:
+   * its text, or on the data path a copy; unknown when it is not JSON data
+   * (it then never counts as unchanged).
+   */
+  #snapshot(value: S): Baseline {
+    if (this.source.data === undefined) return looseJson(value);
+    try {
+      return { data: copySession(value) };
+    } catch {
+      return UNKNOWN;
+    }
   }
 
   /** Replaces the live value; `null` and `undefined` mean "delete". */
@@ -237,13 +304,19 @@ export class Slot<S> {
   commit(): Promise<void> | undefined {
     if (!this.known) return undefined;
     const value = this.value;
-    let desired: string | null;
+    const base = this.#baseline;
+    let desired: Baseline;
     if (value == null) desired = null;
-    else if (this.#templateText === this.#baseline && sameJson(value, this.#template)) {
+    else if (this.source.data !== undefined) {
+      // The data path: compare with the held data, store a validated copy.
+      desired = isHeld(base) && sameJson(value, base.data)
+        ? base
+        : { data: copySession(value, this.key) };
+    } else if (this.#templateText === base && sameJson(value, this.#template)) {
       // Equal to the stored data: nothing to stringify or check. Only when
       // the template is the baseline's: a storage that reorders keys (jsonb)
       // stores another text for the same data, which is no reason to write.
-      desired = this.#baseline;
+      desired = base;
     } else {
       // The copy is taken in the same tick as the text, so the two match.
       const { text, copy } = serializeAndCopy(value, this.key);
@@ -254,7 +327,8 @@ export class Slot<S> {
       }
     }
     if (this.#tail === undefined) {
-      if (this.#unchanged(desired)) return undefined;
+      // Held data that sameJson found different is different: no second look.
+      if (desired === base || this.#isUntouchedInitial(desired)) return undefined;
       const job = this.#change(desired);
       if (job !== undefined) this.#enqueue(job);
       return job;
@@ -275,32 +349,41 @@ export class Slot<S> {
     if (this.refs === 0) void this.table.idle(this);
   }
 
-  #unchanged(desired: string | null): boolean {
+  /** Whether storage holds what `desired` would store. */
+  #unchanged(desired: Baseline): boolean {
     const base = this.#baseline;
     if (desired === base) return true;
-    // A new session equal to its initial value is not worth storing.
-    return base === null && desired !== null && desired === this.#initialText;
+    if (isHeld(desired) && isHeld(base)) return sameJson(desired.data, base.data);
+    return this.#isUntouchedInitial(desired);
+  }
+
+  /** Whether `desired` is a new session still equal to its initial value (not worth storing). */
+  #isUntouchedInitial(desired: Baseline): boolean {
+    const initial = this.#initial;
+    if (this.#baseline !== null || desired === null || initial === undefined) return false;
+    if (desired === initial) return true;
+    return isHeld(desired) && isHeld(initial) && sameJson(desired.data, initial.data);
   }
 
   /** Stores `desired` unless storage already holds it (checked when its turn comes). */
-  #apply(desired: string | null): Promise<void> | undefined {
+  #apply(desired: Baseline): Promise<void> | undefined {
     return this.#unchanged(desired) ? undefined : this.#change(desired);
   }
 
   /** Stores `desired`, which differs from what storage holds. */
-  #change(desired: string | null): Promise<void> | undefined {
+  #change(desired: Baseline): Promise<void> | undefined {
     if (this.lease !== undefined) return this.#applyLeased(this.lease, desired);
     return this.#write(desired);
   }
 
-  async #applyLeased(lease: Lease, desired: string | null): Promise<void> {
+  async #applyLeased(lease: Lease, desired: Baseline): Promise<void> {
     await lease.acquire(); // a blind assignment did not take it yet
     lease.assertHeld();
     await this.#write(desired);
   }
 
   /** Writes `desired` (or deletes for `null`), synchronously if the storage can. */
-  #write(desired: string | null): Promise<void> | undefined {
+  #write(desired: Baseline): Promise<void> | undefined {
     const version = this.#version;
     const checked = this.source.conditional !== undefined && version !== UNKNOWN;
     let result: unknown;
@@ -321,22 +404,27 @@ export class Slot<S> {
    * still it: resolves to the new version (`null`: conflict) for a write,
    * or to whether it matched for a delete.
    */
-  #send(desired: string | null, version: Version): unknown {
-    const { text, conditional, storage } = this.source;
+  #send(desired: Baseline, version: Version): unknown {
+    const { text, data, conditional, storage } = this.source;
     const key = this.key;
-    if (version === UNKNOWN) {
-      if (text !== undefined) return desired === null ? text.delete(key) : text.write(key, desired);
-      return desired === null ? storage.delete(key) : storage.write(key, JSON.parse(desired));
+    const expected = version === UNKNOWN ? undefined : version;
+    if (desired === null) {
+      if (data !== undefined) return data.delete(key, expected);
+      if (text !== undefined) return text.delete(key, expected);
+      return expected === undefined
+        ? storage.delete(key)
+        : conditional!.deleteIfVersion(key, expected);
     }
-    if (text !== undefined) {
-      return desired === null ? text.delete(key, version) : text.write(key, desired, version);
-    }
-    return desired === null
-      ? conditional!.deleteIfVersion(key, version)
-      : conditional!.writeIfVersion(key, JSON.parse(desired), version);
+    if (data !== undefined) return data.write(key, (desired as Held).data, expected);
+    // Off the data path, what is stored is text (a commit never stores an unknown).
+    const json = desired as string;
+    if (text !== undefined) return text.write(key, json, expected);
+    return expected === undefined
+      ? storage.write(key, JSON.parse(json))
+      : conditional!.writeIfVersion(key, JSON.parse(json), expected);
   }
 
-  #written(desired: string | null, checked: boolean, result: unknown): Promise<void> | undefined {
+  #written(desired: Baseline, checked: boolean, result: unknown): Promise<void> | undefined {
     if (checked) {
       const landed = desired === null ? result === true : typeof result === "string";
       if (!landed) return this.#resolveConflict(desired);
@@ -348,7 +436,7 @@ export class Slot<S> {
     return undefined;
   }
 
-  #writeError(err: unknown, desired: string | null): SessionError {
+  #writeError(err: unknown, desired: Baseline): SessionError {
     if (err instanceof SessionError) return err;
     return new SessionError(
       `Could not ${desired === null ? "delete" : "write"} the session of key "${this.key}": ` +
@@ -363,11 +451,11 @@ export class Slot<S> {
    * `onConflict: "error"`; with a merge function, reads the stored session,
    * merges, and tries again, up to `maxConflictRetries` times.
    */
-  async #resolveConflict(desired: string | null): Promise<void> {
+  async #resolveConflict(desired: Baseline): Promise<void> {
     const { onConflict: merge, maxConflictRetries } = this.source;
     if (merge === "error") throw new SessionConflictError(this.key);
-    let base = this.#baseline === null ? undefined : JSON.parse(this.#baseline as string) as S;
-    let mine = desired === null ? undefined : JSON.parse(desired) as S;
+    let base = valueOf<S>(this.#baseline);
+    let mine = valueOf<S>(desired);
     try {
       for (let merges = 0;; merges++) {
         if (merges >= maxConflictRetries) {
@@ -378,6 +466,10 @@ export class Slot<S> {
         if (merged == null) {
           desired = null;
           mine = undefined;
+        } else if (this.source.data !== undefined) {
+          const copy = copySession(merged, this.key);
+          desired = { data: copy };
+          mine = cloneJson(copy) as S; // the held copy is never shared with handlers
         } else {
           const serialized = serializeAndCopy(merged, this.key);
           desired = serialized.text;
@@ -398,7 +490,11 @@ export class Slot<S> {
   }
 
   async #readFresh(): Promise<{ value: S | undefined; version: string | null }> {
-    const { text, conditional } = this.source;
+    const { text, data, conditional } = this.source;
+    if (data !== undefined) {
+      const record = data.read(this.key);
+      return { value: valueOf<S>(record.data === null ? null : record), version: record.version };
+    }
     if (text === undefined) return await conditional!.readVersioned(this.key);
     const record = await text.read(this.key);
     const value = record.text === null ? undefined : JSON.parse(record.text) as S;

@@ -6,8 +6,9 @@
 
 import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
-import { deserializeSession, serializeSession } from "../src/serialization.ts";
-import { provideTextAccess, type TextRecord } from "../src/text.ts";
+import { copySession } from "../src/serialization.ts";
+import { type DataRecord, provideDataAccess } from "../src/data.ts";
+import { cloneJson } from "../src/values.ts";
 
 /** Options of {@link MemorySessionStorage}. */
 export interface MemorySessionStorageOptions {
@@ -24,20 +25,22 @@ export interface MemorySessionStorageOptions {
 }
 
 interface Entry {
-  text: string;
+  /** A validated copy of the session, never handed out and never changed. */
+  data: unknown;
   expires: number;
   version: string;
 }
 
-const NOTHING: TextRecord = Object.freeze({ text: null, version: null }) as TextRecord;
+const NOTHING: DataRecord = Object.freeze({ data: null, version: null });
 
 /**
  * Keeps sessions in memory. All data is lost when the process ends, so use it
  * for tests, demos and data you can afford to lose.
  *
- * Values are stored as JSON text under the serialization contract: `read`
- * returns a fresh copy every time, so no caller ever holds a reference to the
- * stored data, and a value that JSON cannot hold is refused at `write` time.
+ * Values follow the serialization contract: `write` stores a copy of the
+ * value as reading its JSON text back would give it, `read` returns a fresh
+ * copy every time, so no caller ever holds a reference to the stored data,
+ * and a value that JSON cannot hold is refused at `write` time.
  *
  * Expired and evicted sessions are removed while the storage is used; there
  * are no timers, so the storage never keeps a process alive.
@@ -101,14 +104,14 @@ export class MemorySessionStorage<S>
     // With a TTL or a bound, the map is kept in order of last use, which is
     // also the order of expiry, so the oldest entry is always first.
     this.#ordered = this.ttl !== undefined || this.maxEntries !== undefined;
-    // The middleware's fast path: the JSON text as it is, no copies.
-    provideTextAccess(this, {
-      exact: true,
+    // The middleware's fast path: it hands over the copy it validated, and
+    // copies what it reads itself.
+    provideDataAccess(this, {
       // An entry is never changed once stored (a write stores a new one), so
       // it can serve as the record itself.
       read: (key) => this.#get(key) ?? NOTHING,
-      write: (key, text, expected) =>
-        expected === undefined ? void this.#put(key, text) : this.#putIf(key, text, expected),
+      write: (key, data, expected) =>
+        expected === undefined ? void this.#put(key, data) : this.#putIf(key, data, expected),
       delete: (key, expected) => this.#deleteIf(key, expected),
     });
   }
@@ -158,7 +161,7 @@ export class MemorySessionStorage<S>
     this.#map.delete(key);
     // A new object, so that a peeked copy of the old position is known stale.
     const expires = this.ttl === undefined ? entry.expires : now + this.ttl;
-    this.#map.set(key, { text: entry.text, expires, version: entry.version });
+    this.#map.set(key, { data: entry.data, expires, version: entry.version });
   }
 
   /**
@@ -168,7 +171,7 @@ export class MemorySessionStorage<S>
    */
   read(key: string): S | undefined {
     const entry = this.#get(key);
-    return entry === undefined ? undefined : deserializeSession<S>(entry.text);
+    return entry === undefined ? undefined : cloneJson(entry.data as S);
   }
 
   /** The live entry of `key`, its TTL renewed; expired entries are swept first. */
@@ -189,21 +192,21 @@ export class MemorySessionStorage<S>
    * @param value The session data.
    */
   write(key: string, value: S): void {
-    this.#put(key, serializeSession(value, key));
+    this.#put(key, copySession(value, key));
   }
 
-  /** Stores checked JSON text; returns its new version. */
-  #put(key: string, text: string): string {
+  /** Stores a validated copy; returns its new version. */
+  #put(key: string, data: unknown): string {
     const version = String(++this.#versions);
     if (!this.#ordered) {
-      this.#map.set(key, { text, expires: Infinity, version });
+      this.#map.set(key, { data, expires: Infinity, version });
       return version;
     }
     const now = Date.now();
     this.#sweep(now);
     const expires = this.ttl === undefined ? Infinity : now + this.ttl;
     this.#map.delete(key);
-    this.#map.set(key, { text, expires, version });
+    this.#map.set(key, { data, expires, version });
     if (this.maxEntries !== undefined) {
       while (this.#map.size > this.maxEntries) this.#map.delete(this.#oldest()![0]);
     }
@@ -218,7 +221,7 @@ export class MemorySessionStorage<S>
   readVersioned(key: string): Promise<VersionedValue<S>> {
     const entry = this.#get(key);
     if (entry === undefined) return Promise.resolve({ value: undefined, version: null });
-    return Promise.resolve({ value: deserializeSession<S>(entry.text), version: entry.version });
+    return Promise.resolve({ value: cloneJson(entry.data as S), version: entry.version });
   }
 
   /**
@@ -231,7 +234,7 @@ export class MemorySessionStorage<S>
    */
   writeIfVersion(key: string, value: S, expected: string | null): Promise<string | null> {
     try {
-      return Promise.resolve(this.#putIf(key, serializeSession(value, key), expected));
+      return Promise.resolve(this.#putIf(key, copySession(value, key), expected));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -248,9 +251,9 @@ export class MemorySessionStorage<S>
     return Promise.resolve(this.#deleteIf(key, expected));
   }
 
-  /** Stores checked text if the version is still `expected`; the new version, or `null`. */
-  #putIf(key: string, text: string, expected: string | null): string | null {
-    return this.#currentVersion(key) === expected ? this.#put(key, text) : null;
+  /** Stores a validated copy if the version is still `expected`; the new version, or `null`. */
+  #putIf(key: string, data: unknown, expected: string | null): string | null {
+    return this.#currentVersion(key) === expected ? this.#put(key, data) : null;
   }
 
   /** Deletes `key` if its version is still `expected` (always without one); whether it did. */
@@ -348,7 +351,7 @@ export class MemorySessionStorage<S>
     this.#sweep(now);
     const entries: [string, S][] = [];
     for (const [key, entry] of this.#map) {
-      if (entry.expires > now) entries.push([key, deserializeSession<S>(entry.text)]);
+      if (entry.expires > now) entries.push([key, cloneJson(entry.data as S)]);
     }
     return entries;
   }

@@ -1,6 +1,7 @@
 /** The serialization contract. */
 import assert from "node:assert/strict";
 import { deserializeSession, serializeSession, SessionValueError } from "../mod.ts";
+import { copySession } from "../src/serialization.ts";
 
 Deno.test("serialization: JSON data round-trips byte for byte", () => {
   const value = { a: [1, "x", null, true, { b: -0.5 }], "": "", "ü": "🎉" };
@@ -44,15 +45,41 @@ Deno.test("serialization: values JSON cannot hold are refused with the path and 
     [Symbol("s"), /\$ is a symbol/],
     [undefined, /\$ is undefined/],
   ];
-  for (const [value, pattern] of cases) {
-    assert.throws(
-      () => serializeSession(value, "chat-1"),
-      (err: unknown) =>
-        err instanceof SessionValueError && err.key === "chat-1" && pattern.test(err.message) &&
-        /key "chat-1"/.test(err.message) && /Nothing was written/.test(err.message),
-      String(pattern),
-    );
+  // copySession is how the memory storage takes values: the same refusals.
+  for (const check of [serializeSession, copySession]) {
+    for (const [value, pattern] of cases) {
+      assert.throws(
+        () => check(value, "chat-1"),
+        (err: unknown) =>
+          err instanceof SessionValueError && err.key === "chat-1" && pattern.test(err.message) &&
+          /key "chat-1"/.test(err.message) && /Nothing was written/.test(err.message),
+        `${check.name}: ${pattern}`,
+      );
+    }
   }
+});
+
+Deno.test("serialization: copySession gives what reading the text back gives", () => {
+  const text = '{"__proto__":{"p":1},"a":[1,{"b":"x"}],"z":0}';
+  const values = [
+    { a: [1, { b: "x" }], u: undefined, z: -0, [Symbol("s")]: 1 },
+    deserializeSession(text),
+    "just a string",
+    42,
+  ];
+  for (const value of values) {
+    const copy = copySession(value, "k");
+    assert.deepEqual(copy, JSON.parse(JSON.stringify(value)));
+    assert.equal(JSON.stringify(copy), JSON.stringify(value));
+    if (typeof value === "object") {
+      assert.notEqual(copy, value);
+      assert.equal(Object.getOwnPropertySymbols(copy as object).length, 0);
+      assert.ok(Object.is((copy as { z?: number }).z ?? 0, 0), "-0 became 0");
+    }
+  }
+  const proto = copySession(deserializeSession(text)) as Record<string, unknown>;
+  assert.equal(Object.getPrototypeOf(proto), Object.prototype, "__proto__ stays data");
+  assert.deepEqual(Object.keys(proto), ["__proto__", "a", "z"]);
 });
 
 Deno.test("serialization: shared references are fine and become copies", () => {
