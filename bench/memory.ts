@@ -47,7 +47,7 @@ const text = JSON.stringify(session(1));
 console.log(`| storage | bytes per stored session (${SMALL / 1000}k sessions) |`);
 console.log("| --- | ---: |");
 console.log(
-  `| sessionkit MemorySessionStorage (JSON text, ${text.length} chars) | ${
+  `| sessionkit MemorySessionStorage (validated copies; ${text.length} chars as JSON) | ${
     perSession(() => new MemorySessionStorage<Data>()).toFixed(0)
   } |`,
 );
