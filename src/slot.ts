@@ -9,10 +9,11 @@
  * a single promise: `load` and `commit` return `undefined` when they are
  * done, and a promise only when they have to wait.
  *
- * What storage holds is known in one of three forms: JSON text (the text
- * path of sessionkit's networked storages, and public adapters, whose
- * values are stringified), or held data (the data path of the memory
- * storage: clean JSON data, compared and copied without any text).
+ * What storage holds is known in one of two forms: JSON text (the text path
+ * of sessionkit's networked storages), or held data, clean JSON data that is
+ * compared and copied without any text (the data path of the memory
+ * storage, and the public methods of any other storage, whose values are
+ * copied when read).
  *
  * @module
  */
@@ -38,8 +39,9 @@ const TEMPLATE_MAX = 1024;
 /** Marks a baseline or version that is not known (nothing was read yet). */
 const UNKNOWN: unique symbol = Symbol("unknown");
 /**
- * Clean JSON data a data-path storage holds (a {@link DataRecord} read from
- * it, or the copy handed to it), boxed so that it is never taken for text.
+ * Clean JSON data storage holds: a {@link DataRecord} of the data path, or
+ * a validated copy of what a public `read` returned or `write` was given.
+ * Boxed so that it is never taken for text.
  */
 interface Held {
   readonly data: unknown;
@@ -70,6 +72,15 @@ function looseJson(value: unknown): Baseline {
   if (value == null) return null;
   try {
     return JSON.stringify(value);
+  } catch {
+    return UNKNOWN; // not JSON data: never equal, so a change is always written
+  }
+}
+
+function looseHeld(value: unknown): Baseline {
+  if (value == null) return null;
+  try {
+    return { data: copySession(value) };
   } catch {
     return UNKNOWN; // not JSON data: never equal, so a change is always written
   }
@@ -212,7 +223,7 @@ export class Slot<S> {
     } catch (err) {
       throw this.#readError(err);
     }
-    this.#accept(raw, looseJson(raw), version);
+    this.#accept(raw, looseHeld(raw), version);
   }
 
   #readError(err: unknown): SessionError {
@@ -276,16 +287,11 @@ export class Slot<S> {
 
   /**
    * What storing `value` would store, for telling later whether it changed:
-   * its text, or on the data path a copy; unknown when it is not JSON data
+   * its text, or off the text path a copy; unknown when it is not JSON data
    * (it then never counts as unchanged).
    */
   #snapshot(value: S): Baseline {
-    if (this.source.data === undefined) return looseJson(value);
-    try {
-      return { data: copySession(value) };
-    } catch {
-      return UNKNOWN;
-    }
+    return this.source.text === undefined ? looseHeld(value) : looseJson(value);
   }
 
   /** Replaces the live value; `null` and `undefined` mean "delete". */
@@ -307,8 +313,8 @@ export class Slot<S> {
     const base = this.#baseline;
     let desired: Baseline;
     if (value == null) desired = null;
-    else if (this.source.data !== undefined) {
-      // The data path: compare with the held data, store a validated copy.
+    else if (this.source.text === undefined) {
+      // Held data: compare with it, store a validated copy.
       desired = isHeld(base) && sameJson(value, base.data)
         ? base
         : { data: copySession(value, this.key) };
@@ -415,13 +421,14 @@ export class Slot<S> {
         ? storage.delete(key)
         : conditional!.deleteIfVersion(key, expected);
     }
-    if (data !== undefined) return data.write(key, (desired as Held).data, expected);
-    // Off the data path, what is stored is text (a commit never stores an unknown).
-    const json = desired as string;
-    if (text !== undefined) return text.write(key, json, expected);
+    // A commit never stores an unknown: text on the text path, held data otherwise.
+    if (text !== undefined) return text.write(key, desired as string, expected);
+    const held = (desired as Held).data;
+    if (data !== undefined) return data.write(key, held, expected);
+    // Another storage may keep what it is given, or hand it out: it gets its own copy.
     return expected === undefined
-      ? storage.write(key, JSON.parse(json))
-      : conditional!.writeIfVersion(key, JSON.parse(json), expected);
+      ? storage.write(key, cloneJson(held) as S)
+      : conditional!.writeIfVersion(key, cloneJson(held) as S, expected);
   }
 
   #written(desired: Baseline, checked: boolean, result: unknown): Promise<void> | undefined {
@@ -466,7 +473,7 @@ export class Slot<S> {
         if (merged == null) {
           desired = null;
           mine = undefined;
-        } else if (this.source.data !== undefined) {
+        } else if (this.source.text === undefined) {
           const copy = copySession(merged, this.key);
           desired = { data: copy };
           mine = cloneJson(copy) as S; // the held copy is never shared with handlers
