@@ -44,12 +44,17 @@ import { dropLease, putLease } from "./denokv/leases.ts";
 import { keyBytes, keyPartBytes, KV_LIMITS } from "./denokv/limits.ts";
 import {
   type ChunkedHead,
+  encodeInline,
   type Head,
+  INLINE_HEADER_BYTES,
+  type InlineHead,
   isExpired,
   Layout,
   newGeneration,
   parseHead,
   parseMarker,
+  reexpire,
+  storedHead,
 } from "./denokv/records.ts";
 
 export type {
@@ -96,7 +101,6 @@ const ATTEMPTS = 10;
 /** A generation without a head pointing to it is removed after this long. */
 const ORPHAN_AGE_MS = 10 * 60 * 1000;
 
-const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
 /**
@@ -183,7 +187,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
       },
       write: async (key, json, expected) => {
         this.#checkKey(key);
-        const version = await this.#store(key, utf8.encode(json), expected);
+        const version = await this.#store(key, json, expected);
         return expected === undefined ? undefined : version;
       },
       delete: async (key, expected) => {
@@ -218,7 +222,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    */
   async write(key: string, value: T): Promise<void> {
     this.#checkKey(key);
-    await this.#store(key, utf8.encode(serializeSession(value, key)), undefined);
+    await this.#store(key, serializeSession(value, key), undefined);
   }
 
   /**
@@ -305,7 +309,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    */
   async writeIfVersion(key: string, value: T, expected: string | null): Promise<string | null> {
     this.#checkKey(key);
-    return await this.#store(key, utf8.encode(serializeSession(value, key)), expected);
+    return await this.#store(key, serializeSession(value, key), expected);
   }
 
   /**
@@ -446,11 +450,13 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
     const exp = now + this.ttl;
     const headKey = this.#layout.head(key);
     const plan = new AtomicPlan().check(headKey, version);
-    const renewed = { ...head, exp };
     if ("data" in head) {
-      plan.add({ type: "set", key: headKey, value: renewed, expireIn: this.ttl });
+      const record = reexpire(head.record, exp);
+      const renewed: InlineHead = { exp, data: record.subarray(INLINE_HEADER_BYTES), record };
+      plan.add({ type: "set", key: headKey, value: record, expireIn: this.ttl });
       return this.#committed(key, renewed, await plan.commit(this.#kv)) ?? undefined;
     }
+    const renewed = { ...head, exp };
     const chunks = writeGeneration(this.#layout, key, head.gen, bytes, this.ttl);
     const set: Mutation = { type: "set", key: headKey, value: renewed, expireIn: this.ttl };
     for (const m of chunks) plan.add(m);
@@ -475,12 +481,16 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    */
   async #store(
     key: string,
-    bytes: Uint8Array,
+    json: string,
     expected: string | null | undefined,
   ): Promise<string | null> {
     const exp = this.ttl === undefined ? null : Date.now() + this.ttl;
+    // The text is encoded once, behind the inline header; a session too
+    // large for its head is chunked from the same buffer.
+    const record = encodeInline(json, exp);
+    const bytes = record.subarray(INLINE_HEADER_BYTES);
     if (bytes.length <= INLINE_BYTES) {
-      return await this.#switch(key, { v: 1, exp, data: bytes }, expected, []);
+      return await this.#switch(key, { exp, data: bytes, record }, expected, []);
     }
     const gen = newGeneration();
     const chunks = writeGeneration(this.#layout, key, gen, bytes, this.#expireIn(exp));
@@ -539,7 +549,12 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
       }
       const plan = new AtomicPlan().check(headKey, cur.versionstamp);
       for (const m of extra) plan.add(m);
-      plan.add({ type: "set", key: headKey, value: head, expireIn: this.#expireIn(head.exp) });
+      plan.add({
+        type: "set",
+        key: headKey,
+        value: storedHead(head),
+        expireIn: this.#expireIn(head.exp),
+      });
       const cleanup = this.#cleanup(key, cur, plan);
       const vs = this.#committed(key, head, await plan.commit(this.#kv));
       if (vs !== null) {

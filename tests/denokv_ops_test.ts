@@ -11,6 +11,7 @@ import { SessionError } from "../mod.ts";
 import { textAccessOf } from "../src/text.ts";
 import { DenoKvStorage, type KvLike } from "../storages/denokv.ts";
 import { ABSENT, HeadMemory } from "../storages/denokv/heads.ts";
+import { headOf } from "../storages/denokv/records.ts";
 import { sleep } from "./helpers/bot.ts";
 
 type Data = { who: string; pad: string };
@@ -256,8 +257,8 @@ Deno.test("DenoKvStorage: text access reads the exact text and writes and delete
       version: first.version,
     });
     // The TTL applies as for write: the head expires a minute from now.
-    const head = (await b.get<{ exp: number }>(["ops", "s", "t"])).value!;
-    assert.ok(Math.abs(head.exp - (Date.now() + 60_000)) < 5_000);
+    const head = headOf((await b.get(["ops", "s", "t"])).value)!;
+    assert.ok(Math.abs(head.exp! - (Date.now() + 60_000)) < 5_000);
 
     // Conditional writes: null when stored, a stale version, or the current one.
     assert.equal(await access.write("t", '{"x":1}', null), null);

@@ -14,7 +14,7 @@ export type Mutation =
   | { type: "set"; key: KvKeyLike; value: unknown; expireIn?: number }
   | { type: "delete"; key: KvKeyLike };
 
-// Headroom for what KV adds to a serialized object (type tags, lengths).
+// Headroom for a small serialized object (manifest, marker) with its tags.
 const OBJECT_OVERHEAD = 256;
 const SAFETY = 4096;
 
@@ -32,9 +32,9 @@ const SAFETY = 4096;
  * @returns Its size in bytes, at most.
  */
 export function valueBytes(value: unknown): number {
-  if (value instanceof Uint8Array) return value.length;
-  const data = (value as { data?: unknown } | null)?.data;
-  return OBJECT_OVERHEAD + (data instanceof Uint8Array ? data.length : 0);
+  // Byte arrays (inline records, chunks) are stored as they are; the other
+  // values written are small objects (manifests, markers).
+  return value instanceof Uint8Array ? value.length : OBJECT_OVERHEAD;
 }
 
 /**
@@ -54,6 +54,10 @@ export class AtomicPlan {
   readonly checks: { key: KvKeyLike; versionstamp: string | null }[] = [];
   /** The planned mutations. */
   readonly mutations: Mutation[] = [];
+  // The cost is summed up when `fits` first asks for it (most plans, a
+  // check and one set, never ask), then kept up to date.
+  #sizedChecks = 0;
+  #sizedMutations = 0;
   #bytes = 0;
   #keyBytes = 0;
 
@@ -66,9 +70,6 @@ export class AtomicPlan {
    */
   check(key: KvKeyLike, versionstamp: string | null): this {
     this.checks.push({ key, versionstamp });
-    const k = keyBytes(key);
-    this.#bytes += k;
-    this.#keyBytes += k;
     return this;
   }
 
@@ -80,9 +81,6 @@ export class AtomicPlan {
    */
   add(mutation: Mutation): this {
     this.mutations.push(mutation);
-    const k = keyBytes(mutation.key);
-    this.#bytes += k + (mutation.type === "set" ? valueBytes(mutation.value) : 0);
-    this.#keyBytes += k;
     return this;
   }
 
@@ -94,10 +92,26 @@ export class AtomicPlan {
    * @returns Whether it fits.
    */
   fits(extra: { count?: number; bytes?: number; keyBytes?: number } = {}): boolean {
+    this.#size();
     return this.checks.length <= Math.min(10, KV_LIMITS.maxChecks) &&
       this.mutations.length + (extra.count ?? 0) <= KV_LIMITS.maxMutations &&
       this.#bytes + (extra.bytes ?? 0) <= KV_LIMITS.maxMutationBytes - SAFETY &&
       this.#keyBytes + (extra.keyBytes ?? 0) <= KV_LIMITS.maxTotalKeyBytes - SAFETY;
+  }
+
+  /** Adds the cost of the checks and mutations planned since the last call. */
+  #size(): void {
+    for (; this.#sizedChecks < this.checks.length; this.#sizedChecks++) {
+      const k = keyBytes(this.checks[this.#sizedChecks].key);
+      this.#bytes += k;
+      this.#keyBytes += k;
+    }
+    for (; this.#sizedMutations < this.mutations.length; this.#sizedMutations++) {
+      const m = this.mutations[this.#sizedMutations];
+      const k = keyBytes(m.key);
+      this.#bytes += k + (m.type === "set" ? valueBytes(m.value) : 0);
+      this.#keyBytes += k;
+    }
   }
 
   /**

@@ -43,11 +43,27 @@ export const KV_LIMITS: {
   maxGetMany: 10,
 };
 
-const utf8 = new TextEncoder();
-
 function zeros(bytes: Uint8Array): number {
   let n = 0;
   for (const b of bytes) if (b === 0) n++;
+  return n;
+}
+
+/**
+ * The UTF-8 length of `text` as KV encodes it (lone surrogates become
+ * U+FFFD, three bytes), with every zero byte counted twice.
+ */
+function escapedUtf8Bytes(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += c === 0 ? 2 : 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4; // a surrogate pair
+      i++;
+    } else n += 3;
+  }
   return n;
 }
 
@@ -66,10 +82,7 @@ function zeros(bytes: Uint8Array): number {
  * @returns Its size in bytes as KV encodes it.
  */
 export function keyPartBytes(part: KvKeyPartLike): number {
-  if (typeof part === "string") {
-    const bytes = utf8.encode(part);
-    return bytes.length + zeros(bytes) + 2;
-  }
+  if (typeof part === "string") return escapedUtf8Bytes(part) + 2;
   if (part instanceof Uint8Array) return part.length + zeros(part) + 2;
   if (typeof part === "number") return 9;
   if (typeof part === "boolean") return 1;

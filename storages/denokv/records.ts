@@ -3,9 +3,11 @@
  *
  * Under the storage prefix `P`:
  *
- * - `[...P, "s", key]`: the head of a session. It holds the expiry time and
- *   either the whole session (`data`, the UTF-8 bytes of its JSON text) or a
- *   manifest naming the generation of chunks that hold it.
+ * - `[...P, "s", key]`: the head of a session. Either an inline record, a
+ *   `Uint8Array` of a 12-byte header (magic, format, flags, expiry time) and
+ *   the UTF-8 bytes of the session's JSON text, or a manifest object holding
+ *   the expiry time and naming the generation of chunks that hold the
+ *   session.
  * - `[...P, "c", key, gen, i]`: chunk `i` of generation `gen`, a raw slice of
  *   the JSON text's bytes. A generation is written once and never changed.
  * - `[...P, "g", key, gen]`: a marker per generation (its chunk count and
@@ -22,14 +24,18 @@
 import { SessionError } from "../../src/errors.ts";
 import type { KvKeyLike } from "./kv.ts";
 
-/** A session stored in one KV value. */
+/**
+ * A session stored in one KV value: the inline record as stored (a
+ * `Uint8Array`, so KV stores its bytes as they are, with no structured-clone
+ * serialization), read apart.
+ */
 export interface InlineHead {
-  /** Record format version. */
-  v: 1;
   /** Expiry as epoch milliseconds, or `null` for none. */
   exp: number | null;
-  /** The UTF-8 bytes of the session's JSON text. */
+  /** The UTF-8 bytes of the session's JSON text (a view into `record`). */
   data: Uint8Array;
+  /** The stored value: the header, then `data`. */
+  record: Uint8Array;
 }
 
 /** A session split into chunks: the manifest. */
@@ -63,6 +69,123 @@ export interface Lease {
   owner: string;
   /** When it runs out, epoch milliseconds. */
   exp: number;
+}
+
+/**
+ * Bytes of the header of an inline record: the magic `"SK"`, the format
+ * (`1`), flags (bit 0: the record has an expiry time), and the expiry time
+ * as a big-endian float64 (zero when there is none).
+ */
+export const INLINE_HEADER_BYTES = 12;
+const MAGIC_0 = 0x53; // "S"
+const MAGIC_1 = 0x4b; // "K"
+const FORMAT = 1;
+const HAS_EXP = 1;
+
+const utf8 = new TextEncoder();
+
+/**
+ * Encodes the JSON text of a session as an inline record with expiry `exp`:
+ * the header, then the text's UTF-8 bytes, in one buffer. The caller stores
+ * it as the head if it is small enough, and otherwise splits
+ * `record.subarray(INLINE_HEADER_BYTES)` into chunks.
+ *
+ * @example
+ * ```ts
+ * import { encodeInline, INLINE_HEADER_BYTES } from "./records.ts";
+ *
+ * encodeInline('{"a":1}', null).length - INLINE_HEADER_BYTES; // 7
+ * ```
+ *
+ * @param text The JSON text.
+ * @param exp Expiry as epoch milliseconds, or `null` for none.
+ * @returns The record.
+ */
+export function encodeInline(text: string, exp: number | null): Uint8Array {
+  // UTF-8 takes at least one byte per UTF-16 code unit, so a buffer of that
+  // size holds the whole text when it is ASCII, the common case.
+  let record = new Uint8Array(INLINE_HEADER_BYTES + text.length);
+  const first = utf8.encodeInto(text, record.subarray(INLINE_HEADER_BYTES));
+  if (first.read < text.length) {
+    const rest = utf8.encode(text.slice(first.read));
+    const whole = new Uint8Array(INLINE_HEADER_BYTES + first.written + rest.length);
+    whole.set(record.subarray(0, INLINE_HEADER_BYTES + first.written));
+    whole.set(rest, INLINE_HEADER_BYTES + first.written);
+    record = whole;
+  }
+  setInlineExp(record, exp);
+  return record;
+}
+
+/**
+ * A copy of an inline record with expiry `exp` (same text).
+ *
+ * @example
+ * ```ts
+ * import { encodeInline, reexpire } from "./records.ts";
+ *
+ * reexpire(encodeInline("{}", null), 1).length; // 14
+ * ```
+ *
+ * @param record An inline record.
+ * @param exp The new expiry as epoch milliseconds, or `null` for none.
+ * @returns The new record.
+ */
+export function reexpire(record: Uint8Array, exp: number | null): Uint8Array {
+  const copy = record.slice();
+  setInlineExp(copy, exp);
+  return copy;
+}
+
+function setInlineExp(record: Uint8Array, exp: number | null): void {
+  record[0] = MAGIC_0;
+  record[1] = MAGIC_1;
+  record[2] = FORMAT;
+  record[3] = exp === null ? 0 : HAS_EXP;
+  new DataView(record.buffer, record.byteOffset, INLINE_HEADER_BYTES).setFloat64(4, exp ?? 0);
+}
+
+/**
+ * Reads an inline record apart, or `undefined` if `value` is not one.
+ *
+ * @example
+ * ```ts
+ * import { encodeInline, inlineOf } from "./records.ts";
+ *
+ * inlineOf(encodeInline("{}", 5))?.exp; // 5
+ * ```
+ *
+ * @param value A stored value.
+ * @returns The inline head.
+ */
+export function inlineOf(value: Uint8Array): InlineHead | undefined {
+  if (
+    value.length < INLINE_HEADER_BYTES || value[0] !== MAGIC_0 || value[1] !== MAGIC_1 ||
+    value[2] !== FORMAT || (value[3] & ~HAS_EXP) !== 0
+  ) return undefined;
+  const exp = value[3] === HAS_EXP
+    ? new DataView(value.buffer, value.byteOffset, INLINE_HEADER_BYTES).getFloat64(4)
+    : null;
+  return { exp, data: value.subarray(INLINE_HEADER_BYTES), record: value };
+}
+
+/**
+ * The value to store for a head: the record of an inline head, the manifest
+ * object of a chunked one.
+ *
+ * @example
+ * ```ts
+ * import { encodeInline, inlineOf, storedHead } from "./records.ts";
+ *
+ * const record = encodeInline("{}", null);
+ * storedHead(inlineOf(record)!) === record; // true
+ * ```
+ *
+ * @param head The head.
+ * @returns The KV value.
+ */
+export function storedHead(head: Head): unknown {
+  return "record" in head ? head.record : head;
 }
 
 /** Length of a generation id in characters. */
@@ -163,7 +286,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * ```ts
  * import { parseHead } from "./records.ts";
  *
- * parseHead({ v: 1, exp: null, data: new Uint8Array() }, "42");
+ * parseHead({ v: 1, exp: null, gen: "g", n: 2, bytes: 70000 }, "42");
  * ```
  *
  * @param value The stored value.
@@ -195,13 +318,11 @@ export function parseHead(value: unknown, key: string): Head {
  * @returns The head.
  */
 export function headOf(value: unknown): Head | undefined {
-  if (isRecord(value) && value.v === 1 && (value.exp === null || typeof value.exp === "number")) {
-    if (value.data instanceof Uint8Array) return value as unknown as InlineHead;
-    if (
-      typeof value.gen === "string" && typeof value.n === "number" &&
-      typeof value.bytes === "number"
-    ) return value as unknown as ChunkedHead;
-  }
+  if (value instanceof Uint8Array) return inlineOf(value);
+  if (
+    isRecord(value) && value.v === 1 && (value.exp === null || typeof value.exp === "number") &&
+    typeof value.gen === "string" && typeof value.n === "number" && typeof value.bytes === "number"
+  ) return value as unknown as ChunkedHead;
   return undefined;
 }
 
@@ -212,8 +333,7 @@ export function headOf(value: unknown): Head | undefined {
  * ```ts
  * import { isExpired } from "./records.ts";
  *
- * const head = { v: 1 as const, exp: 0, data: new Uint8Array() };
- * isExpired(head, Date.now()); // true
+ * isExpired({ exp: 0 }, Date.now()); // true
  * ```
  *
  * @param head A head or lease.
