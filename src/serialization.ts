@@ -33,7 +33,51 @@ import { defineData, isPlainObject } from "./values.ts";
  * @returns The JSON text to store.
  */
 export function serializeSession(value: unknown, key?: string): string {
-  return serializeAndCopy(value, key).text;
+  const text = stringify(value, key);
+  if (!isJsonData(value)) check(value, [], [], key);
+  return text;
+}
+
+/** `JSON.stringify`, naming the path of a cycle or a BigInt when it throws. */
+function stringify(value: unknown, key: string | undefined): string {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    check(value, [], [], key); // a cycle or a BigInt: throws with its path
+    throw err;
+  }
+}
+
+/**
+ * Whether an acyclic `value` follows the serialization contract: the quick
+ * check, with no path and no copy; {@link check} explains a failure.
+ */
+function isJsonData(value: unknown): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value) || value[i] === undefined || !isJsonData(value[i])) return false;
+    }
+    return true;
+  }
+  if (!isPlainObject(value)) return false;
+  for (const name in value) {
+    if (!Object.hasOwn(value, name)) continue; // inherited from a polluted Object.prototype
+    const item = value[name];
+    if (item !== undefined && !isJsonData(item)) return false;
+  }
+  return true;
 }
 
 /** JSON text of a session and a copy of it, as {@link serializeAndCopy} returns them. */
@@ -50,13 +94,7 @@ export interface SerializedSession {
  * it costs less than copying afterwards.
  */
 export function serializeAndCopy(value: unknown, key?: string): SerializedSession {
-  let text: string;
-  try {
-    text = JSON.stringify(value);
-  } catch (err) {
-    check(value, [], [], key); // a cycle or a BigInt: throws with its path
-    throw err;
-  }
+  const text = stringify(value, key);
   // JSON.stringify found no cycle, so the quick walk needs no stack; the
   // detailed one, which names the path, runs only to explain a failure.
   const copy = copyIfJson(value);
