@@ -163,13 +163,7 @@ export class Slot<S> {
     if (this.#loading !== undefined) return this.#loading;
     const { text, data } = this.source;
     if (data !== undefined && this.pending === 0 && this.lease === undefined) {
-      let record: DataRecord;
-      try {
-        record = data.read(this.key);
-      } catch (err) {
-        throw this.#readError(err);
-      }
-      return this.#acceptData(record);
+      return this.#loadData(data);
     }
     if (text !== undefined && this.pending === 0 && this.lease === undefined) {
       let record: MaybePromise<TextRecord>;
@@ -197,15 +191,7 @@ export class Slot<S> {
     if (this.#tail !== undefined) await this.#tail; // a write of this key must land first
     await this.lease?.acquire();
     const { text, data, conditional, storage } = this.source;
-    if (data !== undefined) {
-      let record: DataRecord;
-      try {
-        record = data.read(this.key);
-      } catch (err) {
-        throw this.#readError(err);
-      }
-      return this.#acceptData(record);
-    }
+    if (data !== undefined) return this.#loadData(data);
     if (text !== undefined) {
       let record: TextRecord;
       try {
@@ -261,6 +247,17 @@ export class Slot<S> {
       );
     }
     return this.#accept(raw, exact ? text : looseJson(raw), version);
+  }
+
+  /** Reads the data path, which answers synchronously. */
+  #loadData(data: DataAccess): undefined {
+    let record: DataRecord;
+    try {
+      record = data.read(this.key);
+    } catch (err) {
+      throw this.#readError(err);
+    }
+    return this.#acceptData(record);
   }
 
   /** Takes a data record; the record itself is the baseline (it is never changed). */
