@@ -47,8 +47,8 @@ interface Held {
   readonly data: unknown;
 }
 /**
- * What storage holds for the key: its JSON text, or on the data path the
- * held data; `null` for none stored, or unknown.
+ * What storage holds for the key: its JSON text on the text path, held data
+ * otherwise; `null` for none stored, or unknown.
  */
 type Baseline = string | Held | null | typeof UNKNOWN;
 
