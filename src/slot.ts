@@ -68,21 +68,17 @@ function valueOf<S>(stored: Baseline): S | undefined {
   return isHeld(stored) ? cloneJson(stored.data as S) : JSON.parse(stored) as S;
 }
 
-function looseJson(value: unknown): Baseline {
+/**
+ * What storage would hold for `value` that was read or given: its text, or
+ * (`held`) a validated copy; unknown when it is not JSON data, so that it
+ * never counts as unchanged and a change is always written.
+ */
+function loose(value: unknown, held: boolean): Baseline {
   if (value == null) return null;
   try {
-    return JSON.stringify(value);
+    return held ? { data: copySession(value) } : JSON.stringify(value);
   } catch {
-    return UNKNOWN; // not JSON data: never equal, so a change is always written
-  }
-}
-
-function looseHeld(value: unknown): Baseline {
-  if (value == null) return null;
-  try {
-    return { data: copySession(value) };
-  } catch {
-    return UNKNOWN; // not JSON data: never equal, so a change is always written
+    return UNKNOWN;
   }
 }
 
@@ -209,7 +205,7 @@ export class Slot<S> {
     } catch (err) {
       throw this.#readError(err);
     }
-    this.#accept(raw, looseHeld(raw), version);
+    this.#accept(raw, loose(raw, true), version);
   }
 
   #readError(err: unknown): SessionError {
@@ -246,7 +242,7 @@ export class Slot<S> {
         { cause: err },
       );
     }
-    return this.#accept(raw, exact ? text : looseJson(raw), version);
+    return this.#accept(raw, exact ? text : loose(raw, false), version);
   }
 
   /** Reads the data path, which answers synchronously. */
@@ -274,21 +270,14 @@ export class Slot<S> {
     if (raw == null) {
       const initial = this.source.initial?.();
       this.value = initial;
-      this.#initial = initial === undefined ? undefined : this.#snapshot(initial);
+      this.#initial = initial === undefined
+        ? undefined
+        : loose(initial, this.source.text === undefined);
     } else {
       this.value = raw;
       this.#initial = undefined;
     }
     this.known = true;
-  }
-
-  /**
-   * What storing `value` would store, for telling later whether it changed:
-   * its text, or off the text path a copy; unknown when it is not JSON data
-   * (it then never counts as unchanged).
-   */
-  #snapshot(value: S): Baseline {
-    return this.source.text === undefined ? looseHeld(value) : looseJson(value);
   }
 
   /** Replaces the live value; `null` and `undefined` mean "delete". */
