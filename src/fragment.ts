@@ -158,14 +158,18 @@ export class Binding<S> implements SoloUser {
   #takeBack(): void {
     if (this.#handed === SHARED) return;
     const handed = this.#handed;
-    this.#handed = SHARED;
-    this.#slot!.solo = undefined;
+    this.#leaveSolo();
     const ctx = this.ctx as unknown as Record<string, unknown>;
     const value = ctx[this.property];
     // `delete ctx.session` removes the property; with the accessor that
     // changed nothing, so here it changes nothing either.
     if (value === handed || (value === undefined && !Object.hasOwn(ctx, this.property))) return;
     this.set(value as S);
+  }
+
+  #leaveSolo(): void {
+    this.#handed = SHARED;
+    this.#slot!.solo = undefined;
   }
 
   /** The live value (strict mode). */
@@ -219,10 +223,7 @@ export class Binding<S> implements SoloUser {
     const slot = this.#slot;
     if (slot === undefined) return undefined;
     if (!ok) {
-      if (this.#handed !== SHARED) {
-        this.#handed = SHARED;
-        slot.solo = undefined;
-      }
+      if (this.#handed !== SHARED) this.#leaveSolo(); // what it assigned is dropped
       return this.table.release(slot, false);
     }
     this.#takeBack();
