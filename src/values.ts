@@ -33,17 +33,24 @@ export function defineData(target: object, name: string, value: unknown): void {
  * Makes `current` hold the data of `next` without replacing it, so that
  * every handler holding a reference to `current` sees `next`. Returns the
  * value to keep: `current` when it could be updated in place (two plain
- * objects, or two arrays), `next` otherwise.
+ * objects, or two arrays, neither frozen nor sealed), `next` otherwise.
+ * Never throws.
  */
 export function updateInPlace<S>(current: S | undefined, next: S | undefined): S | undefined {
-  if (isPlainObject(current) && isPlainObject(next)) {
-    for (const name of Object.keys(current)) delete current[name];
-    for (const [name, item] of Object.entries(next)) defineData(current, name, item);
-    return current;
-  }
-  if (Array.isArray(current) && Array.isArray(next)) {
-    current.splice(0, current.length, ...next);
-    return current;
+  if (current === next || typeof current !== "object" || current === null) return next;
+  if (!Object.isExtensible(current) || Object.isFrozen(current)) return next;
+  try {
+    if (isPlainObject(current) && isPlainObject(next)) {
+      for (const name of Object.keys(current)) delete current[name];
+      for (const [name, item] of Object.entries(next)) defineData(current, name, item);
+      return current;
+    }
+    if (Array.isArray(current) && Array.isArray(next)) {
+      current.splice(0, current.length, ...next);
+      return current;
+    }
+  } catch {
+    // A non-configurable property: keep the new value instead.
   }
   return next;
 }

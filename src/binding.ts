@@ -1,0 +1,170 @@
+/**
+ * What one update does with one session fragment: the accessor behind
+ * `ctx.session` (or one fragment of a multi session) for that update, and
+ * the end of the update for that fragment (docs/semantics.md, rules U1 to
+ * U8).
+ *
+ * @module
+ */
+
+import type { SessionContext } from "./context.ts";
+import type { SessionHandle } from "./install.ts";
+import type { Slot } from "./slot.ts";
+import type { SlotTable } from "./slot_table.ts";
+import { SessionError, SessionKeyError } from "./errors.ts";
+import { isPromiseLike } from "./values.ts";
+
+/** The update type of `ctx`, such as `message` or `inline_query`. */
+export function updateTypeOf(ctx: SessionContext): string {
+  for (const name in ctx.update) if (name !== "update_id") return name;
+  return "unknown";
+}
+
+const ignore = () => {};
+
+/** Marks `promise` as handled (its rejection still reaches whoever awaits it). */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(ignore);
+  return promise;
+}
+
+/** One update's use of one fragment. */
+export class Binding<S> implements SessionHandle {
+  #slot: Slot<S> | undefined;
+  /** Whether the update read or assigned the session. */
+  #touched = false;
+  /** Whether the update has ended for this fragment (rule U7). */
+  #ended = false;
+  /** Whether `#last` holds the last value the update saw. */
+  #seen = false;
+  #last: unknown = undefined;
+  /** Reads started for this update that it has not waited for yet (rule U6). */
+  #reads: Promise<void>[] = [];
+  /** Counts assignments, so that only the last one applies (rule U3). */
+  #assignments = 0;
+  /** The promise assigned last, until it has settled and been applied. */
+  #pending: Promise<void> | undefined;
+  /** The rejection of the promise assigned last. */
+  #assignError: { error: unknown } | undefined;
+
+  constructor(
+    readonly table: SlotTable<S>,
+    readonly key: string | undefined,
+    readonly ctx: SessionContext,
+    readonly property: string,
+  ) {}
+
+  #join(): Slot<S> {
+    return this.#slot ??= this.table.join(this.key!);
+  }
+
+  #keyError(): SessionKeyError {
+    return new SessionKeyError(updateTypeOf(this.ctx), this.property);
+  }
+
+  /** Reads the session before the handler runs (strict mode, rule U1). */
+  load(): Promise<void> {
+    return this.#join().load();
+  }
+
+  /** The live value (strict mode). */
+  get(): unknown {
+    if (this.key === undefined) throw this.#keyError();
+    if (this.#ended) return this.#last;
+    this.#touched = true;
+    return this.#join().value;
+  }
+
+  /**
+   * The value once it is known, else a promise of it; the first read starts
+   * the storage read (lazy mode, rule U2).
+   */
+  getLazy(): unknown {
+    if (this.key === undefined) throw this.#keyError();
+    if (this.#ended) {
+      if (this.#seen) return this.#last;
+      return handled(Promise.reject(
+        new SessionError(
+          `ctx.${this.property} was read after its update had finished, so it was not loaded. ` +
+            `Await everything that uses the session inside the handler.`,
+          this.key,
+        ),
+      ));
+    }
+    this.#touched = true;
+    const slot = this.#join();
+    const pending = this.#pending;
+    if (pending !== undefined) return handled(pending.then(() => slot.value));
+    if (slot.known) return slot.value;
+    const loading = handled(slot.load());
+    this.#reads.push(loading);
+    return handled(loading.then(() => slot.value));
+  }
+
+  /** Assigns the session, or a promise of it (rule U3). */
+  set(value: unknown): void {
+    if (this.key === undefined) throw this.#keyError();
+    if (this.#ended) {
+      throw new SessionError(
+        `ctx.${this.property} was assigned after its update had finished; the assignment was ` +
+          `not saved. Await everything that changes the session inside the handler.`,
+        this.key,
+      );
+    }
+    this.#touched = true;
+    const slot = this.#join();
+    const turn = ++this.#assignments;
+    this.#assignError = undefined;
+    if (!isPromiseLike(value)) {
+      this.#pending = undefined;
+      slot.assign(value as S);
+      return;
+    }
+    this.#pending = Promise.resolve(value).then(
+      (v) => {
+        if (turn === this.#assignments) slot.assign(v as S);
+      },
+      (error) => {
+        if (turn === this.#assignments) this.#assignError = { error };
+      },
+    );
+  }
+
+  /**
+   * Ends the update for this fragment: waits for the reads and the promise
+   * assignment it started (rule U6), then saves when `ok` (rules U4, U5),
+   * and leaves the key's shared state. Rejects if a read, the assigned
+   * promise or the save failed.
+   */
+  async finish(ok: boolean): Promise<void> {
+    const slot = this.#slot;
+    let failure: { error: unknown } | undefined;
+    if (slot !== undefined) {
+      while (this.#reads.length > 0 || this.#pending !== undefined) {
+        const reads = this.#reads;
+        this.#reads = [];
+        const pending = this.#pending;
+        const results = await Promise.allSettled(pending ? [...reads, pending] : reads);
+        if (this.#pending === pending) this.#pending = undefined;
+        for (const r of results) if (r.status === "rejected") failure ??= { error: r.reason };
+      }
+      failure ??= this.#assignError;
+    }
+    this.#ended = true;
+    if (slot === undefined) return;
+    if (slot.known) {
+      this.#seen = true;
+      this.#last = slot.value;
+    }
+    if (ok && failure === undefined && this.#touched) {
+      try {
+        await slot.save();
+      } catch (error) {
+        failure = { error };
+      }
+    }
+    const releasing = this.table.leave(slot);
+    if (releasing !== undefined) await releasing;
+    if (failure !== undefined && ok) throw failure.error;
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * One save of one key: compare the live value with what storage holds,
+ * write it if it changed (conditionally, with conflict detection), and on a
+ * conflict fail or merge (docs/semantics.md, rules U4, K2, C1 to C6).
+ *
+ * @module
+ */
+
+import { NONE, type Slot, UNKNOWN } from "./slot.ts";
+import { SessionConflictError, SessionError } from "./errors.ts";
+import { fromSnapshot, OPAQUE, sameAs, snapshot } from "./snapshot.ts";
+import { updateInPlace } from "./values.ts";
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Whether `value` is what the snapshot `known` holds (`NONE`: nothing). */
+function matches(value: unknown, known: unknown): boolean {
+  if (known === NONE) return value == null;
+  if (known === UNKNOWN || value == null) return false;
+  return sameAs(value, known);
+}
+
+/** A value of what a snapshot holds, for user code: `undefined` for nothing. */
+function valueOf<S>(known: unknown, fallback?: unknown): S | undefined {
+  if (known === NONE || known === UNKNOWN) return undefined;
+  return (known === OPAQUE ? fallback : fromSnapshot(known)) as S | undefined;
+}
+
+/** Whether the live value of `slot` needs no write. */
+function unchanged<S>(slot: Slot<S>): boolean {
+  const value = slot.value;
+  if (matches(value, slot.stored)) return true;
+  // A new key still at its untouched initial value is not worth storing.
+  return slot.stored === NONE && slot.initial !== UNKNOWN && matches(value, slot.initial);
+}
+
+/** Saves the live value of `slot` if it changed. */
+export async function saveSlot<S>(slot: Slot<S>): Promise<void> {
+  if (slot.broken !== undefined) throw slot.broken;
+  if (!slot.known || unchanged(slot)) return;
+  const lease = slot.lease;
+  if (lease !== undefined) {
+    if (!lease.held) await lease.acquire(); // a blind assignment did not take it yet
+    lease.assertHeld();
+    if (unchanged(slot)) return;
+  }
+  const value = slot.value;
+  const mine = value == null ? NONE : snapshot(value);
+  const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
+  const result = await send(slot, value, expected);
+  if (result !== CONFLICT) {
+    slot.stored = mine;
+    slot.version = result;
+    return;
+  }
+  await resolveConflict(slot, value, mine);
+}
+
+/** What {@link send} resolves to when the stored version was not the expected one. */
+const CONFLICT: unique symbol = Symbol("conflict");
+
+/**
+ * Writes `value` (deletes for `null`/`undefined`). With an `expected`
+ * version, only if storage still holds it: resolves to the new version, or
+ * {@link CONFLICT}. Without, resolves to `UNKNOWN` (a blind write leaves the
+ * version unknown, so later saves of this slot are blind too).
+ */
+async function send<S>(
+  slot: Slot<S>,
+  value: S | undefined,
+  expected: string | null | typeof UNKNOWN,
+): Promise<string | null | typeof UNKNOWN | typeof CONFLICT> {
+  const { storage, conditional } = slot.source;
+  const key = slot.key;
+  try {
+    if (expected === UNKNOWN || conditional === undefined) {
+      if (value == null) await storage.delete(key);
+      else await storage.write(key, value);
+      return UNKNOWN;
+    }
+    if (value == null) return await conditional.deleteIfVersion(key, expected) ? null : CONFLICT;
+    return await conditional.writeIfVersion(key, value, expected) ?? CONFLICT;
+  } catch (err) {
+    throw writeError(slot, err, value == null);
+  }
+}
+
+function writeError<S>(slot: Slot<S>, err: unknown, deleting: boolean): SessionError {
+  if (err instanceof SessionError) return err;
+  return new SessionError(
+    `Could not ${deleting ? "delete" : "write"} the session of key "${slot.key}": ` +
+      `${reason(err)}. This update's session changes were not saved.`,
+    slot.key,
+    { cause: err },
+  );
+}
+
+/**
+ * Another process wrote since this slot's read (rule C1). Fails with
+ * `onConflict: "error"`; with a merge function (rule C2) reads the stored
+ * session, merges, and writes conditionally, up to `maxConflictRetries`
+ * times.
+ */
+async function resolveConflict<S>(slot: Slot<S>, value: S | undefined, mine: unknown) {
+  const { onConflict: merge, maxConflictRetries, conditional } = slot.source;
+  const key = slot.key;
+  if (merge === "error") throw new SessionConflictError(key);
+  const base = slot.stored;
+  for (let merges = 0; merges < maxConflictRetries; merges++) {
+    slot.lease?.assertHeld();
+    let fresh;
+    try {
+      fresh = await conditional!.readVersioned(key);
+    } catch (err) {
+      throw writeError(slot, err, false);
+    }
+    const merged = callMerge(slot, fresh.value ?? undefined, valueOf(mine, value), valueOf(base));
+    const result = await send(slot, merged ?? undefined, fresh.version);
+    if (result === CONFLICT) continue;
+    // Landed (rule C3): nothing below may throw.
+    slot.stored = merged == null ? NONE : snapshot(merged);
+    slot.version = result;
+    carryOver(slot, mine, merged ?? undefined);
+    return;
+  }
+  throw new SessionConflictError(key, ` (gave up after ${maxConflictRetries} merges)`);
+}
+
+function callMerge<S>(
+  slot: Slot<S>,
+  stored: S | undefined,
+  mine: S | undefined,
+  base: S | undefined,
+): S | undefined {
+  const merge = slot.source.onConflict as (a?: S, b?: S, c?: S) => S | undefined;
+  try {
+    return merge(stored, mine, base);
+  } catch (err) {
+    throw new SessionError(
+      `The onConflict merge function threw for key "${slot.key}": ${reason(err)}. ` +
+        `This update's session changes were not saved.`,
+      slot.key,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Makes the live value the landed merge, keeping what updates of this key
+ * changed in it since the save started: `merge(merged, live, mine)`.
+ * Changes the live object in place so handlers holding it see the merge;
+ * replaces it when it cannot be changed (frozen).
+ */
+function carryOver<S>(slot: Slot<S>, mine: unknown, merged: S | undefined): void {
+  const live = slot.value;
+  const fresh = () => {
+    const snap = merged == null ? NONE : snapshot(merged);
+    return snap === OPAQUE ? merged : valueOf<S>(snap);
+  };
+  let next: S | undefined;
+  if (matches(live, mine)) {
+    next = fresh();
+  } else {
+    try {
+      next = (slot.source.onConflict as (a?: S, b?: S, c?: S) => S | undefined)(
+        fresh(),
+        live,
+        valueOf(mine, live),
+      ) ?? undefined;
+    } catch (err) {
+      next = fresh();
+      slot.broken = new SessionError(
+        `The onConflict merge function threw while merging the saved session of key ` +
+          `"${slot.key}" with changes made to it since: ${reason(err)}. Those changes were not ` +
+          `saved.`,
+        slot.key,
+        { cause: err },
+      );
+    }
+  }
+  slot.value = updateInPlace(live, next);
+  slot.known = true;
+}
