@@ -6,6 +6,13 @@
  */
 
 import type { StorageAdapter } from "./storage.ts";
+import {
+  type ConditionalStorage,
+  isConditionalStorage,
+  isLeaseStorage,
+  type LeaseStorage,
+  type VersionedValue,
+} from "./capabilities.ts";
 import { SessionError } from "./errors.ts";
 
 /** The stored envelope, the same as grammY's `Enhance`. */
@@ -34,11 +41,21 @@ export interface MigrationOptions<T> {
   storage: StorageAdapter<Enhance<T>>;
   /** Migrations to run on data stored at an older version. */
   migrations?: Migrations;
-  /** Sessions not used for this many milliseconds are gone. */
+  /**
+   * A session is kept at least this many milliseconds after its last read or
+   * write, and is gone at the latest 1.5 times as long after it.
+   */
   millisecondsToLive?: number;
 }
 
 const ENVELOPE_KEYS = new Set(["__d", "v", "e"]);
+
+/** How far ahead of a write its expiry is stored, in units of the time to live. */
+const LIFETIME = 1.5;
+/** Reads made by one versioned read whose write-back keeps losing to other writers. */
+const READ_ATTEMPTS = 3;
+/** How many keys' stored `v` are remembered for plain writes (no migrations). */
+const REMEMBERED_KEYS = 10_000;
 
 function isEnvelope(value: unknown): value is Enhance<unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
@@ -46,6 +63,13 @@ function isEnvelope(value: unknown): value is Enhance<unknown> {
   for (const name of Object.keys(value)) if (!ENVELOPE_KEYS.has(name)) return false;
   const { v, e } = value as Enhance<unknown>;
   return (v === undefined || typeof v === "number") && (e === undefined || typeof e === "number");
+}
+
+/** A read through the wrapper: the data, the version it is at, the wrapped storage's version. */
+interface Loaded<T> {
+  data: T | undefined;
+  v: number | undefined;
+  version: string | null;
 }
 
 /**
@@ -59,31 +83,71 @@ function isEnvelope(value: unknown): value is Enhance<unknown> {
  * - Stored user data that merely has a `__d` field (with other fields beside
  *   it) is read as data, not mistaken for an envelope.
  * - `has`, `readAllKeys`, `readAllValues` and `readAllEntries` of the wrapped
- *   storage stay available, unwrapped, skipping expired sessions.
- * - Expiry slides: a read renews it, rewriting the envelope only when less
- *   than half of the time to live is left, so read-only updates rarely write.
+ *   storage stay available, unwrapped, skipping expired sessions (they never
+ *   renew or write).
  * - Data migrated on read is written back once, at the new version.
+ * - The migration version `v` is never lowered. With migrations, data is
+ *   written at the newest one. Without migrations, the stored `v` is kept: by
+ *   the rewrites this wrapper makes on read, by `writeIfVersion` (the `v` of
+ *   the read whose version it is given) and by `write` (the `v` this wrapper
+ *   last read or wrote for the key, remembered for the 10 000 most recent
+ *   keys that have one; data of a key it has not seen is written without `v`).
+ * - Expiry is renewed by reads, not only by writes, because sessionkit's
+ *   middleware writes only changed sessions. What you can rely on, with `ttl`
+ *   for `millisecondsToLive`: a session read or written at time `t` (through
+ *   `read`, `readVersioned`, `write` or `writeIfVersion`) is still there at
+ *   `t + ttl`, and is gone from `t + 1.5 * ttl` on unless it is used again
+ *   (data last written with a longer time to live keeps the expiry it was
+ *   written with until it is read).
+ *   A write stores the expiry `e` 1.5 `ttl` ahead; a read rewrites the
+ *   envelope only when `ttl` or less is left (or more than 1.5 `ttl`, after
+ *   `ttl` was lowered), so a session that is only read is rewritten at most
+ *   once every `ttl / 2`. grammY's session instead rewrites on every update,
+ *   and its sessions are gone exactly `ttl` after their last use.
+ * - The capabilities of the wrapped storage are kept: with `readVersioned`,
+ *   `writeIfVersion` and `deleteIfVersion` (conflict detection) the result
+ *   has them too, so `onConflict` works through it; with `acquireLease`,
+ *   `renewLease` and `releaseLease` they are passed through, so `lock` does.
+ *   On such a storage, the renewal or migration write-back made by a read is
+ *   conditional: it never overwrites what another process wrote in the
+ *   meantime (it reads again, up to three reads in all, and gives what that
+ *   process wrote), and the read returns the version after its own write, so
+ *   the caller's next conditional write does not conflict with it. It can
+ *   make another process's pending conditional write conflict (at most once
+ *   per `ttl / 2` per key): a merge function then merges it, with
+ *   `onConflict: "error"` that update fails. An expired session reads as
+ *   nothing, with a version that a later conditional write succeeds with if
+ *   nobody else wrote. Version tokens of this wrapper are its own: hand them
+ *   only to this wrapper, not to the wrapped storage.
  *
  * @example
  * ```ts
- * import { enhanceStorage, MemorySessionStorage, session } from "@sessionkit/grammy";
+ * import { type Enhance, enhanceStorage, MemorySessionStorage, session } from "@sessionkit/grammy";
  *
+ * type Pets = { pets: string[] };
  * const middleware = session({
- *   initial: () => ({ pets: [] as string[] }),
- *   storage: enhanceStorage({
- *     storage: new MemorySessionStorage(),
- *     millisecondsToLive: 7 * 24 * 60 * 60 * 1000,
+ *   initial: (): Pets => ({ pets: [] }),
+ *   storage: enhanceStorage<Pets>({
+ *     storage: new MemorySessionStorage<Enhance<Pets>>(),
+ *     millisecondsToLive: 7 * 24 * 60 * 60 * 1000, // kept 7 to 10.5 days after the last use
  *     migrations: {
- *       1: (old: { pet?: string }) => ({ pets: old.pet ? [old.pet] : [] }),
+ *       1: (old: { pet?: string }): Pets => ({ pets: old.pet ? [old.pet] : [] }),
  *     },
+ *   }),
+ *   // works through enhanceStorage: the wrapped storage's conditional writes are kept
+ *   onConflict: (stored, mine) => ({
+ *     pets: [...new Set([...(stored?.pets ?? []), ...(mine?.pets ?? [])])],
  *   }),
  * });
  * ```
  *
  * @param options The storage, migrations and time to live.
- * @returns A storage adapter for the session data itself.
+ * @returns A storage adapter for the session data itself, with the
+ *   conditional writes and leases of the wrapped storage where it has them.
  */
-export function enhanceStorage<T>(options: MigrationOptions<T>): StorageAdapter<T> {
+export function enhanceStorage<T>(
+  options: MigrationOptions<T>,
+): StorageAdapter<T> & Partial<ConditionalStorage<T> & LeaseStorage> {
   const { storage, migrations, millisecondsToLive: ttl } = options;
   if (ttl !== undefined && !(ttl > 0)) {
     throw new RangeError(
@@ -100,6 +164,20 @@ export function enhanceStorage<T>(options: MigrationOptions<T>): StorageAdapter<
     throw new Error("enhanceStorage: every migration key must be a number.");
   }
   const latest = versions.at(-1);
+  const lifetime = ttl === undefined ? undefined : ttl * LIFETIME;
+  // Without migrations the stored `v` must survive a rewrite, so it is
+  // remembered: in the version token for conditional writes, in a bounded
+  // map for plain ones.
+  const keepV = latest === undefined;
+  const seenV = new Map<string, number>();
+
+  function remember(key: string, v: number | undefined): void {
+    if (!keepV) return;
+    seenV.delete(key);
+    if (v === undefined) return;
+    seenV.set(key, v);
+    if (seenV.size > REMEMBERED_KEYS) seenV.delete(seenV.keys().next().value!);
+  }
 
   /** Unwraps, checks expiry and migrates; reports whether to write back. */
   function open(key: string, raw: unknown, now: number) {
@@ -124,27 +202,89 @@ export function enhanceStorage<T>(options: MigrationOptions<T>): StorageAdapter<
         }
       }
     }
-    const stale = ttl !== undefined && (env.e === undefined || env.e - now < ttl / 2);
-    return { expired: false, data, rewrite: migrated || stale } as const;
+    const left = env.e === undefined ? undefined : env.e - now;
+    const renew = lifetime !== undefined && (left === undefined || left <= ttl! || left > lifetime);
+    const v = latest ?? env.v;
+    return { expired: false, data, v, rewrite: migrated || renew } as const;
   }
 
-  function wrap(data: T): Enhance<T> {
+  function wrap(data: T, v: number | undefined): Enhance<T> {
     const env: Enhance<T> = { __d: data };
-    if (latest !== undefined) env.v = latest;
-    if (ttl !== undefined) env.e = Date.now() + ttl;
+    if (v !== undefined) env.v = v;
+    if (lifetime !== undefined) env.e = Date.now() + lifetime;
     return env;
   }
 
+  /** The version token handed out: the wrapped storage's, with the stored `v` when it is kept. */
+  function token(version: string | null, v: number | undefined): string | null {
+    return version === null || !keepV ? version : `${v ?? ""}:${version}`;
+  }
+
+  function untoken(token: string | null): { version: string | null; v: number | undefined } {
+    if (token === null || !keepV) return { version: token, v: undefined };
+    const at = token.indexOf(":");
+    const v = at < 0 ? NaN : at === 0 ? undefined : Number(token.slice(0, at));
+    // Not one of ours: hand it to the wrapped storage as it is.
+    if (Number.isNaN(v)) return { version: token, v: undefined };
+    return { version: token.slice(at + 1), v };
+  }
+
+  /** A plain read; `repair` writes back renewals and migrations, and deletes expired data. */
   async function load(key: string, repair: boolean): Promise<T | undefined> {
     const raw = await storage.read(key);
-    if (raw == null) return undefined;
-    const opened = open(key, raw, Date.now());
-    if (opened.expired) {
-      if (repair) await storage.delete(key);
+    if (raw == null) {
+      if (repair) remember(key, undefined);
       return undefined;
     }
-    if (repair && opened.rewrite) await storage.write(key, wrap(opened.data));
+    const opened = open(key, raw, Date.now());
+    if (opened.expired) {
+      if (repair) {
+        remember(key, undefined);
+        await storage.delete(key);
+      }
+      return undefined;
+    }
+    if (repair) {
+      remember(key, opened.v);
+      if (opened.rewrite) await storage.write(key, wrap(opened.data, opened.v));
+    }
     return opened.data;
+  }
+
+  /**
+   * A read through conditional writes: a renewal, migration write-back or
+   * removal of expired data happens only if nobody wrote since the read; if
+   * somebody did, what they wrote is read instead.
+   */
+  async function loadVersioned(
+    cond: ConditionalStorage<Enhance<T>>,
+    key: string,
+  ): Promise<Loaded<T>> {
+    for (let attempt = 1;; attempt++) {
+      const { value: raw, version } = await cond.readVersioned(key);
+      const last = attempt >= READ_ATTEMPTS; // the last read writes nothing
+      let result: Loaded<T> | undefined;
+      if (raw == null) {
+        result = { data: undefined, v: undefined, version };
+      } else {
+        const opened = open(key, raw, Date.now());
+        if (opened.expired) {
+          if (last) result = { data: undefined, v: undefined, version };
+          else if (await cond.deleteIfVersion(key, version)) {
+            result = { data: undefined, v: undefined, version: null };
+          }
+        } else if (!opened.rewrite || last) {
+          result = { data: opened.data, v: opened.v, version };
+        } else {
+          const next = await cond.writeIfVersion(key, wrap(opened.data, opened.v), version);
+          if (next !== null) result = { data: opened.data, v: opened.v, version: next };
+        }
+      }
+      if (result !== undefined) {
+        remember(key, result.v);
+        return result;
+      }
+    }
   }
 
   async function* entries(): AsyncGenerator<[string, T]> {
@@ -163,10 +303,14 @@ export function enhanceStorage<T>(options: MigrationOptions<T>): StorageAdapter<
     }
   }
 
-  const enhanced: StorageAdapter<T> = {
-    read: (key) => load(key, true),
-    write: (key, value) => storage.write(key, wrap(value)),
-    delete: (key) => storage.delete(key),
+  const cond = isConditionalStorage<Enhance<T>>(storage) ? storage : undefined;
+  const enhanced: StorageAdapter<T> & Partial<ConditionalStorage<T> & LeaseStorage> = {
+    read: async (key) => cond ? (await loadVersioned(cond, key)).data : await load(key, true),
+    write: (key, value) => storage.write(key, wrap(value, keepV ? seenV.get(key) : latest)),
+    delete: (key) => {
+      seenV.delete(key);
+      return storage.delete(key);
+    },
   };
   enhanced.has = async (key) => (await load(key, false)) !== undefined;
   if (storage.readAllEntries !== undefined || storage.readAllKeys !== undefined) {
@@ -177,6 +321,29 @@ export function enhanceStorage<T>(options: MigrationOptions<T>): StorageAdapter<
     enhanced.readAllValues = async function* () {
       for await (const [, value] of entries()) yield value;
     };
+  }
+  if (cond !== undefined) {
+    enhanced.readVersioned = async (key): Promise<VersionedValue<T>> => {
+      const { data, v, version } = await loadVersioned(cond, key);
+      return { value: data, version: token(version, v) };
+    };
+    enhanced.writeIfVersion = async (key, value, expected) => {
+      const { version, v } = untoken(expected);
+      const env = wrap(value, keepV ? v : latest);
+      const next = await cond.writeIfVersion(key, env, version);
+      if (next !== null) remember(key, env.v);
+      return token(next, env.v);
+    };
+    enhanced.deleteIfVersion = async (key, expected) => {
+      const deleted = await cond.deleteIfVersion(key, untoken(expected).version);
+      if (deleted) seenV.delete(key);
+      return deleted;
+    };
+  }
+  if (isLeaseStorage(storage)) {
+    enhanced.acquireLease = (key, owner, ms) => storage.acquireLease(key, owner, ms);
+    enhanced.renewLease = (key, owner, ms) => storage.renewLease(key, owner, ms);
+    enhanced.releaseLease = (key, owner) => storage.releaseLease(key, owner);
   }
   return enhanced;
 }

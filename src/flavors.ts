@@ -28,8 +28,10 @@ export type SessionFlavor<S> = {
 };
 
 /**
- * Adds a lazy session to the context type: `ctx.session` is a promise, and
- * storage is read only when you await it.
+ * Adds a lazy session to the context type: storage is read only when a
+ * handler first reads `ctx.session`. That first read gives a promise; once
+ * the session is loaded (or assigned), `ctx.session` is the value itself,
+ * as in grammY. `await ctx.session` works in both cases.
  *
  * @example
  * ```ts
@@ -46,8 +48,8 @@ export type SessionFlavor<S> = {
  * ```
  */
 export type LazySessionFlavor<S> = {
-  /** A promise of the session data; the first access reads storage. */
-  get session(): Promise<S>;
+  /** The session data once loaded, else a promise of it; the first access reads storage. */
+  get session(): S | Promise<S>;
   /** Replaces the session without reading it; `null` or `undefined` deletes it. */
   set session(session: S | null | undefined | Promise<S | null | undefined>);
   /** The storage key of this update's session, or `undefined` if it has none. */

@@ -50,28 +50,6 @@ function stringify(value: unknown, key: string | undefined): string {
   }
 }
 
-/** JSON text of a session and a copy of it, as {@link serializeAndCopy} returns them. */
-export interface SerializedSession {
-  /** The JSON text to store. */
-  text: string;
-  /** A deep copy of the value equal to `JSON.parse(text)`, sharing nothing with it. */
-  copy: unknown;
-}
-
-/**
- * {@link serializeSession}, also returning a copy of the value as reading
- * the text back would give it. The copy is the by-product of the check, so
- * it costs less than copying afterwards.
- */
-export function serializeAndCopy(value: unknown, key?: string): SerializedSession {
-  const text = stringify(value, key);
-  // JSON.stringify found no cycle, so the quick walk needs no stack; the
-  // detailed one, which names the path, runs only to explain a failure.
-  const copy = copyIfJson(value);
-  if (copy === NOT_JSON) check(value, [], [], key);
-  return { text, copy };
-}
-
 /**
  * Checks that `value` follows the serialization contract, like
  * {@link serializeSession}, and returns a deep copy of it as reading its

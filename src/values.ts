@@ -56,7 +56,7 @@ export function updateInPlace<S>(current: S | undefined, next: S | undefined): S
 }
 
 /**
- * A deep copy of clean JSON data: what `JSON.parse` or `serializeAndCopy`
+ * A deep copy of clean JSON data: what `JSON.parse` or `copySession`
  * returned (plain objects and arrays, no `undefined`, no `-0`). Having
  * nothing to check or fix, it copies each object with a spread and only
  * visits the values that are objects themselves.
@@ -78,56 +78,4 @@ export function cloneJson<T>(value: T): T {
     if (typeof item === "object" && item !== null) out[name] = cloneJson(item);
   }
   return out as T;
-}
-
-const EMPTY = {};
-
-/** Whether `Object.prototype` has enumerable properties (someone polluted it). */
-function isPrototypePolluted(): boolean {
-  for (const _ in EMPTY) return true;
-  return false;
-}
-
-/**
- * Whether `value` is JSON data equal to the clean JSON data `template`:
- * the same plain objects (in any key order), arrays and primitives, so that
- * storing `value` would store the data `template` holds. Answers `false`
- * for anything it cannot tell cheaply (a property holding `undefined`, a
- * hole, a class instance), so a caller falls back to serializing.
- */
-export function sameJson(value: unknown, template: unknown): boolean {
-  // With a polluted prototype, `for...in` would also list inherited keys.
-  return !isPrototypePolluted() && same(value, template);
-}
-
-function same(value: unknown, template: unknown): boolean {
-  if (typeof template !== "object" || template === null) return value === template;
-  if (typeof value !== "object" || value === null) return false;
-  if (Array.isArray(template)) {
-    if (!Array.isArray(value) || value.length !== template.length) return false;
-    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
-    for (let i = 0; i < template.length; i++) {
-      const mine = value[i], theirs = template[i];
-      if (mine !== theirs) {
-        if (typeof theirs !== "object" || theirs === null || !same(mine, theirs)) return false;
-      }
-      // A clean template holds no undefined, so only a hole can get here.
-      if (mine === undefined) return false;
-    }
-    return true;
-  }
-  if (!isPlainObject(value)) return false;
-  const t = template as Record<string, unknown>;
-  let count = 0;
-  for (const name in value) {
-    const mine = value[name], theirs = t[name];
-    if (mine !== theirs) {
-      if (typeof theirs !== "object" || theirs === null || !same(mine, theirs)) return false;
-    } else if (theirs === undefined) {
-      return false; // a key the template lacks, holding undefined
-    }
-    count++;
-  }
-  for (const _ in t) count--;
-  return count === 0;
 }
