@@ -35,7 +35,6 @@ import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/ca
 import { SessionError } from "../src/errors.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
 import type { StorageAdapter } from "../src/storage.ts";
-import { provideTextAccess, type TextRecord } from "../src/text.ts";
 import { AtomicPlan, commitInBatches, type Mutation } from "./denokv/batch.ts";
 import { deleteGeneration, readGeneration, writeGeneration } from "./denokv/chunks.ts";
 import { ABSENT, HeadMemory, matches, type SeenHead, seenOf } from "./denokv/heads.ts";
@@ -102,6 +101,12 @@ const ATTEMPTS = 10;
 const ORPHAN_AGE_MS = 10 * 60 * 1000;
 
 const text = new TextDecoder();
+
+/** The JSON text of a session (`null`: none stored) and its version. */
+interface Loaded {
+  text: string | null;
+  version: string | null;
+}
 
 /**
  * Stores sessions in Deno KV. Pass `Deno.openKv()`'s database, or the `Kv`
@@ -179,24 +184,6 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
           `Use a shorter prefix.`,
       );
     }
-    provideTextAccess(this, {
-      exact: true,
-      read: async (key) => {
-        this.#checkKey(key);
-        return await this.#load(key, true);
-      },
-      write: async (key, json, expected) => {
-        this.#checkKey(key);
-        const version = await this.#store(key, json, expected);
-        return expected === undefined ? undefined : version;
-      },
-      delete: async (key, expected) => {
-        this.#checkKey(key);
-        if (expected !== undefined) return await this.#deleteIfVersion(key, expected);
-        await this.#delete(key);
-        return true;
-      },
-    });
   }
 
   /**
@@ -403,7 +390,7 @@ export class DenoKvStorage<T> implements StorageAdapter<T>, ConditionalStorage<T
    * Reads the JSON text of a session with its version, retrying when a
    * writer replaced its chunks meanwhile, and remembers the head it read.
    */
-  async #load(key: string, renew: boolean): Promise<TextRecord> {
+  async #load(key: string, renew: boolean): Promise<Loaded> {
     const headKey = this.#layout.head(key);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const cur = await this.#kv.get(headKey);

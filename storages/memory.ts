@@ -7,7 +7,6 @@
 import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { copySession } from "../src/serialization.ts";
-import { type DataRecord, provideDataAccess } from "../src/data.ts";
 import { cloneJson } from "../src/values.ts";
 
 /** Options of {@link MemorySessionStorage}. */
@@ -30,8 +29,6 @@ interface Entry {
   expires: number;
   version: string;
 }
-
-const NOTHING: DataRecord = Object.freeze({ data: null, version: null });
 
 /**
  * Keeps sessions in memory. All data is lost when the process ends, so use it
@@ -104,16 +101,6 @@ export class MemorySessionStorage<S>
     // With a TTL or a bound, the map is kept in order of last use, which is
     // also the order of expiry, so the oldest entry is always first.
     this.#ordered = this.ttl !== undefined || this.maxEntries !== undefined;
-    // The middleware's fast path: it hands over the copy it validated, and
-    // copies what it reads itself.
-    provideDataAccess(this, {
-      // An entry is never changed once stored (a write stores a new one), so
-      // it can serve as the record itself.
-      read: (key) => this.#get(key) ?? NOTHING,
-      write: (key, data, expected) =>
-        expected === undefined ? void this.#put(key, data) : this.#putIf(key, data, expected),
-      delete: (key, expected) => this.#deleteIf(key, expected),
-    });
   }
 
   /** The number of sessions held, counting expired ones not yet removed. */
@@ -233,11 +220,14 @@ export class MemorySessionStorage<S>
    * @returns The new version, or `null` if the stored version differs.
    */
   writeIfVersion(key: string, value: S, expected: string | null): Promise<string | null> {
+    let data: unknown;
     try {
-      return Promise.resolve(this.#putIf(key, copySession(value, key), expected));
+      data = copySession(value, key);
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.#currentVersion(key) !== expected) return Promise.resolve(null);
+    return Promise.resolve(this.#put(key, data));
   }
 
   /**
@@ -248,19 +238,12 @@ export class MemorySessionStorage<S>
    * @returns Whether the stored version matched.
    */
   deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    return Promise.resolve(this.#deleteIf(key, expected));
-  }
-
-  /** Stores a validated copy if the version is still `expected`; the new version, or `null`. */
-  #putIf(key: string, data: unknown, expected: string | null): string | null {
-    return this.#currentVersion(key) === expected ? this.#put(key, data) : null;
-  }
-
-  /** Deletes `key` if its version is still `expected` (always without one); whether it did. */
-  #deleteIf(key: string, expected?: string | null): boolean {
-    if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
+    // An `undefined` version (out of contract) deletes unconditionally, as it always did.
+    if (expected !== undefined && this.#currentVersion(key) !== expected) {
+      return Promise.resolve(false);
+    }
     this.#map.delete(key);
-    return true;
+    return Promise.resolve(true);
   }
 
   #currentVersion(key: string): string | null {
@@ -338,6 +321,28 @@ export class MemorySessionStorage<S>
     const keys: string[] = [];
     for (const [key, entry] of this.#map) if (entry.expires > now) keys.push(key);
     return keys;
+  }
+
+  /**
+   * Returns copies of all unexpired sessions, as {@link readAllValues} does.
+   * Kept because grammY's `MemorySessionStorage` still has it.
+   *
+   * @deprecated Use {@link readAllValues} instead.
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage<{ count: number }>();
+   * storage.write("1", { count: 1 });
+   * storage.write("2", { count: 2 });
+   * console.log(storage.readAll()); // [{ count: 1 }, { count: 2 }]
+   * ```
+   *
+   * @returns The sessions, in no particular order.
+   */
+  readAll(): S[] {
+    return this.readAllValues();
   }
 
   /** Returns copies of all unexpired sessions. */

@@ -36,7 +36,6 @@ import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
 import { SessionError, SessionValueError } from "../src/errors.ts";
-import { provideTextAccess, type TextRecord } from "../src/text.ts";
 import { checkIdentifier } from "./postgres/names.ts";
 import { isVersion, newVersion } from "./postgres/versions.ts";
 import {
@@ -162,8 +161,6 @@ const KEY_PAGE = 500;
 /** Rows fetched per page when listing values. */
 const VALUE_PAGE = 50;
 
-const NOTHING: TextRecord = Object.freeze({ text: null, version: null }) as TextRecord;
-
 const NO_TABLE = "42P01";
 const CREATE_RACE = new Set(["23505", "42P07", "42710"]);
 
@@ -274,18 +271,6 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
       this.ttl !== undefined,
       valueType,
     );
-    // The middleware's fast path. A json column gives the text back as it
-    // was written; jsonb gives it normalized, so the middleware re-renders it.
-    provideTextAccess(this, {
-      exact: valueType === "json",
-      read: (key) => this.#readText(key),
-      write: (key, text, expected) => {
-        checkKey(key);
-        this.#refuseForJsonb(key, text);
-        return this.#store(key, text, expected);
-      },
-      delete: (key, expected) => this.#remove(key, expected),
-    });
   }
 
   /**
@@ -429,7 +414,8 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @returns The session, or `undefined`.
    */
   async read(key: string): Promise<T | undefined> {
-    return (await this.readVersioned(key)).value;
+    const row = await this.#readRow(key);
+    return row === undefined ? undefined : deserializeSession<T>(row.text);
   }
 
   /**
@@ -450,50 +436,9 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @param value The session data.
    */
   async write(key: string, value: T): Promise<void> {
-    await this.#store(key, this.#serialize(key, value));
-  }
-
-  /**
-   * Stores checked JSON text: an upsert, or with `expected` given a
-   * conditional insert (`null`) or update, resolving to the new version or
-   * to `null` when nothing was written.
-   */
-  async #store(
-    key: string,
-    text: string,
-    expected?: string | null,
-  ): Promise<string | null | undefined> {
-    const version = newVersion();
-    if (expected === undefined) {
-      await this.#query(this.#sql.write, this.#params(key, text, version), key);
-      await this.#maybePurge();
-      return undefined;
-    }
-    let result: PostgresQueryResult;
-    if (expected === null) {
-      result = await this.#query(this.#sql.insertIfAbsent, this.#params(key, text, version), key);
-    } else {
-      if (!isVersion(expected)) return null;
-      const values = this.#params(key, text, expected, version);
-      result = await this.#query(this.#sql.updateIfVersion, values, key);
-    }
-    if (!result.rowCount) return null;
+    const text = this.#serialize(key, value);
+    await this.#query(this.#sql.write, this.#params(key, text, newVersion()), key);
     await this.#maybePurge();
-    return version;
-  }
-
-  /** Deletes, or with `expected` given only if the version is still that one. */
-  async #remove(key: string, expected?: string | null): Promise<boolean> {
-    checkKey(key);
-    if (expected === undefined) {
-      await this.#query(this.#sql.delete, [key], key);
-      return true;
-    }
-    if (expected === null) {
-      return (await this.#query(this.#sql.absent, [key], key)).rows.length > 0;
-    }
-    if (!isVersion(expected)) return false;
-    return !!(await this.#query(this.#sql.deleteIfVersion, [key, expected], key)).rowCount;
   }
 
   /**
@@ -511,7 +456,8 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @param key The session key.
    */
   async delete(key: string): Promise<void> {
-    await this.#remove(key);
+    checkKey(key);
+    await this.#query(this.#sql.delete, [key], key);
   }
 
   /**
@@ -645,15 +591,13 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
     }
   }
 
+  /**
+   * Checks the key and the value and returns the JSON text to store;
+   * refuses text a jsonb column cannot hold, before anything is sent.
+   */
   #serialize(key: string, value: T): string {
     checkKey(key);
     const text = serializeSession(value, key);
-    this.#refuseForJsonb(key, text);
-    return text;
-  }
-
-  /** Refuses JSON text a jsonb column cannot hold, before anything is sent. */
-  #refuseForJsonb(key: string, text: string): void {
     if (this.valueType === "jsonb" && JSONB_UNSAFE.test(text)) {
       throw new SessionValueError(
         `Cannot store the session of key "${key}": it contains a string with the NUL character ` +
@@ -664,6 +608,7 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
         "$",
       );
     }
+    return text;
   }
 
   /**
@@ -684,16 +629,19 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @returns The session (or `undefined`) and its version (or `null`).
    */
   async readVersioned(key: string): Promise<VersionedValue<T>> {
-    const { text, version } = await this.#readText(key);
-    if (text === null) return { value: undefined, version: null };
-    return { value: deserializeSession<T>(text), version };
+    const row = await this.#readRow(key);
+    if (row === undefined) return { value: undefined, version: null };
+    return { value: deserializeSession<T>(row.text), version: row.version };
   }
 
-  /** One `SELECT` of the value as text and its version (renewing the expiry). */
-  async #readText(key: string): Promise<TextRecord> {
+  /**
+   * One `SELECT` of the value as text and its version (renewing the expiry),
+   * or `undefined` when no live session is stored.
+   */
+  async #readRow(key: string): Promise<{ text: string; version: string } | undefined> {
     checkKey(key);
     const { rows } = await this.#query(this.#sql.read, this.#params(key), key);
-    if (rows.length === 0) return NOTHING;
+    if (rows.length === 0) return undefined;
     return { text: rows[0].value as string, version: rows[0].version as string };
   }
 
@@ -720,7 +668,18 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    */
   async writeIfVersion(key: string, value: T, expected: string | null): Promise<string | null> {
     const text = this.#serialize(key, value);
-    return (await this.#store(key, text, expected ?? null)) ?? null;
+    const version = newVersion();
+    let result: PostgresQueryResult;
+    if (expected == null) {
+      result = await this.#query(this.#sql.insertIfAbsent, this.#params(key, text, version), key);
+    } else {
+      if (!isVersion(expected)) return null;
+      const values = this.#params(key, text, expected, version);
+      result = await this.#query(this.#sql.updateIfVersion, values, key);
+    }
+    if (!result.rowCount) return null;
+    await this.#maybePurge();
+    return version;
   }
 
   /**
@@ -742,7 +701,12 @@ export class PostgresStorage<T> implements StorageAdapter<T>, ConditionalStorage
    * @returns Whether the stored version matched.
    */
   async deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    return await this.#remove(key, expected ?? null);
+    checkKey(key);
+    if (expected == null) {
+      return (await this.#query(this.#sql.absent, [key], key)).rows.length > 0;
+    }
+    if (!isVersion(expected)) return false;
+    return !!(await this.#query(this.#sql.deleteIfVersion, [key, expected], key)).rowCount;
   }
 
   /**

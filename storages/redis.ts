@@ -45,7 +45,6 @@ import type { StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { deserializeSession, serializeSession } from "../src/serialization.ts";
 import { SessionError } from "../src/errors.ts";
-import { provideTextAccess, type TextRecord } from "../src/text.ts";
 import { type RedisClientLike, replyText } from "./redis/client.ts";
 import { leaseTtl, type RedisStorageOptions, resolveOptions } from "./redis/options.ts";
 import { scanEntries, scanPages } from "./redis/scan.ts";
@@ -89,8 +88,6 @@ export interface RedisConnectOptions extends RedisStorageOptions {
 interface OwnedClient {
   close(): Promise<void>;
 }
-
-const NOTHING: TextRecord = Object.freeze({ text: null, version: null }) as TextRecord;
 
 /**
  * Stores sessions in Redis. Implements `StorageAdapter`, so it works with
@@ -167,14 +164,6 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
     this.leasePrefix = resolved.leasePrefix;
     this.#leaseProblem = resolved.leaseProblem;
     this.#px = this.ttl === undefined ? "" : String(this.ttl);
-    // The middleware's fast path: the JSON text as Redis holds it. A value
-    // that is not JSON is reported by the middleware when it parses it.
-    provideTextAccess(this, {
-      exact: true,
-      read: (key) => this.#readText(this.#key(key)),
-      write: (key, text, expected) => this.#writeText(this.#key(key), text, expected),
-      delete: (key, expected) => this.#deleteText(this.#key(key), expected),
-    });
   }
 
   /**
@@ -304,17 +293,19 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    */
   async read(key: string): Promise<T | undefined> {
     const redisKey = this.#key(key);
-    const { text } = await this.#readText(redisKey);
-    return text === null ? undefined : this.#parse(redisKey, text, key);
+    const text = await this.#readText(redisKey);
+    return text === undefined ? undefined : this.#parse(redisKey, text, key);
   }
 
-  /** One `GET` (`GETEX ... PX` with a TTL): the text, which is also its version. */
-  async #readText(redisKey: string): Promise<TextRecord> {
+  /**
+   * One `GET` (`GETEX ... PX` with a TTL): the stored text, which is also
+   * its version, or `undefined` when nothing is stored.
+   */
+  async #readText(redisKey: string): Promise<string | undefined> {
     const command = this.ttl === undefined
       ? ["GET", redisKey]
       : ["GETEX", redisKey, "PX", this.#px];
-    const text = replyText(await this.client.sendCommand(command));
-    return text === undefined ? NOTHING : { text, version: text };
+    return replyText(await this.client.sendCommand(command));
   }
 
   /**
@@ -336,39 +327,11 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    */
   async write(key: string, value: T): Promise<void> {
     const redisKey = this.#key(key);
-    await this.#writeText(redisKey, serializeSession(value, key));
-  }
-
-  /**
-   * Stores checked JSON text: one `SET` (with `PX` when there is a TTL), or
-   * with `expected` given the compare-and-set script, resolving to the new
-   * version (the text) or to `null` when the stored text was not `expected`.
-   */
-  async #writeText(
-    redisKey: string,
-    text: string,
-    expected?: string | null,
-  ): Promise<string | null | undefined> {
-    if (expected === undefined) {
-      const command = this.ttl === undefined
-        ? ["SET", redisKey, text]
-        : ["SET", redisKey, text, "PX", this.#px];
-      await this.client.sendCommand(command);
-      return undefined;
-    }
-    const args = expected === null ? [text, this.#px] : [text, this.#px, expected];
-    const reply = await scripts.writeIfText.run(this.client, [redisKey], args);
-    return Number(reply) === 1 ? text : null;
-  }
-
-  /** `DEL`, or with `expected` given the conditional delete script. */
-  async #deleteText(redisKey: string, expected?: string | null): Promise<boolean> {
-    if (expected === undefined) {
-      await this.client.sendCommand(["DEL", redisKey]);
-      return true;
-    }
-    const args = expected === null ? [] : [expected];
-    return Number(await scripts.deleteIfText.run(this.client, [redisKey], args)) === 1;
+    const text = serializeSession(value, key);
+    const command = this.ttl === undefined
+      ? ["SET", redisKey, text]
+      : ["SET", redisKey, text, "PX", this.#px];
+    await this.client.sendCommand(command);
   }
 
   /**
@@ -386,7 +349,7 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    * @param key The session key.
    */
   async delete(key: string): Promise<void> {
-    await this.#deleteText(this.#key(key));
+    await this.client.sendCommand(["DEL", this.#key(key)]);
   }
 
   /**
@@ -484,9 +447,9 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    */
   async readVersioned(key: string): Promise<VersionedValue<T>> {
     const redisKey = this.#key(key);
-    const { text, version } = await this.#readText(redisKey);
-    if (text === null) return { value: undefined, version: null };
-    return { value: this.#parse(redisKey, text, key), version };
+    const text = await this.#readText(redisKey);
+    if (text === undefined) return { value: undefined, version: null };
+    return { value: this.#parse(redisKey, text, key), version: text };
   }
 
   /**
@@ -511,7 +474,9 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
   async writeIfVersion(key: string, value: T, expected: string | null): Promise<string | null> {
     const redisKey = this.#key(key);
     const text = serializeSession(value, key);
-    return (await this.#writeText(redisKey, text, expected ?? null)) ?? null;
+    const args = expected == null ? [text, this.#px] : [text, this.#px, expected];
+    const reply = await scripts.writeIfText.run(this.client, [redisKey], args);
+    return Number(reply) === 1 ? text : null;
   }
 
   /**
@@ -533,7 +498,9 @@ export class RedisStorage<T> implements StorageAdapter<T>, ConditionalStorage<T>
    * @param expected The version that was read, or `null` for "nothing stored".
    */
   async deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    return await this.#deleteText(this.#key(key), expected ?? null);
+    const redisKey = this.#key(key);
+    const args = expected == null ? [] : [expected];
+    return Number(await scripts.deleteIfText.run(this.client, [redisKey], args)) === 1;
   }
 
   #leaseKey(key: string): string {

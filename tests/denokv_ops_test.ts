@@ -3,16 +3,23 @@
  * through a spy that forwards every call to the real `Deno.Kv`: a read and a
  * write of a session take one read operation and one commit, as raw
  * `kv.get` + `kv.set` do, and remembering heads never lets a write through
- * that another handle's write should have stopped. Also the internal text
- * access (src/text.ts) of DenoKvStorage.
+ * that another handle's write should have stopped, also when the
+ * middleware makes the calls. Also what the public methods do before any
+ * KV operation: key checks.
  */
 import assert from "node:assert/strict";
-import { SessionError } from "../mod.ts";
-import { textAccessOf } from "../src/text.ts";
+import type { Context, MiddlewareFn } from "npm:grammy@^1.46";
+import {
+  lazySession,
+  type LazySessionFlavor,
+  session,
+  SessionError,
+  type SessionFlavor,
+} from "../mod.ts";
 import { DenoKvStorage, type KvLike } from "../storages/denokv.ts";
 import { ABSENT, HeadMemory } from "../storages/denokv/heads.ts";
 import { headOf } from "../storages/denokv/records.ts";
-import { sleep } from "./helpers/bot.ts";
+import { createHarness, type Harness, message, sleep } from "./helpers/bot.ts";
 
 type Data = { who: string; pad: string };
 const KiB = 1024;
@@ -239,72 +246,99 @@ Deno.test("DenoKvStorage: the head memory is bounded and forgets the least recen
   assert.equal(memory.size, 3);
 });
 
-Deno.test("DenoKvStorage: text access reads the exact text and writes and deletes conditionally", async () => {
+type Strict = Context & SessionFlavor<Data>;
+type Lazy = Context & LazySessionFlavor<Data>;
+
+/** A bot over `storage` whose /set changes the session of chat 1 and whose /look only reads it. */
+const BOTS: [string, (storage: DenoKvStorage<Data>) => Harness<Context>][] = [
+  ["session(), conflict detection", (storage) => strictBot(session({ storage }))],
+  [
+    'session(), onConflict: "overwrite"',
+    (storage) => strictBot(session({ storage, onConflict: "overwrite" })),
+  ],
+  ["lazySession(), conflict detection", (storage) => {
+    const h = createHarness<Lazy>();
+    h.bot.use(lazySession(storage));
+    h.bot.command("look", async (ctx) => void (await ctx.session).who);
+    h.bot.command("set", async (ctx) => void ((await ctx.session).who = ctx.match));
+    return h as unknown as Harness<Context>;
+  }],
+];
+
+function strictBot(middleware: MiddlewareFn<Strict>): Harness<Context> {
+  const h = createHarness<Strict>();
+  h.bot.use(middleware);
+  h.bot.command("look", (ctx) => void ctx.session.who);
+  h.bot.command("set", (ctx) => void (ctx.session.who = ctx.match));
+  return h as unknown as Harness<Context>;
+}
+
+Deno.test("DenoKvStorage through the middleware: a change is one get and one commit, a read one get", async () => {
   await twoHandles(async (a, b) => {
-    const storage = new DenoKvStorage<unknown>(a, { ...OPTIONS, ttl: 60_000 });
-    const access = textAccessOf(storage);
-    assert.ok(access !== undefined);
-    assert.equal(access.exact, true);
-    assert.deepEqual(await access.read("t"), { text: null, version: null });
+    const other = new DenoKvStorage<Data>(b, OPTIONS);
+    for (const [label, build] of BOTS) {
+      await other.write("1", data("setup")); // the session of chat 1
+      const { kv, ops, reset } = spy(a);
+      const h = build(new DenoKvStorage<Data>(kv, OPTIONS));
+      for (let round = 0; round < 2; round++) {
+        reset();
+        await h.send(message(1, `/set round ${round}`));
+        assert.deepEqual(h.errors.map(String), [], label);
+        assert.deepEqual(ops, ONE_GET_ONE_COMMIT, `${label}: a change, round ${round}`);
+        reset();
+        await h.send(message(1, "/look"));
+        assert.deepEqual(ops, { ...ONE_GET_ONE_COMMIT, commit: 0 }, `${label}: a read only`);
+      }
+      assert.equal((await other.read("1"))?.who, "round 1", `${label}: it landed`);
+    }
+  });
+});
 
-    const json = JSON.stringify({ z: 1, a: "ключ 🎉", nested: { list: [1, 2.5, null] } });
-    assert.equal(await access.write("t", json), undefined, "unconditional: undefined");
-    const first = await access.read("t");
-    assert.equal(first.text, json);
-    assert.equal(first.version, (await b.get(["ops", "s", "t"])).versionstamp);
-    assert.deepEqual(await storage.readVersioned("t"), {
-      value: JSON.parse(json),
-      version: first.version,
-    });
-    // The TTL applies as for write: the head expires a minute from now.
-    const head = headOf((await b.get(["ops", "s", "t"])).value)!;
-    assert.ok(Math.abs(head.exp! - (Date.now() + 60_000)) < 5_000);
-
-    // Conditional writes: null when stored, a stale version, or the current one.
-    assert.equal(await access.write("t", '{"x":1}', null), null);
-    const second = await access.write("t", '{"x":2}', first.version);
-    assert.ok(typeof second === "string" && second !== first.version);
-    assert.equal(await access.write("t", '{"x":3}', first.version), null);
-    assert.deepEqual(await access.read("t"), { text: '{"x":2}', version: second });
-
-    // Another handle's write makes the version stale.
-    await new DenoKvStorage<unknown>(b, OPTIONS).write("t", { by: "b" });
-    assert.equal(await access.write("t", '{"x":4}', second), null);
-    assert.equal(await access.delete("t", second), false);
-    const third = await access.read("t");
-    assert.equal(third.text, '{"by":"b"}');
-
-    // Conditional delete with the current version, then on an empty key.
-    assert.equal(await access.delete("t", third.version), true);
-    assert.deepEqual(await access.read("t"), { text: null, version: null });
-    assert.equal(await access.delete("t", null), true);
-    const created = await access.write("t", '{"new":true}', null);
-    assert.ok(typeof created === "string");
-    assert.equal(await access.delete("t"), true, "unconditional delete: true");
-    assert.equal(await storage.read("t"), undefined);
-
-    // Large texts are chunked and come back exactly.
-    const large = JSON.stringify({ blob: "é".repeat(150 * KiB) });
-    await access.write("big", large);
-    assert.equal((await access.read("big")).text, large);
-
-    // Same key checks and errors as the public methods.
+Deno.test("DenoKvStorage: every public method refuses a key too long for KV before any KV operation", async () => {
+  await twoHandles(async (a) => {
+    const { kv, ops } = spy(a);
+    const storage = new DenoKvStorage<Data>(kv, OPTIONS);
     const tooLong = "k".repeat(3000);
-    const publicError = await storage.write(tooLong, {}).catch((err) => err);
-    assert.ok(publicError instanceof SessionError);
-    for (
-      const call of [
-        () => access.write(tooLong, "{}"),
-        () => access.write(tooLong, "{}", null),
-        () => access.read(tooLong),
-        () => access.delete(tooLong),
-      ]
-    ) {
-      await assert.rejects(async () => await call(), (err: unknown) => {
-        assert.ok(err instanceof SessionError);
-        assert.equal(err.message, publicError.message);
+    const expected = await storage.write(tooLong, data("x")).catch((err) => err);
+    assert.ok(expected instanceof SessionError);
+    assert.equal(expected.key, tooLong);
+    const calls: [string, () => Promise<unknown>][] = [
+      ["read", () => storage.read(tooLong)],
+      ["readVersioned", () => storage.readVersioned(tooLong)],
+      ["writeIfVersion", () => storage.writeIfVersion(tooLong, data("x"), null)],
+      ["delete", () => storage.delete(tooLong)],
+      ["deleteIfVersion", () => storage.deleteIfVersion(tooLong, null)],
+      ["has", () => storage.has(tooLong)],
+      ["acquireLease", () => storage.acquireLease(tooLong, "me", 1000)],
+      ["renewLease", () => storage.renewLease(tooLong, "me", 1000)],
+      ["releaseLease", () => storage.releaseLease(tooLong, "me")],
+    ];
+    for (const [name, call] of calls) {
+      await assert.rejects(call, (err: unknown) => {
+        assert.ok(err instanceof SessionError, name);
+        assert.equal(err.message, expected.message, name);
         return true;
       });
     }
+    assert.deepEqual(ops, { get: 0, getMany: 0, list: 0, commit: 0 }, "nothing reached KV");
+  });
+});
+
+Deno.test("DenoKvStorage: a version is the head's versionstamp, and a write's TTL is on the head", async () => {
+  await twoHandles(async (a, b) => {
+    const storage = new DenoKvStorage<unknown>(a, { ...OPTIONS, ttl: 60_000 });
+    const value = { z: 1, a: "ключ 🎉", nested: { list: [1, 2.5, null] } };
+    const version = await storage.writeIfVersion("t", value, null);
+    const head = await b.get(["ops", "s", "t"]);
+    assert.equal(version, head.versionstamp);
+    assert.ok(Math.abs(headOf(head.value)!.exp! - (Date.now() + 60_000)) < 5_000);
+    assert.deepEqual(await new DenoKvStorage<unknown>(b, OPTIONS).readVersioned("t"), {
+      value,
+      version,
+    });
+    await storage.write("t", { plain: true });
+    const { version: plain } = await storage.readVersioned("t");
+    assert.equal(plain, (await b.get(["ops", "s", "t"])).versionstamp);
+    assert.notEqual(plain, version);
   });
 });

@@ -1,19 +1,19 @@
 /**
- * RedisStorage's text access (the middleware's fast path) against the real
- * server: the exact text, one command per read, conditional writes and
- * deletes across two clients, TTL renewal, and the same checks as the public
- * methods.
+ * RedisStorage's public methods against the real server, command by
+ * command: each is one command (the middleware makes no other call), Redis
+ * holds exactly the JSON text that was written, the version is that text,
+ * TTLs are set by every write and renewed by every read, keys are checked
+ * before anything is sent, and a value not written by sessionkit is a clear
+ * error through the middleware.
  */
 import assert from "node:assert/strict";
-import { errorOf } from "./helpers/errors.ts";
-import { assertOtherWriteMakesVersionStale } from "./helpers/text_access.ts";
 import type { Context } from "npm:grammy@^1.46";
 import { session, SessionError, type SessionFlavor } from "../mod.ts";
-import { textAccessOf } from "../src/text.ts";
 import { RedisStorage } from "../storages/redis.ts";
 import type { RedisClientLike } from "../storages/redis/client.ts";
 import { RedisFixture, redisTest, uniquePrefix } from "./redis_env.ts";
 import { createHarness, message } from "./helpers/bot.ts";
+import { errorOf } from "./helpers/errors.ts";
 
 /** A pass-through client that records the command name of everything sent. */
 class Spy implements RedisClientLike {
@@ -23,109 +23,77 @@ class Spy implements RedisClientLike {
     this.sent.push(args[0]);
     return this.inner.sendCommand(args);
   }
+  /** The commands sent since the last call. */
+  take(): string[] {
+    return this.sent.splice(0);
+  }
 }
 
 redisTest(
-  "RedisStorage: text access reads the exact text, writes and deletes conditionally",
+  "RedisStorage: one command per public call, the JSON text as Redis holds it",
   async (t) => {
     const f = new RedisFixture();
     try {
       const admin = await f.admin();
-      const prefix = uniquePrefix();
+      const prefix = f.track(uniquePrefix());
       const spy = new Spy(admin);
-      const storage = new RedisStorage<unknown>(spy, { prefix: f.track(prefix), ttl: 60_000 });
-      const other = await f.connect<unknown>({ prefix }); // another process
-      const access = textAccessOf(storage);
-      assert.ok(access !== undefined);
-      assert.equal(access.exact, true);
+      const storage = new RedisStorage<unknown>(spy, { prefix, ttl: 60_000 });
+      const value = { z: 1, a: "ключ 🎉", nested: { list: [1, 2.5, null] } };
+      const json = JSON.stringify(value);
 
-      await t.step("read: one GETEX, the exact text, nothing stored is null", async () => {
-        spy.sent.length = 0;
-        assert.deepEqual(await access.read("t"), { text: null, version: null });
-        const json = JSON.stringify({ z: 1, a: "ключ 🎉", nested: { list: [1, 2.5, null] } });
-        assert.equal(await access.write("t", json), undefined, "unconditional: undefined");
-        assert.equal(await admin.get(prefix + "t"), json, "Redis holds the text as given");
-        const record = await access.read("t");
-        assert.equal(record.text, json);
-        assert.deepEqual(await storage.readVersioned("t"), {
-          value: JSON.parse(json),
-          version: record.version,
-        });
-        assert.deepEqual(spy.sent, ["GETEX", "SET", "GETEX", "GETEX"]);
-        // Text the middleware did not write comes back byte for byte, too.
+      await t.step("read and readVersioned: one GETEX each; write: one SET", async () => {
+        assert.equal(await storage.read("t"), undefined);
+        assert.deepEqual(await storage.readVersioned("t"), { value: undefined, version: null });
+        await storage.write("t", value);
+        assert.equal(await admin.get(prefix + "t"), json, "Redis holds exactly the JSON text");
+        assert.deepEqual(await storage.read("t"), value);
+        assert.deepEqual(await storage.readVersioned("t"), { value, version: json });
+        assert.deepEqual(spy.take(), ["GETEX", "GETEX", "SET", "GETEX", "GETEX"]);
+        // Text sessionkit did not write is read as it is, and is its own version.
         await admin.set(prefix + "spaced", '{ "n" : 1 }');
-        assert.equal((await access.read("spaced")).text, '{ "n" : 1 }');
+        assert.deepEqual(await storage.readVersioned("spaced"), {
+          value: { n: 1 },
+          version: '{ "n" : 1 }',
+        });
+        spy.take();
       });
 
-      await t.step("write sets the TTL and read renews it, as the public methods", async () => {
-        await access.write("ttl", '{"n":1}');
-        const pttl = await admin.pTTL(prefix + "ttl");
-        assert.ok(pttl > 50_000 && pttl <= 60_000, `write set PX, pttl ${pttl}`);
-        await admin.pExpire(prefix + "ttl", 1000);
-        await access.read("ttl");
-        assert.ok(await admin.pTTL(prefix + "ttl") > 50_000, "read renewed the TTL");
-        await admin.pExpire(prefix + "ttl", 1000);
-        assert.ok(typeof await access.write("ttl", '{"n":2}', '{"n":1}') === "string");
-        assert.ok(await admin.pTTL(prefix + "ttl") > 50_000, "a conditional write sets PX");
-      });
-
-      await t.step("conditional writes: create-only, stale and current versions", async () => {
-        spy.sent.length = 0;
-        assert.equal(await access.write("t", '{"x":1}', null), null, "something is stored");
-        const first = (await access.read("t")).version;
-        const second = await access.write("t", '{"x":2}', first);
-        assert.ok(typeof second === "string" && second !== first);
-        assert.equal(await access.write("t", '{"x":3}', first), null, "stale version");
-        assert.deepEqual(await access.read("t"), { text: '{"x":2}', version: second });
-        assert.deepEqual(spy.sent, ["EVALSHA", "GETEX", "EVALSHA", "EVALSHA", "GETEX"]);
-        // The version token is the same for the public methods.
-        assert.equal((await storage.readVersioned("t")).version, second);
-        assert.equal(await storage.writeIfVersion("t", { x: 4 }, second), '{"x":4}');
-        assert.equal(await access.write("t", '{"x":5}', second), null);
-        const created = await access.write("new", '{"new":true}', null);
-        assert.equal(created, (await access.read("new")).version);
-      });
-
-      await t.step("another process's write makes a version stale", async () => {
-        await assertOtherWriteMakesVersionStale(access, other, () => admin.get(prefix + "t"));
-        // Writing back the very same text is not a conflict: nothing changed.
-        const now = await access.read("t");
-        await other.write("t", { by: "other" });
-        assert.ok(await access.write("t", '{"by":"me"}', now.version));
-      });
-
-      await t.step("conditional and plain deletes", async () => {
-        const { version } = await access.read("t");
-        assert.equal(await access.delete("t", null), false, "something is stored");
-        assert.equal(await access.delete("t", '{"by":"someone else"}'), false);
-        assert.equal(await admin.exists(prefix + "t"), 1);
-        assert.equal(await access.delete("t", version), true);
+      await t.step("writeIfVersion and deleteIfVersion: one script call each", async () => {
+        assert.equal(await storage.writeIfVersion("t", { x: 1 }, null), null, "something stored");
+        const { version } = await storage.readVersioned("t");
+        const next = await storage.writeIfVersion("t", { x: 2 }, version);
+        assert.equal(next, '{"x":2}', "the new version is the new text");
+        assert.equal(await storage.writeIfVersion("t", { x: 3 }, version), null, "stale version");
+        assert.equal(await storage.deleteIfVersion("t", version), false, "stale version");
+        assert.equal(await admin.get(prefix + "t"), '{"x":2}');
+        assert.deepEqual(spy.take(), ["EVALSHA", "GETEX", "EVALSHA", "EVALSHA", "EVALSHA"]);
+        // Writing back the very same text is no conflict: the version is the text.
+        await admin.set(prefix + "t", '{"x":2}');
+        assert.equal(await storage.writeIfVersion("t", { x: 4 }, next), '{"x":4}');
+        assert.equal(await storage.deleteIfVersion("t", '{"x":4}'), true);
         assert.equal(await admin.exists(prefix + "t"), 0);
-        assert.equal(await access.delete("t", null), true, "nothing stored, nothing expected");
-        assert.equal(await access.delete("t", version), false, "expected a version, none stored");
-        await access.write("t", "[]");
-        assert.equal(await access.delete("t"), true, "unconditional delete: true");
+        await storage.write("t", []);
+        await storage.delete("t");
         assert.equal(await admin.exists(prefix + "t"), 0);
+        assert.deepEqual(spy.take(), ["EVALSHA", "EVALSHA", "SET", "DEL"]);
       });
 
-      await t.step("the same key checks and errors as the public methods", async () => {
-        spy.sent.length = 0;
-        const publicError = await storage.write("\ud800", {}).catch((err) => err);
-        assert.ok(publicError instanceof SessionError);
-        for (
-          const call of [
-            () => access.read("\ud800"),
-            () => access.write("\ud800", "{}"),
-            () => access.write("\ud800", "{}", null),
-            () => access.delete("\ud800"),
-            () => access.delete("\ud800", "{}"),
-          ]
-        ) {
-          const err = await errorOf(call);
-          assert.ok(err instanceof SessionError);
-          assert.equal(err.message, publicError.message);
-        }
-        assert.deepEqual(spy.sent, [], "refused before anything is sent");
+      await t.step("every write sets the TTL, every read renews it", async () => {
+        const pttl = () => admin.pTTL(prefix + "ttl");
+        await storage.write("ttl", { n: 1 });
+        assert.ok(await pttl() > 50_000, "write sets PX");
+        await admin.pExpire(prefix + "ttl", 1000);
+        await storage.read("ttl");
+        assert.ok(await pttl() > 50_000, "read renews it");
+        await admin.pExpire(prefix + "ttl", 1000);
+        await storage.readVersioned("ttl");
+        assert.ok(await pttl() > 50_000, "readVersioned renews it");
+        await admin.pExpire(prefix + "ttl", 1000);
+        assert.ok(await storage.writeIfVersion("ttl", { n: 2 }, '{"n":1}'));
+        assert.ok(await pttl() > 50_000, "a conditional update sets PX");
+        await storage.delete("ttl");
+        assert.ok(await storage.writeIfVersion("ttl", { n: 3 }, null));
+        assert.ok(await pttl() > 50_000, "a conditional create sets PX");
       });
     } finally {
       await f.cleanup();
@@ -133,19 +101,53 @@ redisTest(
   },
 );
 
-redisTest("RedisStorage: without a TTL the text read is a plain GET", async () => {
+redisTest(
+  "RedisStorage: without a TTL a read is a plain GET and writes set no expiry",
+  async () => {
+    const f = new RedisFixture();
+    try {
+      const admin = await f.admin();
+      const spy = new Spy(admin);
+      const storage = new RedisStorage<unknown>(spy, { prefix: f.track(uniquePrefix()) });
+      await storage.write("k", { n: 1 });
+      assert.equal(await admin.pTTL(storage.prefix + "k"), -1);
+      assert.ok(await storage.writeIfVersion("k", { n: 2 }, '{"n":1}'));
+      assert.equal(await admin.pTTL(storage.prefix + "k"), -1);
+      await storage.read("k");
+      await storage.readVersioned("k");
+      assert.deepEqual(spy.take(), ["SET", "EVALSHA", "GET", "GET"]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
+
+redisTest("RedisStorage: every public method checks the key before sending anything", async () => {
   const f = new RedisFixture();
   try {
-    const admin = await f.admin();
-    const spy = new Spy(admin);
+    const spy = new Spy(await f.admin());
     const storage = new RedisStorage<unknown>(spy, { prefix: f.track(uniquePrefix()) });
-    const access = textAccessOf(storage)!;
-    await access.write("k", '{"n":1}');
-    assert.equal(await admin.pTTL(storage.prefix + "k"), -1);
-    assert.equal((await access.read("k")).text, '{"n":1}');
-    await storage.read("k");
-    await storage.readVersioned("k");
-    assert.deepEqual(spy.sent, ["SET", "GET", "GET", "GET"]);
+    const bad = "\ud800";
+    const expected = await errorOf(() => storage.write(bad, {}));
+    assert.ok(expected instanceof SessionError);
+    assert.match(expected.message, /well-formed/);
+    const calls: [string, () => Promise<unknown>][] = [
+      ["read", () => storage.read(bad)],
+      ["readVersioned", () => storage.readVersioned(bad)],
+      ["writeIfVersion", () => storage.writeIfVersion(bad, {}, null)],
+      ["delete", () => storage.delete(bad)],
+      ["deleteIfVersion", () => storage.deleteIfVersion(bad, "{}")],
+      ["has", () => storage.has(bad)],
+      ["acquireLease", () => storage.acquireLease(bad, "me", 1000)],
+      ["renewLease", () => storage.renewLease(bad, "me", 1000)],
+      ["releaseLease", () => storage.releaseLease(bad, "me")],
+    ];
+    for (const [name, call] of calls) {
+      const err = await errorOf(call);
+      assert.ok(err instanceof SessionError, name);
+      assert.equal(err.message, expected.message, name);
+    }
+    assert.deepEqual(spy.sent, [], "refused before anything is sent");
   } finally {
     await f.cleanup();
   }
@@ -156,7 +158,6 @@ redisTest("RedisStorage: a foreign value is a clear error through the middleware
   try {
     const admin = await f.admin();
     const storage = await f.storage<{ n: number }>({ ttl: 60_000 });
-    assert.ok(textAccessOf(storage) !== undefined, "the middleware takes the text path");
     await admin.set(storage.prefix + "7", "not json");
     type C = Context & SessionFlavor<{ n: number }>;
     const h = createHarness<C>();

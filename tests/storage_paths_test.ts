@@ -1,13 +1,13 @@
 /**
- * The middleware talks to a storage on one of three paths: the memory
- * storage hands it clean data (the internal data path), sessionkit's
- * networked storages hand it their JSON text (the internal text path), any
- * other storage goes through the public `StorageAdapter` /
- * `ConditionalStorage` methods. All paths must behave the same: change
- * detection, conflict detection, merges, deletes, copies. Each scenario runs
- * on a `MemorySessionStorage` (data path), on a wrapper that gives the same
- * storage a text path (as Redis, PostgreSQL and Deno KV have), and on a
- * wrapper that exposes only its public methods.
+ * The middleware reaches every storage through its public methods
+ * (docs/semantics.md, rule A1), so sessionkit's own storage and a wrapper
+ * that exposes nothing but those methods (as a third-party storage, or a
+ * user's wrapper around a sessionkit storage, would) must behave the same:
+ * change detection, conflict detection, merges, deletes, copies. Each
+ * scenario runs on a `MemorySessionStorage` and on such a wrapper around
+ * one. That every call reaches overridden methods is checked, per storage,
+ * by tests/storage_subclass_test.ts. Also `MemorySessionStorage.readAll()`,
+ * which grammY's memory storage still has.
  */
 import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
@@ -19,9 +19,8 @@ import {
   type SessionFlavor,
   type StorageAdapter,
 } from "../mod.ts";
-import { provideTextAccess, textAccessOf } from "../src/text.ts";
-import { dataAccessOf } from "../src/data.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
+import { FakeTime } from "./helpers/clock.ts";
 import { addIncrements, race } from "./helpers/race.ts";
 
 type Data = { count: number };
@@ -40,43 +39,12 @@ function publicOnly(inner: MemorySessionStorage<Data>): Storage {
   };
 }
 
-/** The public methods of `inner`, plus a text path over them. */
-function withTextPath(inner: MemorySessionStorage<Data>): Storage {
-  const storage = publicOnly(inner);
-  provideTextAccess(storage, {
-    exact: true,
-    read: async (key) => {
-      const { value, version } = await inner.readVersioned(key);
-      return { text: value === undefined ? null : JSON.stringify(value), version };
-    },
-    write: (key, text, expected) =>
-      expected === undefined
-        ? void inner.write(key, JSON.parse(text))
-        : inner.writeIfVersion(key, JSON.parse(text), expected),
-    delete: (key, expected) =>
-      expected === undefined ? (inner.delete(key), true) : inner.deleteIfVersion(key, expected),
-  });
-  return storage;
-}
-
-const paths = [
-  ["data path (MemorySessionStorage)", (inner: MemorySessionStorage<Data>) => inner],
-  ["text path (as the networked storages)", withTextPath],
-  ["public methods (a third-party storage)", publicOnly],
+const storages = [
+  ["MemorySessionStorage", (inner: MemorySessionStorage<Data>) => inner],
+  ["a wrapper with only the public methods", publicOnly],
 ] as const;
 
-Deno.test("all three storage paths are really exercised", () => {
-  const inner = new MemorySessionStorage<Data>();
-  const [data, text, public_] = paths.map(([, make]) => make(inner));
-  assert.ok(dataAccessOf(data), "memory storage has the data path");
-  assert.equal(textAccessOf(data), undefined, "and no text path");
-  assert.ok(textAccessOf(text), "the text wrapper has the text path");
-  assert.equal(dataAccessOf(text), undefined, "and no data path");
-  assert.equal(textAccessOf(public_), undefined, "the public wrapper has neither");
-  assert.equal(dataAccessOf(public_), undefined);
-});
-
-for (const [label, make] of paths) {
+for (const [label, make] of storages) {
   Deno.test(`${label}: unchanged sessions are not written, changes are`, async () => {
     const inner = new MemorySessionStorage<Data>();
     inner.write("1", { count: 5 });
@@ -165,3 +133,20 @@ for (const [label, make] of paths) {
     assert.equal(inner.read("1"), undefined);
   });
 }
+
+Deno.test("MemorySessionStorage: readAll() lists copies of the unexpired sessions, as grammY's does", () => {
+  using clock = new FakeTime();
+  const storage = new MemorySessionStorage<{ n: number; list: number[] }>(1000);
+  assert.deepEqual(storage.readAll(), []);
+  storage.write("a", { n: 1, list: [1] });
+  clock.tick(600);
+  storage.write("b", { n: 2, list: [2] });
+  const all = storage.readAll();
+  assert.ok(Array.isArray(all), "an array, as grammY's readAll returns");
+  assert.deepEqual(all, storage.readAllValues());
+  assert.deepEqual(all.map((v) => v.n).sort(), [1, 2]);
+  all[0].list.push(99); // a copy: the stored session is unchanged
+  assert.deepEqual(storage.readAll().map((v) => v.list).sort(), [[1], [2]]);
+  clock.tick(500); // "a" expired, "b" did not
+  assert.deepEqual(storage.readAll(), [{ n: 2, list: [2] }]);
+});
