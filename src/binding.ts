@@ -144,9 +144,14 @@ export class Binding<S> implements SessionHandle {
         const reads = this.#reads;
         this.#reads = [];
         const pending = this.#pending;
-        const results = await Promise.allSettled(pending ? [...reads, pending] : reads);
+        for (const waited of pending ? [...reads, pending] : reads) {
+          try {
+            await waited;
+          } catch (error) {
+            failure ??= { error };
+          }
+        }
         if (this.#pending === pending) this.#pending = undefined;
-        for (const r of results) if (r.status === "rejected") failure ??= { error: r.reason };
       }
       failure ??= this.#assignError;
     }

@@ -17,7 +17,8 @@ export function singleSession<S, C extends SessionContext>(
   const fragment = new Fragment<S, C>(options, "session");
   const install = sessionInstaller("session", lazy);
   return async (ctx, next) => {
-    const key = await fragment.key(ctx);
+    const found = fragment.key(ctx);
+    const key = typeof found === "object" ? await found : found;
     install.claim(ctx);
     const binding = fragment.bind(key, ctx);
     (ctx as { sessionKey?: string }).sessionKey = key;

@@ -80,7 +80,9 @@ export class Slot<S> {
   /** The key's lease, when keys are locked. */
   readonly lease: Lease | undefined;
   #loading: Promise<void> | undefined;
-  #tail: Promise<void> = Promise.resolve();
+  /** The end of the save queue, and how many saves are in it. */
+  #tail: Promise<void> | undefined;
+  #queued = 0;
 
   constructor(readonly key: string, readonly source: SlotSource<S>) {
     this.lease = source.leases && source.lock
@@ -94,11 +96,16 @@ export class Slot<S> {
    */
   load(): Promise<void> {
     if (this.known) return Promise.resolve();
-    return this.#loading ??= this.#read().finally(() => (this.#loading = undefined));
+    if (this.#loading !== undefined) return this.#loading;
+    const done = () => (this.#loading = undefined);
+    return this.#loading = this.#read().then(done, (err) => {
+      done();
+      throw err;
+    });
   }
 
   async #read(): Promise<void> {
-    await this.lease?.acquire();
+    if (this.lease !== undefined) await this.lease.acquire();
     const { storage, conditional } = this.source;
     let raw: S | null | undefined;
     let version: string | null | typeof UNKNOWN = UNKNOWN;
@@ -146,8 +153,13 @@ export class Slot<S> {
    * written, found unchanged, or merged; rejects if it failed.
    */
   save(): Promise<void> {
-    const job = this.#tail.then(() => saveSlot(this));
-    this.#tail = job.then(() => {}, () => {});
+    const tail = this.#tail;
+    const job = this.#queued === 0 || tail === undefined
+      ? saveSlot(this)
+      : tail.then(() => saveSlot(this));
+    this.#queued++;
+    const settled = () => void this.#queued--;
+    this.#tail = job.then(settled, settled);
     return job;
   }
 }
