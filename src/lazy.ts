@@ -10,12 +10,7 @@ import type { LazyMultiSessionFlavor, LazySessionFlavor } from "./flavors.ts";
 import type { StorageAdapter } from "./storage.ts";
 import { singleSession } from "./single.ts";
 import { multiSession } from "./multi.ts";
-
-function isStorage(value: unknown): value is StorageAdapter<unknown> {
-  const v = value as Partial<StorageAdapter<unknown>> | undefined;
-  return typeof v?.read === "function" && typeof v.write === "function" &&
-    typeof v.delete === "function";
-}
+import { resolveSessionArgument } from "./validate.ts";
 
 /**
  * Lazy session middleware: `ctx.session` is a promise of the data, and the
@@ -25,7 +20,14 @@ function isStorage(value: unknown): value is StorageAdapter<unknown> {
  *
  * Accepts the same options as `session()`, a storage adapter alone as a
  * shorthand, and multi sessions (each fragment is read only when accessed),
- * which grammY's `lazySession` refuses.
+ * which grammY's `lazySession` refuses. An argument with `read`, `write` and
+ * `delete` functions is a storage adapter: `lazySession(storage)` means
+ * `lazySession({ storage })`.
+ *
+ * The argument is checked here, when the middleware is created: an unknown
+ * option name, a value of the wrong type, a `Promise` (a forgotten `await`)
+ * or a raw `Deno.Kv` (wrap it in `DenoKvStorage`) throws a `TypeError` or
+ * `RangeError` that names the fix.
  *
  * @example
  * ```ts
@@ -34,13 +36,13 @@ function isStorage(value: unknown): value is StorageAdapter<unknown> {
  *
  * type MyContext = Context & LazySessionFlavor<{ count: number } | undefined>;
  * const bot = new Bot<MyContext>("token");
- * bot.use(lazySession(new MemorySessionStorage<{ count: number }>()));
- * bot.command("count", async (ctx) => {
+ * bot.use(lazySession(new MemorySessionStorage<{ count: number } | undefined>()));
+ * bot.command("help", (ctx) => ctx.reply("No storage I/O for this one."));
+ * bot.on("message", async (ctx) => {
  *   const data = (await ctx.session) ?? { count: 0 };
  *   data.count++;
  *   ctx.session = data;
  * });
- * bot.command("help", (ctx) => ctx.reply("No storage I/O for this one."));
  * ```
  *
  * @param options Options as for `session()`, or a storage adapter.
@@ -73,11 +75,8 @@ export function lazySession<S, C extends SessionContext = SessionContext>(
 export function lazySession<S, C extends SessionContext = SessionContext>(
   options?: SessionOptions<S, C> | MultiSessionOptions<S, C> | StorageAdapter<S>,
 ): SessionMiddleware<C & LazySessionFlavor<S>> | SessionMiddleware<C & LazyMultiSessionFlavor<S>> {
-  if (isStorage(options)) {
-    return singleSession<S, C>({ storage: options as StorageAdapter<S> }, true);
-  }
-  const opts = options as { type?: string } | undefined;
-  return opts?.type === "multi"
-    ? multiSession<C & LazyMultiSessionFlavor<S>>(opts as Record<string, unknown>, true)
-    : singleSession<S, C>(opts as SessionOptions<S, C> ?? {}, true);
+  const resolved = resolveSessionArgument("lazySession()", options);
+  return resolved.type === "multi"
+    ? multiSession<C & LazyMultiSessionFlavor<S>>(resolved, true)
+    : singleSession<S, C>(resolved as SessionOptions<S, C>, true);
 }
