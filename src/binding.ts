@@ -13,6 +13,7 @@ import type { Slot } from "./slot.ts";
 import type { SlotTable } from "./slot_table.ts";
 import { SessionError, SessionKeyError } from "./errors.ts";
 import { isPromiseLike } from "./values.ts";
+import { fromSnapshot, OPAQUE, snapshot } from "./snapshot.ts";
 
 /** The update type of `ctx`, such as `message` or `inline_query`. */
 export function updateTypeOf(ctx: SessionContext): string {
@@ -33,6 +34,8 @@ export class Binding<S> implements SessionHandle {
   #slot: Slot<S> | undefined;
   /** Whether the update read or assigned the session. */
   #touched = false;
+  /** Whether the update has read the session once (lazy mode, rule U2). */
+  #accessed = false;
   /** Whether the update has ended for this fragment (rule U7). */
   #ended = false;
   /** Whether `#last` holds the last value the update saw. */
@@ -40,8 +43,6 @@ export class Binding<S> implements SessionHandle {
   #last: unknown = undefined;
   /** Reads started for this update that it has not waited for yet (rule U6). */
   #reads: Promise<void>[] = [];
-  /** Counts assignments, so that only the last one applies (rule U3). */
-  #assignments = 0;
   /** The promise assigned last, until it has settled and been applied. */
   #pending: Promise<void> | undefined;
   /** The rejection of the promise assigned last. */
@@ -58,19 +59,32 @@ export class Binding<S> implements SessionHandle {
     return this.#slot ??= this.table.join(this.key!);
   }
 
+  /**
+   * What a read after the end gives (rule U7): a copy of the session, so
+   * that changing it reaches nobody.
+   */
+  #afterEnd(): unknown {
+    const value = this.#last;
+    const snap = snapshot(value);
+    return snap === OPAQUE ? value : fromSnapshot(snap);
+  }
+
   #keyError(): SessionKeyError {
     return new SessionKeyError(updateTypeOf(this.ctx), this.property);
   }
 
   /** Reads the session before the handler runs (strict mode, rule U1). */
   load(): Promise<void> {
-    return this.#join().load();
+    const slot = this.#join();
+    if (!slot.known) return slot.load();
+    slot.present();
+    return Promise.resolve();
   }
 
   /** The live value (strict mode). */
   get(): unknown {
     if (this.key === undefined) throw this.#keyError();
-    if (this.#ended) return this.#last;
+    if (this.#ended) return this.#afterEnd();
     this.#touched = true;
     return this.#join().value;
   }
@@ -82,7 +96,7 @@ export class Binding<S> implements SessionHandle {
   getLazy(): unknown {
     if (this.key === undefined) throw this.#keyError();
     if (this.#ended) {
-      if (this.#seen) return this.#last;
+      if (this.#seen) return this.#afterEnd();
       return handled(Promise.reject(
         new SessionError(
           `ctx.${this.property} was read after its update had finished, so it was not loaded. ` +
@@ -93,9 +107,15 @@ export class Binding<S> implements SessionHandle {
     }
     this.#touched = true;
     const slot = this.#join();
+    const first = !this.#accessed;
+    this.#accessed = true;
     const pending = this.#pending;
     if (pending !== undefined) return handled(pending.then(() => slot.value));
-    if (slot.known) return slot.value;
+    if (slot.known) {
+      if (!first) return slot.value;
+      slot.present();
+      return Promise.resolve(slot.value); // the first read gives a promise, as in grammY
+    }
     const loading = handled(slot.load());
     this.#reads.push(loading);
     return handled(loading.then(() => slot.value));
@@ -112,22 +132,32 @@ export class Binding<S> implements SessionHandle {
       );
     }
     this.#touched = true;
+    this.#accessed = true;
     const slot = this.#join();
-    const turn = ++this.#assignments;
+    const lease = slot.lease;
+    if (lease !== undefined && !lease.held) {
+      // Locked keys: take the lease now, not only when saving (rule C6).
+      this.#reads.push(handled(lease.acquire()));
+    }
+    const turn = ++slot.assignments;
     this.#assignError = undefined;
     if (!isPromiseLike(value)) {
       this.#pending = undefined;
       slot.assign(value as S);
       return;
     }
-    this.#pending = Promise.resolve(value).then(
+    // Applies only if no update of the key assigned anything since.
+    const pending: Promise<void> = Promise.resolve(value).then(
       (v) => {
-        if (turn === this.#assignments) slot.assign(v as S);
+        if (this.#pending === pending) this.#pending = undefined;
+        if (turn === slot.assignments) slot.assign(v as S);
       },
       (error) => {
-        if (turn === this.#assignments) this.#assignError = { error };
+        if (this.#pending === pending) this.#pending = undefined;
+        if (turn === slot.assignments) this.#assignError = { error };
       },
     );
+    this.#pending = pending;
   }
 
   /**

@@ -30,6 +30,8 @@ export class Lease {
   #validUntil = 0;
   #timer: TimerId | undefined;
   #acquiring: Promise<void> | undefined;
+  /** A renewal in flight, which `release` waits for. */
+  #renewing: Promise<void> | undefined;
 
   constructor(
     readonly storage: LeaseStorage,
@@ -91,7 +93,10 @@ export class Lease {
   }
 
   #schedule(): void {
-    this.#timer = backgroundTimeout(() => void this.#renew(), this.#ttl / 3);
+    this.#timer = backgroundTimeout(() => {
+      const renewing = this.#renew().finally(() => (this.#renewing = undefined));
+      this.#renewing = renewing;
+    }, this.#ttl / 3);
   }
 
   async #renew(): Promise<void> {
@@ -127,6 +132,7 @@ export class Lease {
     this.#timer = undefined;
     if (!this.#held) return;
     this.#held = false;
+    if (this.#renewing !== undefined) await this.#renewing; // never rejects
     try {
       await this.storage.releaseLease(this.key, this.#owner);
     } catch {

@@ -11,6 +11,7 @@ import { Fragment } from "./fragment.ts";
 import type { Binding } from "./binding.ts";
 import { sessionInstaller } from "./install.ts";
 import { SessionError } from "./errors.ts";
+import { isPromiseLike } from "./values.ts";
 
 async function finishAll(bindings: Binding<unknown>[], ok: boolean): Promise<void> {
   const results = await Promise.allSettled(bindings.map((b) => b.finish(ok)));
@@ -53,12 +54,24 @@ export function multiSession<C extends SessionContext>(
       get,
       getLazy: get,
       set: (value) => {
+        if (isPromiseLike(value)) {
+          // Each fragment is assigned its part once the promise settles.
+          const whole = Promise.resolve(value) as Promise<Record<string, unknown> | null>;
+          bindings.forEach((binding, i) => {
+            if (binding.key !== undefined) binding.set(whole.then((v) => v?.[names[i]]));
+          });
+          return;
+        }
         const whole = value as Record<string, unknown> | null | undefined;
-        bindings.forEach((binding, i) => {
+        // Fragments without a key for this update have nothing to delete, and
+        // a part for one of them fails before any fragment is assigned.
+        const parts = bindings.map((binding, i) => {
           const part = whole?.[names[i]];
-          // Fragments without a key for this update have nothing to delete.
-          if (binding.key === undefined && part == null) return;
-          binding.set(part);
+          if (binding.key === undefined && part != null) binding.set(part); // throws
+          return part;
+        });
+        bindings.forEach((binding, i) => {
+          if (binding.key !== undefined) binding.set(parts[i]);
         });
       },
     });

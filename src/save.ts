@@ -28,34 +28,72 @@ function valueOf<S>(known: unknown, fallback?: unknown): S | undefined {
   return (known === OPAQUE ? fallback : fromSnapshot(known)) as S | undefined;
 }
 
-/** Whether the live value of `slot` needs no write. */
-function unchanged<S>(slot: Slot<S>): boolean {
+/**
+ * What the live value of `slot` should be stored as: itself, or nothing
+ * when it is null or still the untouched initial value given for an empty
+ * key (not worth storing: reading nothing gives it again).
+ */
+function desired<S>(slot: Slot<S>): S | undefined {
   const value = slot.value;
-  if (matches(value, slot.stored)) return true;
-  // A new key still at its untouched initial value is not worth storing.
-  return slot.stored === NONE && slot.initial !== UNKNOWN && matches(value, slot.initial);
+  if (value == null || (slot.initial !== UNKNOWN && matches(value, slot.initial))) {
+    return undefined;
+  }
+  return value;
 }
 
 /** Saves the live value of `slot` if it changed. */
 export async function saveSlot<S>(slot: Slot<S>): Promise<void> {
   if (slot.broken !== undefined) throw slot.broken;
-  if (!slot.known || unchanged(slot)) return;
+  if (!slot.known || matches(desired(slot), slot.stored)) return;
   const lease = slot.lease;
   if (lease !== undefined) {
-    if (!lease.held) await lease.acquire(); // a blind assignment did not take it yet
+    if (!lease.held) await lease.acquire(); // a blind assignment may not have it yet
     lease.assertHeld();
-    if (unchanged(slot)) return;
   }
-  const value = slot.value;
+  const { conditional } = slot.source;
+  // After a blind write of this slot (a lazy assignment without a read),
+  // learn the version of what it wrote before writing on top of it.
+  const blind = conditional !== undefined && slot.version === UNKNOWN && slot.stored !== UNKNOWN;
+  const changedSince = blind && !(await learnVersion(slot));
+  const value = desired(slot);
+  if (!changedSince && matches(value, slot.stored)) return;
   const mine = value == null ? NONE : snapshot(value);
-  const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
-  const result = await send(slot, value, expected);
+  const expected = conditional !== undefined ? slot.version : UNKNOWN;
+  const result = changedSince ? CONFLICT : await send(slot, sendable(value, mine), expected);
   if (result !== CONFLICT) {
     slot.stored = mine;
     slot.version = result;
     return;
   }
   await resolveConflict(slot, value, mine);
+}
+
+/**
+ * What is handed to `write`: a copy of the snapshot, so that a storage that
+ * serializes later still stores the value as it was when the save started
+ * (rule K2). A value without a snapshot is handed over as it is.
+ */
+function sendable<S>(value: S | undefined, mine: unknown): S | undefined {
+  if (value == null || mine === OPAQUE) return value;
+  return fromSnapshot(mine);
+}
+
+/**
+ * Reads the version of the key after a blind write of this slot. If storage
+ * still holds what the slot wrote, the save is conditional on that version;
+ * otherwise another process wrote since: returns `false`, and the save
+ * treats it as a conflict (rule C1).
+ */
+async function learnVersion<S>(slot: Slot<S>): Promise<boolean> {
+  let fresh;
+  try {
+    fresh = await slot.source.conditional!.readVersioned(slot.key);
+  } catch (err) {
+    throw writeError(slot, err, false);
+  }
+  if (!matches(fresh.value ?? undefined, slot.stored)) return false;
+  slot.version = fresh.version;
+  return true;
 }
 
 /** What {@link send} resolves to when the stored version was not the expected one. */
@@ -74,6 +112,7 @@ async function send<S>(
 ): Promise<string | null | typeof UNKNOWN | typeof CONFLICT> {
   const { storage, conditional } = slot.source;
   const key = slot.key;
+  slot.writes++;
   try {
     if (expected === UNKNOWN || conditional === undefined) {
       if (value == null) await storage.delete(key);
@@ -117,10 +156,11 @@ async function resolveConflict<S>(slot: Slot<S>, value: S | undefined, mine: unk
       throw writeError(slot, err, false);
     }
     const merged = callMerge(slot, fresh.value ?? undefined, valueOf(mine, value), valueOf(base));
-    const result = await send(slot, merged ?? undefined, fresh.version);
+    const snap = merged == null ? NONE : snapshot(merged);
+    const result = await send(slot, sendable(merged ?? undefined, snap), fresh.version);
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.
-    slot.stored = merged == null ? NONE : snapshot(merged);
+    slot.stored = snap;
     slot.version = result;
     carryOver(slot, mine, merged ?? undefined);
     return;

@@ -77,6 +77,10 @@ export class Slot<S> {
    * later save of this slot fails with it, so nothing stale is written.
    */
   broken: SessionError | undefined = undefined;
+  /** Writes and deletes sent so far; a read that overlapped one is older than it. */
+  writes = 0;
+  /** Assignments so far, by every update of the key (rule U3). */
+  assignments = 0;
   /** The key's lease, when keys are locked. */
   readonly lease: Lease | undefined;
   #loading: Promise<void> | undefined;
@@ -107,6 +111,7 @@ export class Slot<S> {
   async #read(): Promise<void> {
     if (this.lease !== undefined) await this.lease.acquire();
     const { storage, conditional } = this.source;
+    const writes = this.writes;
     let raw: S | null | undefined;
     let version: string | null | typeof UNKNOWN = UNKNOWN;
     try {
@@ -118,6 +123,7 @@ export class Slot<S> {
     } catch (err) {
       throw this.#readError(err);
     }
+    if (this.writes !== writes) return; // a save landed meanwhile: what it wrote is newer
     this.stored = raw == null ? NONE : snapshot(raw);
     this.version = version;
     if (this.known) return; // assigned while the read ran: the assignment stays
@@ -146,6 +152,18 @@ export class Slot<S> {
   assign(value: S | null | undefined): void {
     this.value = value ?? undefined;
     this.known = true;
+  }
+
+  /**
+   * Called when an update first uses a known value: if another update
+   * deleted the session meanwhile, this one starts from `initial()`, as it
+   * would after reading an empty storage.
+   */
+  present(): void {
+    if (!this.known || this.value != null || this.source.initial === undefined) return;
+    const initial = this.source.initial();
+    this.value = initial;
+    this.initial = initial === undefined ? UNKNOWN : snapshot(initial);
   }
 
   /**

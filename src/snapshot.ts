@@ -32,6 +32,7 @@ function copy(value: unknown): unknown {
     const items = value as unknown[];
     const out = new Array(items.length);
     for (let i = 0; i < items.length; i++) {
+      if (!(i in items)) return OPAQUE; // a hole: JSON has none, and the array may be huge
       const item = copy(items[i]);
       if (item === OPAQUE) return OPAQUE;
       out[i] = item;

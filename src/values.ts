@@ -31,26 +31,35 @@ export function defineData(target: object, name: string, value: unknown): void {
 
 /**
  * Makes `current` hold the data of `next` without replacing it, so that
- * every handler holding a reference to `current` sees `next`. Returns the
- * value to keep: `current` when it could be updated in place (two plain
- * objects, or two arrays, neither frozen nor sealed), `next` otherwise.
- * Never throws.
+ * every handler holding a reference to `current`, or to an object or array
+ * inside it, sees `next`. Nested plain objects and arrays are updated in
+ * place too where both sides have one. Returns the value to keep:
+ * `current` when it could be updated in place (neither frozen nor sealed),
+ * `next` otherwise. Never throws.
  */
 export function updateInPlace<S>(current: S | undefined, next: S | undefined): S | undefined {
-  if (current === next || typeof current !== "object" || current === null) return next;
-  if (!Object.isExtensible(current) || Object.isFrozen(current)) return next;
   try {
-    if (isPlainObject(current) && isPlainObject(next)) {
-      for (const name of Object.keys(current)) delete current[name];
-      for (const [name, item] of Object.entries(next)) defineData(current, name, item);
-      return current;
-    }
-    if (Array.isArray(current) && Array.isArray(next)) {
-      current.splice(0, current.length, ...next);
-      return current;
-    }
+    return update(current, next, 0) as S | undefined;
   } catch {
-    // A non-configurable property: keep the new value instead.
+    return next; // a non-configurable property, or a cycle too deep
+  }
+}
+
+function update(current: unknown, next: unknown, depth: number): unknown {
+  if (current === next || typeof current !== "object" || current === null) return next;
+  if (depth > 100 || !Object.isExtensible(current) || Object.isFrozen(current)) return next;
+  if (isPlainObject(current) && isPlainObject(next)) {
+    for (const name of Object.keys(current)) if (!Object.hasOwn(next, name)) delete current[name];
+    for (const [name, item] of Object.entries(next)) {
+      const here = Object.hasOwn(current, name) ? current[name] : undefined;
+      defineData(current, name, update(here, item, depth + 1));
+    }
+    return current;
+  }
+  if (Array.isArray(current) && Array.isArray(next)) {
+    const items = next.map((item, i) => update(current[i], item, depth + 1));
+    current.splice(0, current.length, ...items);
+    return current;
   }
   return next;
 }

@@ -746,7 +746,9 @@ Deno.test("#8 third-party adapters that return Dates: values pass as in grammY (
     assert.equal(storage.counts.write, 1);
     const written = storage.written[0];
     assert.ok(written.since instanceof Date, "since was not handed to write as the Date it was");
-    assert.equal(written.last, last, "last was not handed to write as the handler left it");
+    assert.ok(written.last instanceof Date, "last was not handed to write as a Date");
+    assert.equal(written.last.getTime(), last.getTime(), "last was not handed to write as left");
+    assert.notEqual(written.last, last, "write got the live object, not a copy (rule K2)");
     assert.deepEqual(storage.raw("1"), { count: 2, since: SINCE, last: last.toISOString() });
   });
 
