@@ -42,7 +42,7 @@ export class Binding<S> implements SessionHandle {
   #seen = false;
   #last: unknown = undefined;
   /** Reads started for this update that it has not waited for yet (rule U6). */
-  #reads: Promise<void>[] = [];
+  #reads: Promise<unknown>[] = [];
   /** The promise assigned last, until it has settled and been applied. */
   #pending: Promise<void> | undefined;
   /** The rejection of the promise assigned last. */
@@ -116,9 +116,9 @@ export class Binding<S> implements SessionHandle {
       slot.present();
       return Promise.resolve(slot.value); // the first read gives a promise, as in grammY
     }
-    const loading = handled(slot.load());
-    this.#reads.push(loading);
-    return handled(loading.then(() => slot.value));
+    const reading = handled(slot.load().then(() => slot.value));
+    this.#reads.push(reading);
+    return reading;
   }
 
   /** Assigns the session, or a promise of it (rule U3). */
