@@ -263,7 +263,7 @@ Deno.test("strict session: failed writes and deletes reach bot.catch naming the 
 });
 
 Deno.test("strict session: values JSON cannot hold fail at write time naming the key", async () => {
-  const { h, storage, memory } = setup();
+  const { h, memory } = setup();
   memory.write("1", { count: 1 });
   const bad: [string, (s: Record<string, unknown>) => void][] = [
     ["function", (s) => void (s.f = () => 1)],
