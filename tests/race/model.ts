@@ -1,0 +1,799 @@
+/**
+ * The reference model of docs/semantics.md and the checker of one run.
+ *
+ * The model does not replay the middleware (the rules leave it free to pick
+ * when a save starts or how often it reads); it states what any run that
+ * keeps the rules must show, from what the runner and the storage observed:
+ *
+ * - Every update of a keyed chat has an interval, from the moment the first
+ *   middleware saw it to the moment it settled. The intervals of one key in
+ *   one instance that overlap form an **episode**: the longest stretch during
+ *   which the key may be non-idle there, so the most one live value can be
+ *   shared (K1, K3; "idle" in the table of states). Nothing may cross from
+ *   one episode to the next.
+ * - Data say where they came from (tests/race/data.ts): `gen` is the
+ *   assignment (or seed, or `initial()`) a value descends from, each mark
+ *   names the mutation that made it, and `n === |marks|` for every value a
+ *   handler or the counter merge makes.
+ * - A change is **allowed in storage** when its update succeeded, or when the
+ *   rules let it out anyway: K3 (another update of its episode succeeded and
+ *   settled after the change was made, so its save may have carried it), or a
+ *   write of its episode whose reply was lost (it landed). A late mutation is
+ *   allowed only while another update of the key is still running in that
+ *   instance (it changes an object that is still the live value). A promise
+ *   assignment takes effect when it resolves unless the update assigned
+ *   again before (U3); a rejected or superseded one never does. A late
+ *   assignment never does (U7).
+ *
+ * Properties, and the rules each checks:
+ *
+ * - **P1 no unhandled rejection, nothing stuck** (U6, U8): no rejection
+ *   reaches `unhandledrejection`; every update and late action finishes.
+ * - **P2 acknowledged changes stay** (U3, U4, K2, C1, C2, C3, C4): a mark of a
+ *   successful update is in the final value while the final value is still of
+ *   the generation the mark went into (unless an assignment of its episode
+ *   came after it, or with `"overwrite"` or blind writes across instances,
+ *   where last write wins: C4, C5); a successful mutation is not followed by
+ *   the key's removal unless a delete was allowed; the only assigner's last
+ *   assignment is what storage holds (U3); `n === |marks|` (the merge keeps
+ *   the counter exact, C2); with the scheduled storage, every applied write
+ *   keeps every mark of the value it replaced when it has its generation
+ *   (lost update, C1/C2/K2: a conditional write, or a write of the same
+ *   instance right after its own), and no generation comes back once
+ *   replaced by another (C1, with "error"; after a delete it may: versions are
+ *   null again; a merge may let a replacement win); with conflict detection every unconditional write belongs
+ *   to an episode with a blind assignment (C1, C5).
+ * - **P3 reading writes nothing** (U4, U2, C1): a key no update changed keeps
+ *   its version; with the scheduled storage an episode without changes makes
+ *   no write or delete call and no update of it fails with a conflict (a read
+ *   never conflicts), and a lazy episode that never touched the session makes
+ *   no storage call at all (U2); `initial()` untouched is never stored (U4).
+ * - **P4 a failed update changes nothing beyond K3** (U5, K3, U3, U1, U7, C3):
+ *   every generation and mark in the final value (and, with the scheduled
+ *   storage, in every applied write) is allowed in storage (see above); a
+ *   seeded key loses its session only through an allowed delete, and holds an
+ *   `initial()` value only after some delete (U1: a failed read never puts
+ *   `initial()` in place of stored data); a rejected promise assignment fails
+ *   its update (U3). A frozen merge reported as failed (C3) shows up here: its
+ *   mark is in storage although its update failed.
+ * - **P5 nothing left behind** (C6, idle state, K1): when all is done no lease
+ *   is held; after storage is changed directly, a new read-only update of each
+ *   key in each instance sees the change and writes nothing; with the
+ *   scheduled storage, every episode whose first touch was a read (and that
+ *   used the value) read storage.
+ * - **P6 locking excludes** (C6): with `lock`, the handlers of one key never
+ *   hold the session at the same time in two instances (strict: the whole
+ *   handler; lazy: from the first awaited read, in episodes that began with a
+ *   read; keys whose lease was taken over after expiring are left out).
+ * - **P7 after the end** (U7, U6): an assignment after the update settled
+ *   throws a `SessionError`; a late read of a lazy session never loaded
+ *   rejects; with the scheduled storage, every storage call of an instance
+ *   for a key (lease renewals and releases aside) starts and settles within
+ *   one update of that key in that instance (the middleware waits for what
+ *   it started, and nothing after the end reaches storage).
+ * - **P8 no key** (U8): on an update without a key, touching `ctx.session`
+ *   throws a `SessionKeyError` synchronously.
+ *
+ * A1 (only public methods) holds for the scheduled storage by construction:
+ * it is a plain object, so every call the checks count is one of its public
+ * methods. V1/V2 are not exercised (all values are JSON data).
+ *
+ * @module
+ */
+import { isDeepStrictEqual } from "node:util";
+import { SessionConflictError } from "../../mod.ts";
+import { isData, SEED_MARK } from "./data.ts";
+import type { RunTrace, UpdateTrace } from "./run.ts";
+import { type CallRecord, DATA_METHODS, READ_METHODS, WRITE_METHODS } from "./storage.ts";
+
+export interface Violation {
+  property: string;
+  rules: string;
+  message: string;
+}
+
+interface Episode {
+  inst: number;
+  key: string;
+  start: number;
+  end: number;
+  members: UpdateTrace[];
+}
+
+type Origin =
+  | { u: UpdateTrace; late: false; t: number; assign?: number }
+  | { u: UpdateTrace; late: true; t: number };
+
+const P1 = "P1 no unhandled rejection, nothing stuck";
+const P2 = "P2 acknowledged changes stay";
+const P3 = "P3 reading writes nothing";
+const P4 = "P4 a failed update changes nothing beyond K3";
+const P5 = "P5 nothing left behind";
+const P6 = "P6 locking excludes";
+const P7 = "P7 after the end";
+const P8 = "P8 no key";
+
+const json = (v: unknown) => v === undefined ? "nothing" : JSON.stringify(v);
+const errorText = (err: unknown) =>
+  err instanceof Error ? `${err.name}: ${err.message.split("\n")[0]}` : String(err);
+
+/** Checks one run; returns every violation found (empty: the run keeps the rules). */
+export function check(trace: RunTrace): Violation[] {
+  return new Checker(trace).run();
+}
+
+class Checker {
+  readonly out: Violation[] = [];
+  readonly keyed: UpdateTrace[];
+  readonly all: UpdateTrace[];
+  readonly episodes: Episode[] = [];
+  readonly episodeOf = new Map<UpdateTrace, Episode>();
+  readonly origins = new Map<string, Origin>();
+  readonly lost: CallRecord[];
+  readonly log: CallRecord[];
+  readonly multi: boolean;
+
+  constructor(readonly t: RunTrace) {
+    this.all = [...t.updates, ...t.probes.map((p) => p.update)];
+    this.keyed = t.updates.filter((u) => u.key !== undefined && u.start !== undefined);
+    this.log = t.scheduled?.log ?? [];
+    this.lost = this.log.filter((c) =>
+      c.fault === "lost" && c.applied !== undefined && WRITE_METHODS.has(c.method)
+    );
+    this.multi = t.instances > 1;
+    this.#episodes();
+    for (const u of t.updates) {
+      for (const m of u.mutations) this.origins.set(m.mark, { u, late: false, t: m.t });
+      u.assigns.forEach((a, j) => {
+        if (a.gen !== null) this.origins.set(a.gen, { u, late: false, t: a.t, assign: j });
+      });
+      for (const l of u.lateRecs) {
+        if (l.mark) this.origins.set(l.mark, { u, late: true, t: l.t });
+        if (l.assigned) this.origins.set(l.assigned, { u, late: true, t: l.t });
+      }
+    }
+  }
+
+  #episodes(): void {
+    const groups = new Map<string, UpdateTrace[]>();
+    for (const u of this.keyed) {
+      const id = `${u.inst}\u0000${u.key}`;
+      groups.set(id, [...groups.get(id) ?? [], u]);
+    }
+    for (const list of groups.values()) {
+      list.sort((a, b) => a.start! - b.start!);
+      let ep: Episode | undefined;
+      for (const u of list) {
+        const end = u.settle ?? Infinity;
+        if (ep === undefined || u.start! > ep.end) {
+          ep = { inst: u.inst, key: u.key!, start: u.start!, end, members: [] };
+          this.episodes.push(ep);
+        }
+        ep.end = Math.max(ep.end, end);
+        ep.members.push(u);
+        this.episodeOf.set(u, ep);
+      }
+    }
+  }
+
+  v(property: string, rules: string, message: string): void {
+    this.out.push({ property, rules, message });
+  }
+
+  name(u: UpdateTrace): string {
+    const where = u.key === undefined ? "no key" : `key ${u.key}`;
+    return `u${u.idx} (instance ${u.inst}, ${u.lazy ? "lazy" : "strict"}, ${where})`;
+  }
+
+  // --- what the rules allow in storage -------------------------------------------
+
+  /** K3 or a lost reply: a save of u's episode may have carried a change made at `t`. */
+  savedAfter(u: UpdateTrace, t: number): boolean {
+    const ep = this.episodeOf.get(u);
+    if (ep === undefined) return false;
+    if (ep.members.some((w) => w !== u && w.ok === true && (w.settle ?? Infinity) > t)) {
+      return true;
+    }
+    return this.lost.some((c) =>
+      c.inst === u.inst && c.key === u.key && c.applied! > t && c.applied! <= ep.end
+    );
+  }
+
+  /** When assignment j of u took effect; undefined if it never did (U3). */
+  effective(u: UpdateTrace, j: number): number | undefined {
+    const a = u.assigns[j];
+    if (!a.promise) return a.t;
+    if (a.reject || a.resolved === undefined) return undefined;
+    const next = u.assigns[j + 1];
+    if (next !== undefined && next.t < a.resolved) return undefined;
+    // Another update's assignment to the shared value in between also supersedes it.
+    const others = (this.episodeOf.get(u)?.members ?? []).filter((w) => w !== u);
+    const between = (t: number) => t > a.t && t < a.resolved!;
+    if (others.some((w) => w.assigns.some((b) => between(b.t)) || w.replaced.some(between))) {
+      return undefined;
+    }
+    return a.resolved;
+  }
+
+  /** Whether assignment j is the last of u that took effect (later ones never did). */
+  lastEffective(u: UpdateTrace, j: number): boolean {
+    for (let k = j + 1; k < u.assigns.length; k++) {
+      if (this.effective(u, k) !== undefined) return false;
+    }
+    return true;
+  }
+
+  /** Why assignment j of u may not be in storage, or undefined if it may. */
+  assignBlocked(u: UpdateTrace, j: number): string | undefined {
+    const eff = this.effective(u, j);
+    if (eff === undefined) {
+      return u.assigns[j].reject
+        ? "a rejected promise assignment"
+        : "a promise assignment superseded by a later assignment before it resolved (U3)";
+    }
+    if (this.lastEffective(u, j) && u.ok) return undefined;
+    if (this.savedAfter(u, eff)) return undefined;
+    return u.ok
+      ? "not its update's last assignment, and no other update of its episode saved after it"
+      : "its update failed, and no other update of its episode saved after it (U5, K3)";
+  }
+
+  lateAllowed(u: UpdateTrace, t: number): boolean {
+    return this.keyed.some((w) =>
+      w !== u && w.inst === u.inst && w.key === u.key && w.start! < t &&
+      (w.settle ?? Infinity) > t && w.ok === true
+    ) || this.lost.some((c) => c.inst === u.inst && c.key === u.key && c.applied! > t);
+  }
+
+  /** Why `gen` may not be stored under `key`, or undefined if it may. */
+  genBlocked(gen: string, key: string): string | undefined {
+    if (gen === "seed") return this.t.seeded.has(key) ? undefined : "a seed of another key";
+    if (gen === "init") return undefined;
+    const o = this.origins.get(gen);
+    if (o === undefined) return "made by nobody in this run";
+    if (o.u.key !== key) return `made by ${this.name(o.u)}, of another key`;
+    if (o.late) return `assigned by ${this.name(o.u)} after it finished (U7)`;
+    const why = this.assignBlocked(o.u, o.assign!);
+    if (why === undefined) return undefined;
+    // An immer-style mutation assigns a copy of the value it read, generation included.
+    const copied = this.keyed.some((u) =>
+      u.key === key &&
+      u.mutations.some((m) =>
+        m.immer && m.gen === gen && this.markBlocked(m.mark, key) === undefined
+      )
+    );
+    return copied ? undefined : `assigned by ${this.name(o.u)}: ${why}`;
+  }
+
+  markBlocked(mark: string, key: string): string | undefined {
+    if (mark === SEED_MARK) return this.t.seeded.has(key) ? undefined : "a seed of another key";
+    const o = this.origins.get(mark);
+    if (o === undefined) return "made by nobody in this run";
+    if (o.u.key !== key) return `made by ${this.name(o.u)}, of another key`;
+    if (o.late) {
+      return this.lateAllowed(o.u, o.t)
+        ? undefined
+        : `made by ${this.name(o.u)} after it finished, with no update of the key running (U7)`;
+    }
+    if (o.u.ok || this.savedAfter(o.u, o.t)) return undefined;
+    return `made by ${this.name(o.u)}, which failed (${
+      errorText(o.u.error)
+    }), and no other update of its episode saved after it (U5, K3)`;
+  }
+
+  deletes(key: string): { u: UpdateTrace; j: number }[] {
+    const out: { u: UpdateTrace; j: number }[] = [];
+    for (const u of this.keyed) {
+      if (u.key === key) u.assigns.forEach((a, j) => a.gen === null && out.push({ u, j }));
+    }
+    return out;
+  }
+
+  allowedDelete(key: string): boolean {
+    return this.deletes(key).some(({ u, j }) => this.assignBlocked(u, j) === undefined);
+  }
+
+  /**
+   * A lazy update that assigned before any read of it completed (first touch an
+   * assignment, or an assignment while an un-awaited read was in flight): its
+   * write may be unconditional (C5).
+   */
+  blind(u: UpdateTrace): boolean {
+    if (!u.lazy) return false;
+    if (u.touches[0]?.kind === "assign") return true;
+    const loaded = u.loadedAt ?? Infinity;
+    return u.assigns.some((a) => a.t < loaded) || u.replaced.some((r) => r < loaded);
+  }
+
+  blindOn(key: string): boolean {
+    return this.keyed.some((u) => u.key === key && this.blind(u));
+  }
+
+  lossAllowed(key: string): boolean {
+    return this.multi && (this.t.program.mode === "overwrite" || this.blindOn(key));
+  }
+
+  /**
+   * Whether an immer-style mutation on the key may have copied a stale value:
+   * its update awaited the session, and another assignment of its episode came
+   * while the await resumed; its frozen copy then replaces newer data (legal).
+   */
+  staleCopies(key: string): boolean {
+    return this.keyed.some((u) =>
+      u.key === key &&
+      u.mutations.some((m) =>
+        m.immer && (this.episodeOf.get(u)?.members ?? []).some((w) =>
+          w.assigns.some((a) => a.t > m.rt && a.t < m.t - 1) ||
+          w.replaced.some((r) => r > m.rt && r < m.t - 1)
+        )
+      )
+    );
+  }
+
+  lostOn(key: string): boolean {
+    return this.lost.some((c) => c.key === key);
+  }
+
+  // --- checks -------------------------------------------------------------------------
+
+  run(): Violation[] {
+    const t = this.t;
+    if (t.unhandled.length > 0) {
+      this.v(P1, "U6, U8", `unhandled rejection(s): ${t.unhandled.map(errorText).join("; ")}`);
+    }
+    if (t.stuck !== undefined) this.v(P1, "U6", `stuck: ${t.stuck}`);
+    for (const u of this.all) {
+      if (u.escaped !== undefined) {
+        this.v(P1, "U6", `${this.name(u)}: error outside bot.catch: ${errorText(u.escaped)}`);
+      }
+    }
+    for (const key of t.keys) {
+      const final = t.final.get(key);
+      this.value(key, final, "the final value");
+      if (final === undefined && t.seeded.has(key) && !this.allowedDelete(key)) {
+        this.v(P4, "U5, K3", `${key}: its session is gone, but no allowed delete was made`);
+      }
+    }
+    this.persistence();
+    this.history();
+    this.readOnly();
+    this.leftovers();
+    this.locks();
+    this.late();
+    this.unkeyed();
+    for (const u of t.updates) {
+      const last = u.assigns.at(-1);
+      // Superseded (by any assignment of its episode) before it settled, a
+      // rejected promise may be ignored: U3 does not say (left open).
+      if (last?.promise && last.reject && u.ok && !this.supersededInEpisode(u, last)) {
+        this.v(P4, "U3", `${this.name(u)} succeeded although its assigned promise rejected`);
+      }
+    }
+    return this.out;
+  }
+
+  /** P4 (and the value-level parts of P2, P3) for one stored value. */
+  value(key: string, value: unknown, where: string): void {
+    if (value === undefined) return;
+    if (!isData(value)) {
+      this.v(P4, "U5", `${key}: ${where} is not a session of this program: ${json(value)}`);
+      return;
+    }
+    const gen = this.genBlocked(value.gen, key);
+    if (gen !== undefined) {
+      this.v(
+        P4,
+        "U3, U5, K3, U7",
+        `${key}: ${where} ${json(value)} is of generation ${value.gen}, ${gen}`,
+      );
+    }
+    for (const mark of Object.keys(value.marks)) {
+      const why = this.markBlocked(mark, key);
+      if (why !== undefined) {
+        this.v(P4, "U5, K3, U7, C3", `${key}: ${where} ${json(value)} holds mark ${mark}, ${why}`);
+      }
+    }
+    const count = Object.keys(value.marks).length;
+    if (value.n !== count && !(this.t.program.mode === "merge" && this.lostOn(key))) {
+      this.v(P2, "C2", `${key}: ${where} ${json(value)} has n=${value.n} for ${count} marks`);
+    }
+    if (value.gen === "init" && count === 0) {
+      this.v(P3, "U4", `${key}: ${where} is an untouched initial value, stored`);
+    }
+    if (value.gen === "init" && this.t.seeded.has(key) && this.deletes(key).length === 0) {
+      this.v(
+        P4,
+        "U1",
+        `${key}: ${where} ${
+          json(value)
+        } is an initial value, but storage held a session and nobody deleted it`,
+      );
+    }
+  }
+
+  /** P2 on the final state. */
+  persistence(): void {
+    const t = this.t;
+    for (const key of t.keys) {
+      const final = t.final.get(key);
+      const updates = this.keyed.filter((u) => u.key === key);
+      const assigners = updates.filter((u) => u.assigns.length > 0 || u.replaced.length > 0);
+      for (const u of updates) {
+        if (!u.ok) continue;
+        for (const m of u.mutations) {
+          if (final === undefined) {
+            if (!this.allowedDelete(key)) {
+              this.v(
+                P2,
+                "U4, K2",
+                `${key}: ${
+                  this.name(u)
+                } succeeded with mark ${m.mark}, but nothing is stored and no allowed delete was made`,
+              );
+            }
+            continue;
+          }
+          if (!isData(final) || this.lossAllowed(key) || this.assignedAfter(u, m.rt)) continue;
+          if (this.staleCopies(key)) continue;
+          if (final.gen === m.gen && final.marks[m.mark] === undefined) {
+            if (m.gen === "init" && this.deletes(key).length > 0) continue;
+            this.v(
+              P2,
+              "U4, K2, C1, C2, C3",
+              `${key}: ${
+                this.name(u)
+              } succeeded, but its mark ${m.mark} is missing from the final value ${
+                json(final)
+              } of the same generation (lost update)`,
+            );
+          }
+          if (final.gen === "seed" && m.gen !== "seed") {
+            this.v(
+              P2,
+              "C1, K2",
+              `${key}: the seed came back (${json(final)}) after ${
+                this.name(u)
+              } saved generation ${m.gen}`,
+            );
+          }
+        }
+      }
+      const lastAssign = assigners[0]?.assigns.at(-1);
+      if (
+        assigners.length === 1 && assigners[0].ok && lastAssign !== undefined &&
+        !(lastAssign.promise && lastAssign.reject) && !this.lossAllowed(key)
+      ) {
+        const u = assigners[0];
+        const last = u.assigns.at(-1)!;
+        const ok = last.gen === null
+          ? final === undefined || (isData(final) && final.gen === "init")
+          : isData(final) && final.gen === last.gen;
+        if (!ok) {
+          this.v(
+            P2,
+            "U3, U4",
+            `${key}: ${this.name(u)}, the only update assigning, succeeded with last assignment ${
+              last.gen ?? "null (delete)"
+            }, but storage holds ${json(final)}`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Whether any update of u's episode assigned after `a` was made. */
+  supersededInEpisode(u: UpdateTrace, a: UpdateTrace["assigns"][number]): boolean {
+    const ep = this.episodeOf.get(u);
+    return (ep?.members ?? [u]).some((w) =>
+      w.assigns.some((b) => b !== a && b.t > a.t) || w.replaced.some((r) => r > a.t)
+    );
+  }
+
+  /** Whether an assignment of u's episode took effect after `t` (so t's value may never land). */
+  assignedAfter(u: UpdateTrace, t: number): boolean {
+    const ep = this.episodeOf.get(u);
+    return (ep?.members ?? [u]).some((w) =>
+      w.assigns.some((a) => a.t > t || (a.resolved ?? 0) > t) || w.replaced.some((r) => r > t)
+    );
+  }
+
+  /** P2 and P4 on every applied change (scheduled storage). */
+  history(): void {
+    const s = this.t.scheduled;
+    if (s === undefined) return;
+    const mode = this.t.program.mode;
+    for (const key of this.t.keys) {
+      const retired = new Set<string>();
+      let prev: unknown;
+      let prevInst = -1;
+      for (const [i, change] of (s.history.get(key) ?? []).entries()) {
+        const where = `write ${i + 1} (${change.method} by instance ${change.inst})`;
+        const next = change.value;
+        if (next === undefined) {
+          if (!this.allowedDelete(key)) {
+            this.v(
+              P4,
+              "U5, K3",
+              `${key}: ${where} deleted the session, but no allowed delete was made`,
+            );
+          }
+          if (isData(prev)) retired.add(prev.gen);
+        } else {
+          this.value(key, next, where);
+          if (isData(prev) && isData(next)) {
+            const checked = change.inst === prevInst || (mode !== "overwrite" && !change.blind);
+            // A delete in memory followed by a read starts a new initial value.
+            const fresh = next.gen === "init" && this.deletes(key).length > 0;
+            if (next.gen === prev.gen && checked && !fresh && !this.staleCopies(key)) {
+              const missing = Object.keys(prev.marks).filter((m) => next.marks[m] === undefined);
+              if (missing.length > 0) {
+                this.v(
+                  P2,
+                  "C1, C2, K2",
+                  `${key}: ${where} ${json(next)} dropped marks ${
+                    missing.join(", ")
+                  } of the value it replaced ${json(prev)} (same generation: a lost update)`,
+                );
+              }
+            }
+            if (next.gen !== prev.gen) retired.add(prev.gen);
+          }
+          if (
+            isData(next) && isData(prev) && mode === "error" && !change.blind &&
+            next.gen !== "init" && retired.has(next.gen)
+          ) {
+            this.v(
+              P2,
+              "C1",
+              `${key}: ${where} brought back generation ${next.gen} after it had been replaced`,
+            );
+          }
+        }
+        prev = next;
+        prevInst = change.inst;
+      }
+    }
+    if (mode === "overwrite") return;
+    for (const c of this.log) {
+      if (c.method !== "write" && c.method !== "delete") continue;
+      const ep = this.episodes.find((e) =>
+        e.inst === c.inst && e.key === c.key && e.start <= c.start && c.start <= e.end
+      );
+      const blind = ep?.members.some((u) => this.blind(u));
+      if (!blind) {
+        this.v(
+          P2,
+          "C1, C5",
+          `${c.key}: instance ${c.inst} made an unconditional ${c.method} (call #${c.seq}) with conflict detection on, outside any blind assignment`,
+        );
+      }
+    }
+  }
+
+  changed(ep: Episode): boolean {
+    if (ep.members.some((u) => u.mutations.length > 0 || u.assigns.length > 0)) return true;
+    return this.keyed.some((u) =>
+      u.inst === ep.inst && u.key === ep.key &&
+      u.lateRecs.some((l) => l.mark !== undefined && l.t >= ep.start && l.t <= ep.end)
+    );
+  }
+
+  callsIn(ep: { inst: number; key: string; start: number; end: number }, methods: Set<string>) {
+    return this.log.filter((c) =>
+      c.inst === ep.inst && c.key === ep.key && methods.has(c.method) && c.start >= ep.start &&
+      c.start <= ep.end
+    );
+  }
+
+  /** P3. */
+  readOnly(): void {
+    const t = this.t;
+    for (const key of t.keys) {
+      const changes = t.updates.some((u) =>
+        u.key === key && (u.mutations.length > 0 || u.assigns.length > 0 ||
+          u.lateRecs.some((l) => l.mark !== undefined))
+      );
+      if (
+        !changes && t.versionsAfter.has(key) &&
+        t.versionsAfter.get(key) !== t.versionsBefore.get(key)
+      ) {
+        this.v(
+          P3,
+          "U4",
+          `${key}: no update changed it, yet it was written (version ${
+            t.versionsBefore.get(key)
+          } -> ${t.versionsAfter.get(key)}; now ${json(t.final.get(key))})`,
+        );
+      }
+    }
+    for (const ep of this.episodes) {
+      const names = ep.members.map((u) => `u${u.idx}`).join(", ");
+      if (!this.changed(ep)) {
+        for (const u of ep.members) {
+          if (u.error instanceof SessionConflictError) {
+            this.v(
+              P3,
+              "C1",
+              `${this.name(u)} failed with a conflict, but its episode (${names}) only read`,
+            );
+          }
+        }
+        if (t.scheduled) {
+          const writes = this.callsIn(ep, WRITE_METHODS as Set<string>);
+          if (writes.length > 0) {
+            this.v(
+              P3,
+              "U4",
+              `${ep.key}: instance ${ep.inst} made ${
+                writes.map((c) => `${c.method} #${c.seq}`).join(", ")
+              } for updates ${names}, which changed nothing`,
+            );
+          }
+        }
+      }
+      const lazy = ep.members.every((u) => u.lazy);
+      if (t.scheduled && lazy && ep.members.every((u) => u.touches.length === 0)) {
+        const calls = this.callsIn(ep, new Set([...DATA_METHODS, "acquireLease"]));
+        if (calls.length > 0) {
+          this.v(
+            P3,
+            "U2",
+            `${ep.key}: instance ${ep.inst} made ${
+              calls.map((c) => `${c.method} #${c.seq}`).join(", ")
+            } for lazy updates ${names}, which never touched the session`,
+          );
+        }
+      }
+    }
+  }
+
+  /** P5. */
+  leftovers(): void {
+    const t = this.t;
+    if (t.leasesHeld.length > 0) {
+      this.v(P5, "C6", `leases still held after everything finished: ${t.leasesHeld.join(", ")}`);
+    }
+    for (const p of t.probes) {
+      const u = p.update;
+      if (u.ok !== true) {
+        this.v(
+          P5,
+          "idle state, C6",
+          `the probe of ${p.key} in instance ${p.inst} failed: ${errorText(u.error)}`,
+        );
+      } else if (!isDeepStrictEqual(p.seen, p.expected)) {
+        this.v(
+          P5,
+          "idle state, U7",
+          `${p.key}: after the run, storage was changed directly to ${
+            json(p.expected)
+          }, but a new update in instance ${p.inst} saw ${json(p.seen)} (state left behind)`,
+        );
+      }
+      if (t.scheduled && u.start !== undefined) {
+        const reads = this.callsIn(
+          { inst: u.inst, key: p.key, start: u.start, end: u.settle ?? Infinity },
+          READ_METHODS as Set<string>,
+        );
+        if (reads.length === 0) {
+          this.v(
+            P5,
+            "idle state, K1",
+            `${p.key}: the probe in instance ${p.inst} did not read storage`,
+          );
+        }
+      }
+    }
+    for (const [key, { before, after }] of t.probeVersions) {
+      if (before !== after) {
+        this.v(P5, "U4", `${key}: a read-only probe update wrote (${before} -> ${after})`);
+      }
+    }
+    if (!t.scheduled) return;
+    for (const ep of this.episodes) {
+      const first = ep.members.flatMap((u) => u.touches).sort((a, b) => a.t - b.t)[0];
+      // A blind assignment gives the episode a value without a read (K1 shares it).
+      const used = !ep.members.some((u) => this.blind(u)) &&
+        ep.members.some((u) => (!u.lazy && u.hstart !== undefined) || u.loaded);
+      if (first?.kind !== "read" || !used) continue;
+      if (this.callsIn(ep, READ_METHODS as Set<string>).length === 0) {
+        this.v(
+          P5,
+          "idle state, K1",
+          `${ep.key}: instance ${ep.inst} used the session for ${
+            ep.members.map((u) => `u${u.idx}`).join(", ")
+          } without reading storage (state kept from an earlier episode)`,
+        );
+      }
+    }
+  }
+
+  /** P6. */
+  locks(): void {
+    if (!this.t.program.lock) return;
+    const takeovers = this.t.scheduled?.takeovers ?? new Set<string>();
+    for (const key of this.t.keys) {
+      if (takeovers.has(key)) continue;
+      const regions = this.keyed.filter((u) => {
+        if (u.key !== key || u.guardStart === undefined || u.hend === undefined) return false;
+        if (!u.lazy) return true;
+        const ep = this.episodeOf.get(u)!;
+        const first = ep.members.flatMap((w) => w.touches).sort((a, b) => a.t - b.t)[0];
+        return first?.kind === "read";
+      });
+      for (const a of regions) {
+        for (const b of regions) {
+          if (a.inst < b.inst && a.guardStart! < b.hend! && b.guardStart! < a.hend!) {
+            this.v(
+              P6,
+              "C6",
+              `${key}: ${this.name(a)} and ${
+                this.name(b)
+              } held the session at the same time with lock on`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  /** P7. */
+  late(): void {
+    for (const u of this.keyed) {
+      if (u.hstart === undefined) continue;
+      for (const l of u.lateRecs) {
+        if (l.kind === "assign" && !l.sessionError) {
+          this.v(
+            P7,
+            "U7",
+            `${this.name(u)}: assigning ctx.session after the update finished ${
+              l.threw ? `threw ${l.threw}` : "did not throw"
+            }, not a SessionError`,
+          );
+        }
+        if (l.kind === "read" && u.lazy && u.touches.length === 0 && !l.rejected) {
+          this.v(
+            P7,
+            "U7",
+            `${
+              this.name(u)
+            }: reading a never loaded lazy session after the update finished did not reject`,
+          );
+        }
+      }
+    }
+    const lease = new Set<string>([...DATA_METHODS, "acquireLease"]);
+    for (const c of this.log) {
+      if (!lease.has(c.method)) continue;
+      const inside = this.all.some((u) =>
+        u.inst === c.inst && u.key === c.key && u.start !== undefined && u.start <= c.start &&
+        (c.end ?? Infinity) <= (u.settle ?? Infinity)
+      );
+      if (!inside) {
+        this.v(
+          P7,
+          "U6, U7",
+          `${c.key}: instance ${c.inst} called ${c.method} (#${c.seq}, ticks ${c.start}-${c.end}) outside any update of the key, or an update settled before the call did`,
+        );
+      }
+    }
+  }
+
+  /** P8. */
+  unkeyed(): void {
+    for (const u of this.t.updates) {
+      if (u.chat !== null) continue;
+      for (const a of u.keyAccess) {
+        if (!a.sync || !a.keyError) {
+          this.v(
+            P8,
+            "U8",
+            `${this.name(u)}: ${a.what === "read" ? "reading" : "assigning"} ctx.session ${
+              a.sync ? "threw another error" : "did not throw synchronously"
+            }`,
+          );
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Regression programs: shrunk counterexamples the suite found on the core
+ * before the rewrite of #15 (commit 95ddeb5), one or more per defect of the
+ * issue. Each is run under many schedules (the schedule is still generated);
+ * on that core every one of them fails for at least one schedule.
+ *
+ * @module
+ */
+import { type BackendFactory, memoryBackend, scheduledBackend } from "./backends.ts";
+import type { Action, Program, UpdateSpec } from "./program.ts";
+
+export interface Regression {
+  name: string;
+  backend: BackendFactory;
+  program: Program;
+  /** What the old core did. */
+  found: string;
+}
+
+const mutate: Action = { t: "mutate", immer: false };
+const immer: Action = { t: "mutate", immer: true };
+const step: Action = { t: "step" };
+
+function u(inst: number, actions: Action[], more: Partial<UpdateSpec> = {}): UpdateSpec {
+  return { inst, chat: 0, after: null, actions, late: [], ...more };
+}
+
+function program(fields: Partial<Program>): Program {
+  return {
+    mode: "error",
+    lock: false,
+    lazy: [false],
+    seeded: [true],
+    updates: [],
+    faults: [],
+    readOnly: false,
+    ...fields,
+  };
+}
+
+const mergeQueued = program({
+  mode: "merge",
+  lazy: [false, false],
+  updates: [u(1, [mutate]), u(0, [mutate]), u(0, [], { after: 0 })],
+});
+
+export const REGRESSIONS: Regression[] = [
+  {
+    name: "defect 2: a merge undone by a queued save (scheduled storage)",
+    backend: scheduledBackend,
+    program: mergeQueued,
+    found: "P2: a write of the same generation dropped the mark of a successful update",
+  },
+  {
+    name: "defects 2, 5: a frozen merge undone (memory storage)",
+    backend: memoryBackend,
+    program: program({
+      mode: "merge",
+      lazy: [false, false],
+      updates: [
+        u(1, [mutate], { after: 0 }),
+        u(0, [immer], { after: 0 }),
+        u(0, [step, step, step, step]),
+      ],
+    }),
+    found: "P2: the final value lacks the mark of a successful update",
+  },
+  {
+    name: "defect 3: a lazy read started and not awaited outlives its update",
+    backend: scheduledBackend,
+    program: program({ lazy: [true], seeded: [false], updates: [u(0, [{ t: "fire" }])] }),
+    found: "P7: readVersioned outside the update; P5: the next update saw stale state",
+  },
+  {
+    name: "defect 3: ... and with lock keeps the key",
+    backend: memoryBackend,
+    program: program({
+      lock: true,
+      lazy: [true],
+      seeded: [false],
+      updates: [u(0, [{ t: "fire" }]), u(0, [])],
+    }),
+    found: "P5: the next update saw stale state",
+  },
+  {
+    name: "defect 4: a promise assignment superseded by a later one is stored",
+    backend: scheduledBackend,
+    program: program({
+      lazy: [true],
+      updates: [u(0, [{ t: "assignPromise", reject: false }, { t: "delete" }])],
+    }),
+    found: "P4: the superseded promise's value was written",
+  },
+  {
+    name: "defect 4: an assignment after the end is written by the next update",
+    backend: scheduledBackend,
+    program: program({ updates: [u(0, [], { late: ["assign"] }), u(0, [])] }),
+    found: "P7: no SessionError; P4: the late value was written",
+  },
+  {
+    name: "defect 5: a frozen merge that landed is reported as failed",
+    backend: scheduledBackend,
+    program: program({
+      mode: "merge",
+      lazy: [false, false],
+      updates: [u(0, [mutate]), u(1, [immer])],
+    }),
+    found: "P4: storage holds the mark of an update reported as failed",
+  },
+  {
+    name: "defect 6: an un-awaited lazy access without a key",
+    backend: memoryBackend,
+    program: program({ lazy: [true], updates: [u(0, [{ t: "read" }], { chat: null })] }),
+    found: "P1: unhandled SessionKeyError; P8: no synchronous throw",
+  },
+];

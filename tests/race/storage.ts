@@ -1,0 +1,260 @@
+/**
+ * A scheduled storage: an in-process model of a remote storage (sessions,
+ * versions and leases in `Map`s, values kept as JSON text) whose every call
+ * travels through `fc.scheduler()` twice, once as a request and once as a
+ * reply, so the scheduler decides when a call is applied and when its caller
+ * hears about it. Faults come from a generated plan, one entry per call:
+ * a delay (extra scheduled hops), a failed call (rejected, nothing applied),
+ * or a lost reply (applied, then rejected).
+ *
+ * Each bot instance gets its own view (`view(i)`), one object implementing
+ * StorageAdapter + ConditionalStorage + LeaseStorage over the one shared
+ * state, so every call is logged with the instance that made it. The log and
+ * the history of applied changes are what the checker reads.
+ *
+ * @module
+ */
+import type fc from "npm:fast-check@^4";
+import type {
+  ConditionalStorage,
+  LeaseStorage,
+  StorageAdapter,
+  VersionedValue,
+} from "../../mod.ts";
+import type { Clock } from "./clock.ts";
+
+/** What can go wrong with one call. */
+export type Fault = "ok" | "delay" | "fail" | "lost";
+
+export const DATA_METHODS = [
+  "read",
+  "readVersioned",
+  "write",
+  "writeIfVersion",
+  "delete",
+  "deleteIfVersion",
+] as const;
+export const LEASE_METHODS = ["acquireLease", "renewLease", "releaseLease"] as const;
+export type Method = typeof DATA_METHODS[number] | typeof LEASE_METHODS[number];
+
+export const READ_METHODS: ReadonlySet<Method> = new Set(["read", "readVersioned"]);
+export const WRITE_METHODS: ReadonlySet<Method> = new Set([
+  "write",
+  "writeIfVersion",
+  "delete",
+  "deleteIfVersion",
+]);
+
+/** One call as the storage saw it. Times are ticks of the run's {@link Clock}. */
+export interface CallRecord {
+  seq: number;
+  inst: number;
+  method: Method;
+  key: string;
+  start: number;
+  /** When it was applied on the "server"; undefined if it never was. */
+  applied?: number;
+  /** When its caller got the reply (or the rejection). */
+  end?: number;
+  fault: Fault;
+  /** For conditional calls: whether the version matched. */
+  matched?: boolean;
+}
+
+/** One applied change of a key, in the order they were applied. */
+export interface Change {
+  time: number;
+  inst: number;
+  method: Method;
+  /** The stored value after the change (parsed); undefined for a delete. */
+  value: unknown;
+  /** Whether the change came from an unconditional call (write, delete). */
+  blind: boolean;
+  /** Whether the caller never heard that it landed (lost reply). */
+  lost: boolean;
+}
+
+interface Entry {
+  text: string;
+  version: string;
+}
+
+/** A remote-like storage driven by a fast-check scheduler. */
+export class ScheduledStorage {
+  readonly sessions = new Map<string, Entry>();
+  readonly leases = new Map<string, { owner: string; expires: number }>();
+  readonly log: CallRecord[] = [];
+  readonly history = new Map<string, Change[]>();
+  /** Keys whose lease was taken over after it expired (C6 no longer guaranteed). */
+  readonly takeovers = new Set<string>();
+  /** When false, every call is answered without faults (probes). */
+  faulty = true;
+  #versions = 0;
+  #calls = 0;
+
+  constructor(
+    readonly scheduler: fc.Scheduler,
+    readonly plan: readonly Fault[],
+    readonly clock: Clock,
+  ) {}
+
+  /** Seeds or overwrites a key directly (no call, no log, no scheduling). */
+  put(key: string, value: unknown): void {
+    this.sessions.set(key, { text: JSON.stringify(value), version: this.#nextVersion() });
+  }
+
+  /** What is stored under `key`, parsed (directly). */
+  get(key: string): unknown {
+    const entry = this.sessions.get(key);
+    return entry === undefined ? undefined : JSON.parse(entry.text);
+  }
+
+  versionOf(key: string): string | null {
+    return this.sessions.get(key)?.version ?? null;
+  }
+
+  /** Leases still held (not expired) right now. */
+  heldLeases(): string[] {
+    const now = Date.now();
+    return [...this.leases].filter(([, l]) => l.expires > now).map(([k]) => k);
+  }
+
+  #nextVersion(): string {
+    return `v${++this.#versions}`;
+  }
+
+  #fault(method: Method): Fault {
+    if (!this.faulty || this.plan.length === 0) return "ok";
+    const fault = this.plan[this.#calls++ % this.plan.length];
+    // Faults on leases are limited to what a process can recover from: a
+    // failed acquire (nothing applied) and delays. A lost acquire reply or a
+    // failed release leaves a lease nobody can know about until it expires.
+    if (method === "releaseLease" || method === "renewLease") {
+      return fault === "delay" ? fault : "ok";
+    }
+    if (method === "acquireLease" && fault === "lost") return "fail";
+    return fault;
+  }
+
+  #record(change: Omit<Change, "time">, key: string): void {
+    let list = this.history.get(key);
+    if (list === undefined) this.history.set(key, list = []);
+    list.push({ ...change, time: this.clock.tick() });
+  }
+
+  /**
+   * One call: request hop(s), apply, reply hop. The request is serialized at
+   * call time, as a client would, and the reply parsed when it arrives.
+   */
+  async #call<T>(inst: number, method: Method, key: string, apply: (rec: CallRecord) => T) {
+    const fault = this.#fault(method);
+    const rec: CallRecord = {
+      seq: this.log.length,
+      inst,
+      method,
+      key,
+      start: this.clock.tick(),
+      fault,
+    };
+    this.log.push(rec);
+    const s = this.scheduler;
+    const label = `#${rec.seq} i${inst}.${method}(${key})`;
+    try {
+      await s.schedule(Promise.resolve(), `${label} request`);
+      if (fault === "delay") await s.schedule(Promise.resolve(), `${label} delayed`);
+      if (fault === "fail") throw new Error(`simulated failure of ${method}("${key}")`);
+      const result = apply(rec);
+      rec.applied = this.clock.tick();
+      await s.schedule(Promise.resolve(), `${label} reply`);
+      if (fault === "lost") throw new Error(`simulated lost reply of ${method}("${key}")`);
+      return result;
+    } finally {
+      rec.end = this.clock.tick();
+    }
+  }
+
+  #store(inst: number, method: Method, key: string, text: string, fault: Fault): string {
+    const version = this.#nextVersion();
+    this.sessions.set(key, { text, version });
+    this.#record({
+      inst,
+      method,
+      value: JSON.parse(text),
+      blind: method === "write",
+      lost: fault === "lost",
+    }, key);
+    return version;
+  }
+
+  #remove(inst: number, method: Method, key: string, fault: Fault): void {
+    const had = this.sessions.delete(key);
+    if (had) {
+      this.#record({
+        inst,
+        method,
+        value: undefined,
+        blind: method === "delete",
+        lost: fault === "lost",
+      }, key);
+    }
+  }
+
+  /** The storage as bot instance `inst` sees it. */
+  view<T>(inst: number): StorageAdapter<T> & ConditionalStorage<T> & LeaseStorage {
+    const parse = (entry: Entry | undefined) =>
+      entry === undefined ? undefined : JSON.parse(entry.text) as T;
+    return {
+      read: (key: string) =>
+        this.#call(inst, "read", key, () => this.sessions.get(key)).then(parse),
+      readVersioned: (key: string): Promise<VersionedValue<T>> =>
+        this.#call(inst, "readVersioned", key, () => this.sessions.get(key)).then((entry) => ({
+          value: parse(entry),
+          version: entry?.version ?? null,
+        })),
+      write: (key: string, value: T) => {
+        const text = JSON.stringify(value);
+        return this.#call(inst, "write", key, (rec) => {
+          this.#store(inst, "write", key, text, rec.fault);
+        });
+      },
+      writeIfVersion: (key: string, value: T, expected: string | null) => {
+        const text = JSON.stringify(value);
+        return this.#call(inst, "writeIfVersion", key, (rec) => {
+          rec.matched = this.versionOf(key) === expected;
+          return rec.matched ? this.#store(inst, "writeIfVersion", key, text, rec.fault) : null;
+        });
+      },
+      delete: (key: string) =>
+        this.#call(inst, "delete", key, (rec) => this.#remove(inst, "delete", key, rec.fault)),
+      deleteIfVersion: (key: string, expected: string | null) =>
+        this.#call(inst, "deleteIfVersion", key, (rec) => {
+          rec.matched = this.versionOf(key) === expected;
+          if (rec.matched) this.#remove(inst, "deleteIfVersion", key, rec.fault);
+          return rec.matched;
+        }),
+      acquireLease: (key: string, owner: string, ttl: number) =>
+        this.#call(inst, "acquireLease", key, () => {
+          const now = Date.now();
+          const lease = this.leases.get(key);
+          if (lease !== undefined && lease.owner !== owner) {
+            if (lease.expires > now) return false;
+            this.takeovers.add(key);
+          }
+          this.leases.set(key, { owner, expires: now + ttl });
+          return true;
+        }),
+      renewLease: (key: string, owner: string, ttl: number) =>
+        this.#call(inst, "renewLease", key, () => {
+          const now = Date.now();
+          const lease = this.leases.get(key);
+          if (lease === undefined || lease.owner !== owner || lease.expires <= now) return false;
+          lease.expires = now + ttl;
+          return true;
+        }),
+      releaseLease: (key: string, owner: string) =>
+        this.#call(inst, "releaseLease", key, () => {
+          if (this.leases.get(key)?.owner === owner) this.leases.delete(key);
+        }),
+    };
+  }
+}
