@@ -95,14 +95,14 @@ function copyIfJson(value: unknown): unknown {
   }
   if (value === null) return null;
   if (Array.isArray(value)) {
-    const out = new Array(value.length);
+    const out: unknown[] = []; // grown as items are checked: `length` may be huge and holey
     for (let i = 0; i < value.length; i++) {
       if (!(i in value)) return NOT_JSON;
       const item = value[i];
       if (item === undefined) return NOT_JSON;
       const copied = copyIfJson(item);
       if (copied === NOT_JSON) return NOT_JSON;
-      out[i] = copied;
+      out.push(copied);
     }
     return out;
   }

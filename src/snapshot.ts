@@ -30,12 +30,12 @@ function copy(value: unknown): unknown {
   const proto = Object.getPrototypeOf(value);
   if (proto === Array.prototype) {
     const items = value as unknown[];
-    const out = new Array(items.length);
+    const out: unknown[] = []; // grown as items are checked: `length` may be huge and holey
     for (let i = 0; i < items.length; i++) {
-      if (!(i in items)) return OPAQUE; // a hole: JSON has none, and the array may be huge
+      if (!(i in items)) return OPAQUE; // a hole: JSON has none
       const item = copy(items[i]);
       if (item === OPAQUE) return OPAQUE;
-      out[i] = item;
+      out.push(item);
     }
     return out;
   }
