@@ -74,11 +74,11 @@ export class Binding<S> implements SessionHandle {
   }
 
   /** Reads the session before the handler runs (strict mode, rule U1). */
-  load(): Promise<void> {
+  load(): Promise<void> | undefined {
     const slot = this.#join();
     if (!slot.known) return slot.load();
     slot.present();
-    return Promise.resolve();
+    return undefined;
   }
 
   /** The live value (strict mode). */
@@ -116,7 +116,9 @@ export class Binding<S> implements SessionHandle {
       slot.present();
       return Promise.resolve(slot.value); // the first read gives a promise, as in grammY
     }
-    const reading = handled(slot.load().then(() => slot.value));
+    const loading = slot.load();
+    if (loading === undefined) return Promise.resolve(slot.value); // read synchronously
+    const reading = handled(loading.then(() => slot.value));
     this.#reads.push(reading);
     return reading;
   }
@@ -163,43 +165,80 @@ export class Binding<S> implements SessionHandle {
   /**
    * Ends the update for this fragment: waits for the reads and the promise
    * assignment it started (rule U6), then saves when `ok` (rules U4, U5),
-   * and leaves the key's shared state. Rejects if a read, the assigned
-   * promise or the save failed.
+   * and leaves the key's shared state. Throws or rejects if a read, the
+   * assigned promise or the save failed; returns `undefined` when it is
+   * done at once (a synchronous storage), else a promise.
    */
-  async finish(ok: boolean): Promise<void> {
+  finish(ok: boolean): Promise<void> | undefined {
     const slot = this.#slot;
-    let failure: { error: unknown } | undefined;
-    if (slot !== undefined) {
-      while (this.#reads.length > 0 || this.#pending !== undefined) {
-        const reads = this.#reads;
-        this.#reads = [];
-        const pending = this.#pending;
-        for (const waited of pending ? [...reads, pending] : reads) {
-          try {
-            await waited;
-          } catch (error) {
-            failure ??= { error };
-          }
-        }
-        if (this.#pending === pending) this.#pending = undefined;
-      }
-      failure ??= this.#assignError;
+    if (slot === undefined) {
+      this.#ended = true;
+      return undefined;
     }
+    if (this.#reads.length > 0 || this.#pending !== undefined) return this.#finishLater(slot, ok);
+    return this.#complete(slot, ok, this.#assignError);
+  }
+
+  /** Waits for the reads and the assigned promise this update started, then completes. */
+  async #finishLater(slot: Slot<S>, ok: boolean): Promise<void> {
+    let failure: { error: unknown } | undefined;
+    while (this.#reads.length > 0 || this.#pending !== undefined) {
+      const reads = this.#reads;
+      this.#reads = [];
+      const pending = this.#pending;
+      for (const waited of pending ? [...reads, pending] : reads) {
+        try {
+          await waited;
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+      if (this.#pending === pending) this.#pending = undefined;
+    }
+    await this.#complete(slot, ok, failure ?? this.#assignError);
+  }
+
+  /** Ends the update, saves when `ok` and nothing failed, and leaves the key. */
+  #complete(
+    slot: Slot<S>,
+    ok: boolean,
+    failure: { error: unknown } | undefined,
+  ): Promise<void> | undefined {
     this.#ended = true;
-    if (slot === undefined) return;
     if (slot.known) {
       this.#seen = true;
       this.#last = slot.value;
     }
     if (ok && failure === undefined && this.#touched) {
+      let saving: Promise<void> | undefined;
       try {
-        await slot.save();
+        saving = slot.save();
       } catch (error) {
-        failure = { error };
+        return this.#leave(slot, ok, { error });
+      }
+      if (saving !== undefined) {
+        return saving.then(
+          () => this.#leave(slot, ok, undefined),
+          (error) => this.#leave(slot, ok, { error }),
+        );
       }
     }
+    return this.#leave(slot, ok, failure);
+  }
+
+  /** Leaves the key's shared state, then throws what failed (if the update was ok so far). */
+  #leave(
+    slot: Slot<S>,
+    ok: boolean,
+    failure: { error: unknown } | undefined,
+  ): Promise<void> | undefined {
     const releasing = this.table.leave(slot);
-    if (releasing !== undefined) await releasing;
+    if (releasing !== undefined) {
+      return releasing.then(() => {
+        if (failure !== undefined && ok) throw failure.error;
+      });
+    }
     if (failure !== undefined && ok) throw failure.error;
+    return undefined;
   }
 }

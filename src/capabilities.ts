@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { MaybePromise } from "./storage.ts";
+
 /** A session read together with an opaque version token. */
 export interface VersionedValue<T> {
   /** The session, or `undefined` when none is stored (or it expired). */
@@ -17,7 +19,8 @@ export interface VersionedValue<T> {
 
 /**
  * A storage that can write only if the stored session is still the one that
- * was read (compare-and-set in one round trip).
+ * was read (compare-and-set in one round trip). Each method may answer with
+ * a promise or, for a storage in memory, synchronously.
  *
  * @example Checking for the capability
  * ```ts
@@ -28,20 +31,20 @@ export interface VersionedValue<T> {
  */
 export interface ConditionalStorage<T> {
   /** Reads the session of `key` with its version. */
-  readVersioned(key: string): Promise<VersionedValue<T>>;
+  readVersioned(key: string): MaybePromise<VersionedValue<T>>;
   /**
    * Stores `value` under `key` if the stored version is still `expected`
    * (`null`: only if nothing is stored). Resolves to the new version, or to
    * `null` when the stored version differs and nothing was written.
    */
-  writeIfVersion(key: string, value: T, expected: string | null): Promise<string | null>;
+  writeIfVersion(key: string, value: T, expected: string | null): MaybePromise<string | null>;
   /**
    * Deletes the session of `key` if its version is still `expected`.
    * Resolves to `false` when the stored version differs and nothing was
    * deleted; `true` otherwise (also when nothing was stored and `expected`
    * is `null`).
    */
-  deleteIfVersion(key: string, expected: string | null): Promise<boolean>;
+  deleteIfVersion(key: string, expected: string | null): MaybePromise<boolean>;
 }
 
 /**

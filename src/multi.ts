@@ -13,8 +13,13 @@ import { sessionInstaller } from "./install.ts";
 import { SessionError } from "./errors.ts";
 import { isPromiseLike } from "./values.ts";
 
+/** Runs `step`, turning a synchronous throw into a rejection. */
+async function settle(step: () => Promise<void> | undefined): Promise<void> {
+  await step();
+}
+
 async function finishAll(bindings: Binding<unknown>[], ok: boolean): Promise<void> {
-  const results = await Promise.allSettled(bindings.map((b) => b.finish(ok)));
+  const results = await Promise.allSettled(bindings.map((b) => settle(() => b.finish(ok))));
   const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) {
@@ -76,7 +81,7 @@ export function multiSession<C extends SessionContext>(
       },
     });
     if (!lazy) {
-      const loads = bindings.filter((b) => b.key !== undefined).map((b) => b.load());
+      const loads = bindings.filter((b) => b.key !== undefined).map((b) => settle(() => b.load()));
       const results = await Promise.allSettled(loads);
       const failed = results.find((r) => r.status === "rejected");
       if (failed !== undefined) {

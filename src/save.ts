@@ -9,7 +9,7 @@
 import { NONE, type Slot, UNKNOWN } from "./slot.ts";
 import { SessionConflictError, SessionError } from "./errors.ts";
 import { fromSnapshot, OPAQUE, sameAs, snapshot } from "./snapshot.ts";
-import { updateInPlace } from "./values.ts";
+import { isPromiseLike, updateInPlace } from "./values.ts";
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -41,31 +41,60 @@ function desired<S>(slot: Slot<S>): S | undefined {
   return value;
 }
 
-/** Saves the live value of `slot` if it changed. */
-export async function saveSlot<S>(slot: Slot<S>): Promise<void> {
+/**
+ * Saves the live value of `slot` if it changed. Returns `undefined` when it
+ * is done (nothing to write, or the storage answered synchronously), else a
+ * promise; throws or rejects if the save failed.
+ */
+export function saveSlot<S>(slot: Slot<S>): Promise<void> | undefined {
   if (slot.broken !== undefined) throw slot.broken;
-  if (!slot.known || matches(desired(slot), slot.stored)) return;
+  if (!slot.known || matches(desired(slot), slot.stored)) return undefined;
+  // After a blind write of this slot (a lazy assignment without a read),
+  // the version of what it wrote is learnt before writing on top of it.
+  const blind = slot.source.conditional !== undefined && slot.version === UNKNOWN &&
+    slot.stored !== UNKNOWN;
+  if (slot.lease !== undefined || blind) return prepareAndWrite(slot, blind);
+  return write(slot);
+}
+
+/** Takes the lease and learns the version first, where needed; then writes. */
+async function prepareAndWrite<S>(slot: Slot<S>, blind: boolean): Promise<void> {
   const lease = slot.lease;
   if (lease !== undefined) {
     if (!lease.held) await lease.acquire(); // a blind assignment may not have it yet
     lease.assertHeld();
   }
-  const { conditional } = slot.source;
-  // After a blind write of this slot (a lazy assignment without a read),
-  // learn the version of what it wrote before writing on top of it.
-  const blind = conditional !== undefined && slot.version === UNKNOWN && slot.stored !== UNKNOWN;
-  const changedSince = blind && !(await learnVersion(slot));
-  const value = desired(slot);
-  if (!changedSince && matches(value, slot.stored)) return;
-  const mine = value == null ? NONE : snapshot(value);
-  const expected = conditional !== undefined ? slot.version : UNKNOWN;
-  const result = changedSince ? CONFLICT : await send(slot, sendable(value, mine), expected);
-  if (result !== CONFLICT) {
-    slot.stored = mine;
-    slot.version = result;
-    return;
+  if (blind && !(await learnVersion(slot))) {
+    const value = desired(slot);
+    return await resolveConflict(slot, value, value == null ? NONE : snapshot(value));
   }
-  await resolveConflict(slot, value, mine);
+  await write(slot);
+}
+
+/** Writes the live value if it differs from what storage holds (K2: as it is now). */
+function write<S>(slot: Slot<S>): Promise<void> | undefined {
+  const value = desired(slot);
+  if (matches(value, slot.stored)) return undefined;
+  const mine = value == null ? NONE : snapshot(value);
+  const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
+  const result = send(slot, sendable(value, mine), expected);
+  if (isPromiseLike(result)) {
+    return Promise.resolve(result).then((r) => landed(slot, r, value, mine));
+  }
+  return landed(slot, result, value, mine);
+}
+
+/** Records what a write did; on a conflict, resolves it. */
+function landed<S>(
+  slot: Slot<S>,
+  result: Sent,
+  value: S | undefined,
+  mine: unknown,
+): Promise<void> | undefined {
+  if (result === CONFLICT) return resolveConflict(slot, value, mine);
+  slot.stored = mine;
+  slot.version = result;
+  return undefined;
 }
 
 /**
@@ -99,30 +128,42 @@ async function learnVersion<S>(slot: Slot<S>): Promise<boolean> {
 /** What {@link send} resolves to when the stored version was not the expected one. */
 const CONFLICT: unique symbol = Symbol("conflict");
 
+/** What a write gives: the new version, `UNKNOWN` after a blind write, or a conflict. */
+type Sent = string | null | typeof UNKNOWN | typeof CONFLICT;
+
 /**
  * Writes `value` (deletes for `null`/`undefined`). With an `expected`
- * version, only if storage still holds it: resolves to the new version, or
- * {@link CONFLICT}. Without, resolves to `UNKNOWN` (a blind write leaves the
- * version unknown, so later saves of this slot are blind too).
+ * version, only if storage still holds it: gives the new version, or
+ * {@link CONFLICT}. Without, gives `UNKNOWN`. A promise only when the
+ * storage answered with one.
  */
-async function send<S>(
+function send<S>(
   slot: Slot<S>,
   value: S | undefined,
   expected: string | null | typeof UNKNOWN,
-): Promise<string | null | typeof UNKNOWN | typeof CONFLICT> {
+): Sent | Promise<Sent> {
   const { storage, conditional } = slot.source;
   const key = slot.key;
+  const failed = (err: unknown): never => {
+    throw writeError(slot, err, value == null);
+  };
   slot.writes++;
   try {
+    let result: unknown;
+    let outcome: (r: unknown) => Sent;
     if (expected === UNKNOWN || conditional === undefined) {
-      if (value == null) await storage.delete(key);
-      else await storage.write(key, value);
-      return UNKNOWN;
+      result = value == null ? storage.delete(key) : storage.write(key, value);
+      outcome = () => UNKNOWN;
+    } else if (value == null) {
+      result = conditional.deleteIfVersion(key, expected);
+      outcome = (deleted) => deleted ? null : CONFLICT;
+    } else {
+      result = conditional.writeIfVersion(key, value, expected);
+      outcome = (version) => (version as string | null) ?? CONFLICT;
     }
-    if (value == null) return await conditional.deleteIfVersion(key, expected) ? null : CONFLICT;
-    return await conditional.writeIfVersion(key, value, expected) ?? CONFLICT;
+    return isPromiseLike(result) ? Promise.resolve(result).then(outcome, failed) : outcome(result);
   } catch (err) {
-    throw writeError(slot, err, value == null);
+    return failed(err);
   }
 }
 

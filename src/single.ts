@@ -24,7 +24,8 @@ export function singleSession<S, C extends SessionContext>(
     (ctx as { sessionKey?: string }).sessionKey = key;
     if (!lazy && key !== undefined) {
       try {
-        await binding.load();
+        const loading = binding.load();
+        if (loading !== undefined) await loading;
       } catch (err) {
         await binding.finish(false);
         throw err;
@@ -37,6 +38,8 @@ export function singleSession<S, C extends SessionContext>(
       await binding.finish(false);
       throw err;
     }
-    await binding.finish(true);
+    // Awaits only what is pending: with the memory storage nothing is.
+    const finishing = binding.finish(true);
+    if (finishing !== undefined) await finishing;
   };
 }

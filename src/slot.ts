@@ -28,6 +28,7 @@ import { Lease, type LockOptions } from "./lease.ts";
 import { SessionError } from "./errors.ts";
 import { snapshot } from "./snapshot.ts";
 import { saveSlot } from "./save.ts";
+import { isPromiseLike } from "./values.ts";
 
 /** Nothing was read or written yet, so what storage holds is not known. */
 export const UNKNOWN: unique symbol = Symbol("unknown");
@@ -52,6 +53,12 @@ export interface SlotSource<S> {
   /** Set when keys are locked: the storage's leases and the lock options. */
   readonly leases?: LeaseStorage;
   readonly lock?: LockOptions;
+}
+
+/** What a read gave: the value and, with conflict detection, its version. */
+interface Answer<S> {
+  value: S | null | undefined;
+  version: string | null | typeof UNKNOWN;
 }
 
 function reason(err: unknown): string {
@@ -96,36 +103,68 @@ export class Slot<S> {
 
   /**
    * Reads the session unless it is known; every caller while the read runs
-   * gets the same promise. Resolves once `value` is known.
+   * gets the same promise. Returns `undefined` when the value is known now
+   * (it was, or the storage answered synchronously, as the memory storage
+   * does), else a promise that resolves once it is.
    */
-  load(): Promise<void> {
-    if (this.known) return Promise.resolve();
+  load(): Promise<void> | undefined {
+    if (this.known) return undefined;
     if (this.#loading !== undefined) return this.#loading;
-    const done = () => (this.#loading = undefined);
-    return this.#loading = this.#read().then(done, (err) => {
-      done();
-      throw err;
-    });
+    if (this.lease !== undefined) return this.#track(this.#readLeased(this.lease));
+    const writes = this.writes;
+    const result = this.#ask();
+    if (!isPromiseLike(result)) return this.#accept(result, writes);
+    return this.#track(
+      Promise.resolve(result).then(
+        (answer) => this.#accept(answer, writes),
+        (err) => Promise.reject(this.#readError(err)),
+      ),
+    );
   }
 
-  async #read(): Promise<void> {
-    if (this.lease !== undefined) await this.lease.acquire();
-    const { storage, conditional } = this.source;
+  #track(loading: Promise<void>): Promise<void> {
+    const tracked = loading.then(
+      () => void (this.#loading = undefined),
+      (err) => {
+        this.#loading = undefined;
+        throw err;
+      },
+    );
+    return this.#loading = tracked;
+  }
+
+  async #readLeased(lease: Lease): Promise<void> {
+    await lease.acquire();
     const writes = this.writes;
-    let raw: S | null | undefined;
-    let version: string | null | typeof UNKNOWN = UNKNOWN;
+    let answer: Answer<S>;
     try {
-      if (conditional !== undefined) {
-        ({ value: raw, version } = await conditional.readVersioned(this.key));
-      } else {
-        raw = await storage.read(this.key);
-      }
+      answer = await this.#ask();
     } catch (err) {
       throw this.#readError(err);
     }
-    if (this.writes !== writes) return; // a save landed meanwhile: what it wrote is newer
+    this.#accept(answer, writes);
+  }
+
+  /** Calls the storage's read: `readVersioned` with conflict detection, else `read`. */
+  #ask(): Answer<S> | PromiseLike<Answer<S>> {
+    const { storage, conditional } = this.source;
+    try {
+      if (conditional !== undefined) return conditional.readVersioned(this.key);
+      const raw = storage.read(this.key);
+      return isPromiseLike<S | undefined>(raw)
+        ? Promise.resolve(raw).then((value) => ({ value, version: UNKNOWN }))
+        : { value: raw, version: UNKNOWN };
+    } catch (err) {
+      throw this.#readError(err);
+    }
+  }
+
+  /** Takes what a read gave, unless a save of this slot landed meanwhile. */
+  #accept(answer: Answer<S>, writes: number): undefined {
+    if (this.writes !== writes) return; // what the save wrote is newer than this read
+    const raw = answer.value;
     this.stored = raw == null ? NONE : snapshot(raw);
-    this.version = version;
+    this.version = answer.version;
     if (this.known) return; // assigned while the read ran: the assignment stays
     if (raw == null) {
       const initial = this.source.initial?.();
@@ -167,14 +206,20 @@ export class Slot<S> {
   }
 
   /**
-   * Queues a save of the live value (rule K2). Resolves once it is done:
-   * written, found unchanged, or merged; rejects if it failed.
+   * Queues a save of the live value (rule K2). Returns `undefined` when it
+   * is done at once (nothing to write, or a storage that answers
+   * synchronously), else a promise that resolves once it is done: written,
+   * found unchanged, or merged. Throws or rejects if it failed.
    */
-  save(): Promise<void> {
-    const tail = this.#tail;
-    const job = this.#queued === 0 || tail === undefined
-      ? saveSlot(this)
-      : tail.then(() => saveSlot(this));
+  save(): Promise<void> | undefined {
+    if (this.#queued === 0) {
+      const done = saveSlot(this);
+      return done === undefined ? undefined : this.#enqueue(done);
+    }
+    return this.#enqueue(this.#tail!.then(() => saveSlot(this)));
+  }
+
+  #enqueue(job: Promise<void>): Promise<void> {
     this.#queued++;
     const settled = () => void this.#queued--;
     this.#tail = job.then(settled, settled);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { StorageAdapter } from "../src/storage.ts";
+import type { MaybePromise, StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { copySession } from "../src/serialization.ts";
 import { cloneJson } from "../src/values.ts";
@@ -202,32 +202,30 @@ export class MemorySessionStorage<S>
 
   /**
    * Reads the session of `key` with its version (for conflict detection).
+   * Answers synchronously, as every method of this storage does (typed as
+   * `MaybePromise` so that subclasses may override it with an async method).
    *
    * @param key The session key.
    */
-  readVersioned(key: string): Promise<VersionedValue<S>> {
+  readVersioned(key: string): MaybePromise<VersionedValue<S>> {
     const entry = this.#get(key);
-    if (entry === undefined) return Promise.resolve({ value: undefined, version: null });
-    return Promise.resolve({ value: cloneJson(entry.data as S), version: entry.version });
+    if (entry === undefined) return { value: undefined, version: null };
+    return { value: cloneJson(entry.data as S), version: entry.version };
   }
 
   /**
-   * Writes `value` if the stored version is still `expected`.
+   * Writes `value` if the stored version is still `expected`. Throws a
+   * `SessionValueError` if the value is not JSON data; nothing is stored then.
    *
    * @param key The session key.
    * @param value The session data.
    * @param expected The version read before, or `null` for "nothing stored".
    * @returns The new version, or `null` if the stored version differs.
    */
-  writeIfVersion(key: string, value: S, expected: string | null): Promise<string | null> {
-    let data: unknown;
-    try {
-      data = copySession(value, key);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (this.#currentVersion(key) !== expected) return Promise.resolve(null);
-    return Promise.resolve(this.#put(key, data));
+  writeIfVersion(key: string, value: S, expected: string | null): MaybePromise<string | null> {
+    const data = copySession(value, key);
+    if (this.#currentVersion(key) !== expected) return null;
+    return this.#put(key, data);
   }
 
   /**
@@ -237,13 +235,11 @@ export class MemorySessionStorage<S>
    * @param expected The version read before, or `null`.
    * @returns Whether the stored version matched.
    */
-  deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
+  deleteIfVersion(key: string, expected: string | null): MaybePromise<boolean> {
     // An `undefined` version (out of contract) deletes unconditionally, as it always did.
-    if (expected !== undefined && this.#currentVersion(key) !== expected) {
-      return Promise.resolve(false);
-    }
+    if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
     this.#map.delete(key);
-    return Promise.resolve(true);
+    return true;
   }
 
   #currentVersion(key: string): string | null {

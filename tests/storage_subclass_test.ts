@@ -106,7 +106,7 @@ class Tracker {
   }
 
   /** Runs the `super` call of the async override `name`. */
-  async call<R>(name: Method, fn: () => Promise<R>): Promise<R> {
+  async call<R>(name: Method, fn: () => R | Promise<R>): Promise<R> {
     this.calls.push(name);
     this.#depth++;
     try {
@@ -122,7 +122,9 @@ class Tracker {
   }
 }
 
-const versioned = async (read: Promise<VersionedValue<Data>>): Promise<VersionedValue<Data>> => {
+const versioned = async (
+  read: VersionedValue<Data> | Promise<VersionedValue<Data>>,
+): Promise<VersionedValue<Data>> => {
   const { value, version } = await read;
   return { value: unseal(value), version };
 };
