@@ -42,7 +42,9 @@ export class Binding<S> implements SessionHandle {
   #seen = false;
   #last: unknown = undefined;
   /** Reads started for this update that it has not waited for yet (rule U6). */
-  #reads: Promise<unknown>[] = [];
+  #reads = new Set<Promise<unknown>>();
+  /** The first of those that failed. */
+  #readFailure: { error: unknown } | undefined;
   /** The promise assigned last, until it has settled and been applied. */
   #pending: Promise<void> | undefined;
   /** The rejection of the promise assigned last. */
@@ -111,16 +113,13 @@ export class Binding<S> implements SessionHandle {
     this.#accessed = true;
     const pending = this.#pending;
     if (pending !== undefined) return handled(pending.then(() => slot.value));
-    if (slot.known) {
-      if (!first) return slot.value;
-      slot.present();
-      return Promise.resolve(slot.value); // the first read gives a promise, as in grammY
+    if (!slot.known) {
+      const loading = slot.load();
+      if (loading !== undefined) return this.#wait(loading.then(() => slot.value));
     }
-    const loading = slot.load();
-    if (loading === undefined) return Promise.resolve(slot.value); // read synchronously
-    const reading = handled(loading.then(() => slot.value));
-    this.#reads.push(reading);
-    return reading;
+    if (!first) return slot.value;
+    slot.present();
+    return Promise.resolve(slot.value); // the first read gives a promise, as in grammY
   }
 
   /** Assigns the session, or a promise of it (rule U3). */
@@ -139,7 +138,7 @@ export class Binding<S> implements SessionHandle {
     const lease = slot.lease;
     if (lease !== undefined && !lease.held) {
       // Locked keys: take the lease now, not only when saving (rule C6).
-      this.#reads.push(handled(lease.acquire()));
+      this.#wait(lease.acquire());
     }
     const turn = ++slot.assignments;
     this.#assignError = undefined;
@@ -175,27 +174,36 @@ export class Binding<S> implements SessionHandle {
       this.#ended = true;
       return undefined;
     }
-    if (this.#reads.length > 0 || this.#pending !== undefined) return this.#finishLater(slot, ok);
-    return this.#complete(slot, ok, this.#assignError);
+    if (this.#reads.size > 0 || this.#pending !== undefined) return this.#finishLater(slot, ok);
+    return this.#complete(slot, ok, this.#readFailure ?? this.#assignError);
+  }
+
+  /**
+   * Tracks a read (or lease) this update started until it settles; the
+   * first failure is kept, to fail the update (rule U6).
+   */
+  #wait<T>(promise: Promise<T>): Promise<T> {
+    this.#reads.add(promise);
+    promise.then(
+      () => void this.#reads.delete(promise),
+      (error) => {
+        this.#reads.delete(promise);
+        this.#readFailure ??= { error };
+      },
+    );
+    return promise;
   }
 
   /** Waits for the reads and the assigned promise this update started, then completes. */
   async #finishLater(slot: Slot<S>, ok: boolean): Promise<void> {
-    let failure: { error: unknown } | undefined;
-    while (this.#reads.length > 0 || this.#pending !== undefined) {
-      const reads = this.#reads;
-      this.#reads = [];
+    while (this.#reads.size > 0 || this.#pending !== undefined) {
+      const waits: Promise<unknown>[] = [...this.#reads];
       const pending = this.#pending;
-      for (const waited of pending ? [...reads, pending] : reads) {
-        try {
-          await waited;
-        } catch (error) {
-          failure ??= { error };
-        }
-      }
+      if (pending !== undefined) waits.push(pending);
+      await Promise.allSettled(waits);
       if (this.#pending === pending) this.#pending = undefined;
     }
-    await this.#complete(slot, ok, failure ?? this.#assignError);
+    await this.#complete(slot, ok, this.#readFailure ?? this.#assignError);
   }
 
   /** Ends the update, saves when `ok` and nothing failed, and leaves the key. */
