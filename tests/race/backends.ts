@@ -73,7 +73,7 @@ export const memoryBackend: BackendFactory = () =>
   Promise.resolve(directBackend("memory", "", new MemorySessionStorage<Data>()));
 
 export const scheduledBackend: BackendFactory = (s, program, clock) => {
-  const storage = new ScheduledStorage(s, program.faults, clock);
+  const storage = new ScheduledStorage(s, program.faults, clock, program.lateSerialize);
   return Promise.resolve({
     name: "scheduled",
     prefix: "",

@@ -18,9 +18,8 @@
  * - A change is **allowed in storage** when its update succeeded, or when the
  *   rules let it out anyway: K3 (another update of its episode succeeded and
  *   settled after the change was made, so its save may have carried it), or a
- *   write of its episode whose reply was lost (it landed). A late mutation is
- *   allowed only while another update of the key is still running in that
- *   instance (it changes an object that is still the live value). A promise
+ *   write of its episode whose reply was lost (it landed). A late mutation
+ *   never is: it changes a copy (U7). A promise
  *   assignment takes effect when it resolves unless the update assigned
  *   again before (U3); a rejected or superseded one never does. A late
  *   assignment never does (U7).
@@ -64,7 +63,9 @@
  * - **P6 locking excludes** (C6): with `lock`, the handlers of one key never
  *   hold the session at the same time in two instances (strict: the whole
  *   handler; lazy: from the first awaited read, in episodes that began with a
- *   read; keys whose lease was taken over after expiring are left out).
+ *   read, for updates that did not assign before that read delivered: those
+ *   work on their own value; keys whose lease was taken over after expiring
+ *   are left out).
  * - **P7 after the end** (U7, U6): an assignment after the update settled
  *   throws a `SessionError`; a late read of a lazy session never loaded
  *   rejects; with the scheduled storage, every storage call of an instance
@@ -73,6 +74,18 @@
  *   it started, and nothing after the end reaches storage).
  * - **P8 no key** (U8): on an update without a key, touching `ctx.session`
  *   throws a `SessionKeyError` synchronously.
+ *
+ * Added where docs/semantics.md decided what the first version left open
+ * (tests/race/README.md lists them): the last effective assignment of any
+ * update wins (U3, P2), a rejection superseded before it settled does not
+ * fail its update (U3, P4), an update joining a deleted live value reads
+ * initial() (K1, P2), lazy reads give a promise first and the value once
+ * the update has it (U2, P2), a late mutation reaches no read (U7, P7), a
+ * write never holds a mutation made after it was called (K2, V2, P2, with
+ * `lateSerialize`), a failed update's change saved by a later save of its
+ * slot stays (K3, P2), unconditional writes after an acknowledged blind
+ * write are lost updates (C1, P2), and a conflict needs another instance's
+ * write (C1, P3).
  *
  * A1 (only public methods) holds for the scheduled storage by construction:
  * it is a plain object, so every call the checks count is one of its public
@@ -238,13 +251,6 @@ class Checker {
       : "its update failed, and no other update of its episode saved after it (U5, K3)";
   }
 
-  lateAllowed(u: UpdateTrace, t: number): boolean {
-    return this.keyed.some((w) =>
-      w !== u && w.inst === u.inst && w.key === u.key && w.start! < t &&
-      (w.settle ?? Infinity) > t && w.ok === true
-    ) || this.lost.some((c) => c.inst === u.inst && c.key === u.key && c.applied! > t);
-  }
-
   /** Why `gen` may not be stored under `key`, or undefined if it may. */
   genBlocked(gen: string, key: string): string | undefined {
     if (gen === "seed") return this.t.seeded.has(key) ? undefined : "a seed of another key";
@@ -271,9 +277,9 @@ class Checker {
     if (o === undefined) return "made by nobody in this run";
     if (o.u.key !== key) return `made by ${this.name(o.u)}, of another key`;
     if (o.late) {
-      return this.lateAllowed(o.u, o.t)
-        ? undefined
-        : `made by ${this.name(o.u)} after it finished, with no update of the key running (U7)`;
+      return `made by ${
+        this.name(o.u)
+      } after it finished, on what ctx.session gave then (a copy: U7)`;
     }
     if (o.u.ok || this.savedAfter(o.u, o.t)) return undefined;
     return `made by ${this.name(o.u)}, which failed (${
@@ -309,8 +315,46 @@ class Checker {
     return this.keyed.some((u) => u.key === key && this.blind(u));
   }
 
+  /**
+   * Whether another instance's marks may be lost for good: with "overwrite"
+   * (C4), or when a blind (unconditional, C5) write of the key landed unheard
+   * (lost reply), so that the instance wrote blindly again over what others
+   * built on it. An acknowledged blind write makes later saves of its slot
+   * conditional (C1).
+   */
   lossAllowed(key: string): boolean {
-    return this.multi && (this.t.program.mode === "overwrite" || this.blindOn(key));
+    return this.multi &&
+      (this.t.program.mode === "overwrite" || (this.blindOn(key) && this.lostOn(key)));
+  }
+
+  /** Whether a write of `inst` to `key` landed before `time` without its caller hearing of it. */
+  lostBefore(inst: number, key: string, time: number): boolean {
+    return this.lost.some((c) => c.inst === inst && c.key === key && c.applied! < time);
+  }
+
+  /** When u joined the key's shared state (lazy: its first touch; strict: by its handler's start). */
+  joinedAt(u: UpdateTrace): number | undefined {
+    return u.lazy ? u.touches[0]?.t : u.hstart;
+  }
+
+  /** Whether u touched ctx.session in its handler (so that its end saves). */
+  touchedSession(u: UpdateTrace): boolean {
+    return u.actions.some((a) => a.t !== "step" && a.t !== "throw");
+  }
+
+  /**
+   * K3: an update of the same instance and key that was using the shared
+   * value when the failing update u made mutation m, and whose handler ended
+   * after m and whose save succeeded: its save started after m, so it wrote
+   * m (unless an assignment detached the value, see assignedAfter).
+   */
+  k3Saver(u: UpdateTrace, m: UpdateTrace["mutations"][number]): UpdateTrace | undefined {
+    return this.keyed.find((w) => {
+      const joined = this.joinedAt(w);
+      return w !== u && w.inst === u.inst && w.key === u.key && w.ok === true &&
+        w.hend !== undefined && w.hend > m.t && joined !== undefined &&
+        joined < (u.hend ?? -Infinity) && this.touchedSession(w);
+    });
   }
 
   /**
@@ -361,6 +405,10 @@ class Checker {
     this.locks();
     this.late();
     this.unkeyed();
+    this.lazyReads();
+    this.reinit();
+    this.lateCopies();
+    this.spuriousConflicts();
     for (const u of t.updates) {
       const last = u.assigns.at(-1);
       // Superseded (by any assignment of its episode) before it settled, a
@@ -368,6 +416,27 @@ class Checker {
       if (last?.promise && last.reject && u.ok && !this.supersededInEpisode(u, last)) {
         this.v(P4, "U3", `${this.name(u)} succeeded although its assigned promise rejected`);
       }
+      // A rejected promise that another assignment (of any update of the key)
+      // superseded before it settled never applies, and does not fail its update.
+      u.assigns.forEach((a) => {
+        if (!a.promise || !a.reject || a.resolved === undefined || u.ok !== false) return;
+        const j = a.gen!.split(".a")[1];
+        if (
+          !(u.error instanceof Error) ||
+          u.error.message !== `u${u.idx}: assigned promise ${j} rejects`
+        ) {
+          return;
+        }
+        if (this.supersededBefore(u, a, a.resolved)) {
+          this.v(
+            P4,
+            "U3",
+            `${
+              this.name(u)
+            } failed with the rejection of its promise assignment ${a.gen}, which a later assignment had superseded before it settled`,
+          );
+        }
+      });
     }
     return this.out;
   }
@@ -419,8 +488,10 @@ class Checker {
       const updates = this.keyed.filter((u) => u.key === key);
       const assigners = updates.filter((u) => u.assigns.length > 0 || u.replaced.length > 0);
       for (const u of updates) {
-        if (!u.ok) continue;
         for (const m of u.mutations) {
+          const saver = u.ok ? undefined : this.k3Saver(u, m);
+          if (!u.ok && saver === undefined) continue;
+          const by = u.ok ? "succeeded" : `failed, but ${this.name(saver!)} saved after it (K3)`;
           if (final === undefined) {
             if (!this.allowedDelete(key)) {
               this.v(
@@ -428,7 +499,7 @@ class Checker {
                 "U4, K2",
                 `${key}: ${
                   this.name(u)
-                } succeeded with mark ${m.mark}, but nothing is stored and no allowed delete was made`,
+                } ${by} with mark ${m.mark}, but nothing is stored and no allowed delete was made`,
               );
             }
             continue;
@@ -442,7 +513,7 @@ class Checker {
               "U4, K2, C1, C2, C3",
               `${key}: ${
                 this.name(u)
-              } succeeded, but its mark ${m.mark} is missing from the final value ${
+              } ${by}, but its mark ${m.mark} is missing from the final value ${
                 json(final)
               } of the same generation (lost update)`,
             );
@@ -458,27 +529,57 @@ class Checker {
           }
         }
       }
-      const lastAssign = assigners[0]?.assigns.at(-1);
-      if (
-        assigners.length === 1 && assigners[0].ok && lastAssign !== undefined &&
-        !(lastAssign.promise && lastAssign.reject) && !this.lossAllowed(key)
-      ) {
-        const u = assigners[0];
-        const last = u.assigns.at(-1)!;
-        const ok = last.gen === null
-          ? final === undefined || (isData(final) && final.gen === "init")
-          : isData(final) && final.gen === last.gen;
-        if (!ok) {
-          this.v(
-            P2,
-            "U3, U4",
-            `${key}: ${this.name(u)}, the only update assigning, succeeded with last assignment ${
-              last.gen ?? "null (delete)"
-            }, but storage holds ${json(final)}`,
-          );
-        }
-      }
+      this.lastAssignment(key, updates, assigners, final);
     }
+  }
+
+  /**
+   * U3 on the final state: when one instance made every change of the key and
+   * every update of the key succeeded, storage holds the generation of the
+   * last assignment that took effect, by any update (a delete: nothing, or a
+   * new initial value, K1); an immer-style copy assigns the generation it
+   * copied.
+   */
+  lastAssignment(
+    key: string,
+    updates: UpdateTrace[],
+    assigners: UpdateTrace[],
+    final: unknown,
+  ): void {
+    const changers = updates.filter((u) => u.mutations.length > 0 || assigners.includes(u));
+    if (assigners.length === 0 || new Set(changers.map((u) => u.inst)).size !== 1) return;
+    if (!updates.every((u) => u.ok === true) || this.lossAllowed(key)) return;
+    const events: { t: number; gen: string | null; u: UpdateTrace }[] = [];
+    for (const u of assigners) {
+      u.assigns.forEach((a, j) => {
+        const t = this.effective(u, j);
+        if (t !== undefined) events.push({ t, gen: a.gen, u });
+      });
+      for (const m of u.mutations) if (m.immer) events.push({ t: m.t, gen: m.gen, u });
+    }
+    const last = events.sort((a, b) => a.t - b.t).at(-1);
+    if (last === undefined) return;
+    const ok = last.gen === null
+      ? final === undefined || (isData(final) && final.gen === "init")
+      : isData(final) && final.gen === last.gen;
+    if (!ok) {
+      this.v(
+        P2,
+        "U3, U4",
+        `${key}: every update succeeded and the last assignment to take effect was ${
+          last.gen ?? "null (delete)"
+        } by ${this.name(last.u)} (t${last.t}), but storage holds ${json(final)}`,
+      );
+    }
+  }
+
+  /** Whether any update of u's episode assigned after `a` was made and before `until`. */
+  supersededBefore(u: UpdateTrace, a: UpdateTrace["assigns"][number], until: number): boolean {
+    const ep = this.episodeOf.get(u);
+    const between = (t: number) => t > a.t && t < until;
+    return (ep?.members ?? [u]).some((w) =>
+      w.assigns.some((b) => b !== a && between(b.t)) || w.replaced.some(between)
+    );
   }
 
   /** Whether any update of u's episode assigned after `a` was made. */
@@ -520,8 +621,13 @@ class Checker {
           if (isData(prev)) retired.add(prev.gen);
         } else {
           this.value(key, next, where);
+          this.copiedAtStart(key, change, where);
           if (isData(prev) && isData(next)) {
-            const checked = change.inst === prevInst || (mode !== "overwrite" && !change.blind);
+            // An unconditional write may drop what another instance built on a
+            // blind write of this one only if that write landed unheard (C1, C5).
+            const checked = change.inst === prevInst ||
+              (mode !== "overwrite" &&
+                (!change.blind || !this.lostBefore(change.inst, key, change.time)));
             // A delete in memory followed by a read starts a new initial value.
             const fresh = next.gen === "init" && this.deletes(key).length > 0;
             if (next.gen === prev.gen && checked && !fresh && !this.staleCopies(key)) {
@@ -565,6 +671,29 @@ class Checker {
           P2,
           "C1, C5",
           `${c.key}: instance ${c.inst} made an unconditional ${c.method} (call #${c.seq}) with conflict detection on, outside any blind assignment`,
+        );
+      }
+    }
+  }
+
+  /**
+   * K2, V2: `write` gets a copy of the value taken when the save started, so
+   * a write never holds a mutation of its instance made after the call began
+   * (the storage may serialize late: Program.lateSerialize).
+   */
+  copiedAtStart(key: string, change: { inst: number; seq: number; value: unknown }, where: string) {
+    const call = this.log[change.seq];
+    if (call === undefined || !isData(change.value)) return;
+    for (const mark of Object.keys(change.value.marks)) {
+      const o = this.origins.get(mark);
+      if (o === undefined || o.late || o.u.inst !== change.inst || o.u.key !== key) continue;
+      if (o.t > call.start) {
+        this.v(
+          P2,
+          "K2, V2",
+          `${key}: ${where} (call #${call.seq}, started t${call.start}) holds mark ${mark}, made at t${o.t} by ${
+            this.name(o.u)
+          } after the write was called: write was handed the live value, not a copy taken when the save started`,
         );
       }
     }
@@ -776,6 +905,140 @@ class Checker {
           `${c.key}: instance ${c.inst} called ${c.method} (#${c.seq}, ticks ${c.start}-${c.end}) outside any update of the key, or an update settled before the call did`,
         );
       }
+    }
+  }
+
+  /**
+   * U2: in a lazy update, the first read of ctx.session (its first touch)
+   * gives a promise, even when another update has loaded the value; once this
+   * update has the value (an awaited read resolved, or it assigned a value,
+   * or an awaited read resolved after its last promise assignment, which
+   * took effect), reading gives the value itself. (After a promise that
+   * rejected, or that another update's promise superseded, the rules do not
+   * say what reading gives: the value may never have been loaded.)
+   */
+  lazyReads(): void {
+    for (const u of this.keyed) {
+      if (!u.lazy) continue;
+      for (const acc of u.lazyAccess) {
+        if (u.touches[0]?.t === acc.t) {
+          if (!acc.thenable) {
+            this.v(
+              P2,
+              "U2",
+              `${
+                this.name(u)
+              }: its first read of ctx.session (t${acc.t}) gave the value, not a promise`,
+            );
+          }
+          continue;
+        }
+        const own = [
+          ...u.assigns.map((a, j) => ({ t: a.t, promise: a.promise, j })),
+          ...u.replaced.map((t) => ({ t, promise: false, j: -1 })),
+        ].filter((e) => e.t < acc.t).sort((a, b) => a.t - b.t).at(-1);
+        const settled = own === undefined ? u.loads.some((l) => l < acc.t) : !own.promise ||
+          (this.effective(u, own.j) !== undefined && u.loads.some((l) => l > own.t && l < acc.t));
+        if (settled && acc.thenable) {
+          this.v(
+            P2,
+            "U2",
+            `${
+              this.name(u)
+            }: reading ctx.session at t${acc.t} gave a promise, though the update already had the value`,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * K1: an update whose first use of the key (a read) comes while another
+   * update that deleted the live value still uses it, with no assignment
+   * since, starts from initial().
+   */
+  reinit(): void {
+    // A landed merge replaces the live value too (C2), which no event here
+    // records, so with a merge function the check cannot tell.
+    if (this.t.program.mode === "merge") return;
+    for (const u of this.keyed) {
+      const first = u.actions.find((a) => a.t !== "step");
+      const r = u.reads[0];
+      if (first?.t !== "read" || r === undefined) continue;
+      if (u.lazy && u.touches[0]?.kind !== "read") continue;
+      const tf = u.lazy ? u.touches[0].t : u.start!;
+      const ep = this.episodeOf.get(u);
+      if (ep === undefined) continue;
+      const events: { t: number; del: boolean; u: UpdateTrace }[] = [];
+      for (const w of ep.members) {
+        for (const a of w.assigns) {
+          events.push({ t: a.t, del: a.gen === null, u: w });
+          if (a.resolved !== undefined) events.push({ t: a.resolved, del: false, u: w });
+        }
+        for (const t of w.replaced) events.push({ t, del: false, u: w });
+      }
+      const before = events.filter((e) => e.t < tf).sort((a, b) => a.t - b.t).at(-1);
+      if (before === undefined || !before.del || before.u === u) continue;
+      if (events.some((e) => e.t >= tf && e.t <= r.t)) continue;
+      if ((before.u.hend ?? Infinity) <= r.t) continue; // it may have left: a new read
+      if (!isData(r.value) || r.value.gen !== "init") {
+        this.v(
+          P2,
+          "K1",
+          `${this.name(u)} started using the key after ${
+            this.name(before.u)
+          } deleted its live value (t${before.t}), but read ${json(r.value)}, not initial()`,
+        );
+      }
+    }
+  }
+
+  /** U7: what a read after the end gave is a copy: changing it reaches nobody. */
+  lateCopies(): void {
+    for (const u of this.all) {
+      for (const r of u.reads) {
+        if (!isData(r.value)) continue;
+        for (const mark of Object.keys(r.value.marks)) {
+          if (this.origins.get(mark)?.late) {
+            this.v(
+              P7,
+              "U7",
+              `${this.name(u)} read ${
+                json(r.value)
+              } at t${r.t}, with mark ${mark} made on a value read after its update had finished`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * C1: a conflict means another process wrote the key. An update fails with
+   * SessionConflictError only if another instance changed the key (with the
+   * scheduled storage: a write of another instance landed), or a write of its
+   * own instance landed unheard (lost reply).
+   */
+  spuriousConflicts(): void {
+    for (const u of this.keyed) {
+      if (!(u.error instanceof SessionConflictError)) continue;
+      const others = this.t.scheduled
+        ? this.log.some((c) =>
+          c.key === u.key && c.inst !== u.inst && WRITE_METHODS.has(c.method) &&
+          c.applied !== undefined
+        )
+        : this.keyed.some((w) =>
+          w.key === u.key && w.inst !== u.inst &&
+          (w.mutations.length > 0 || w.assigns.length > 0 || w.replaced.length > 0)
+        );
+      if (others || this.lost.some((c) => c.key === u.key && c.inst === u.inst)) continue;
+      this.v(
+        P3,
+        "C1",
+        `${
+          this.name(u)
+        } failed with a conflict, but no other instance wrote ${u.key} (its own writes were stale news to it)`,
+      );
     }
   }
 

@@ -62,6 +62,12 @@ export interface Program {
   faults: Fault[];
   /** Turns every change into a read: a run in which nothing may be written. */
   readOnly: boolean;
+  /**
+   * The scheduled storage serializes a written value when the write is
+   * applied, not when it is called (as a client that queues requests would):
+   * whatever the middleware hands to `write` must not change meanwhile (K2, V2).
+   */
+  lateSerialize: boolean;
 }
 
 /** What a generated program may contain. */
@@ -180,5 +186,6 @@ export function programs(shape: Partial<ProgramShape> = {}): fc.Arbitrary<Progra
     updates: fc.array(update, { minLength: 1, maxLength: sh.maxUpdates }),
     faults: sh.faults ? fc.array(fault, { maxLength: 8 }) : fc.constant([]),
     readOnly: fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, fc.constant(true)),
+    lateSerialize: fc.boolean(),
   });
 }

@@ -34,6 +34,7 @@ function program(fields: Partial<Program>): Program {
     updates: [],
     faults: [],
     readOnly: false,
+    lateSerialize: false,
     ...fields,
   };
 }
@@ -113,4 +114,23 @@ export const REGRESSIONS: Regression[] = [
     program: program({ lazy: [true], updates: [u(0, [{ t: "read" }], { chat: null })] }),
     found: "P1: unhandled SessionKeyError; P8: no synchronous throw",
   },
+  ...[memoryBackend, scheduledBackend].map((backend) => ({
+    name: `C6 with lock: a lazy read waiting for the lease, then a promise assigned (${
+      backend === memoryBackend ? "memory" : "scheduled"
+    } storage)`,
+    backend,
+    program: program({
+      lock: true,
+      lazy: [true, false],
+      updates: [
+        u(0, [], { late: ["read"] }),
+        u(0, [step, { t: "fire" }, { t: "assignPromise", reject: false }, mutate], {
+          late: ["read"],
+        }),
+        u(1, [step]),
+      ],
+    }),
+    found: "found on the rewritten core by the tightened model (P6); C6 now says an update " +
+      "that assigns before its read delivered works on its own value, so P6 exempts it",
+  })),
 ];

@@ -75,6 +75,13 @@ export interface LateRec {
   /** A late read whose promise rejected. */
   rejected?: boolean;
 }
+/** One access of a lazy `ctx.session` inside the handler (U2). */
+export interface LazyAccess {
+  /** Its touch (the tick taken right before the access). */
+  t: number;
+  /** Whether it gave a promise rather than the value. */
+  thenable: boolean;
+}
 export interface KeyAccess {
   what: "read" | "assign";
   /** Whether it threw synchronously. */
@@ -105,6 +112,10 @@ export interface UpdateTrace {
   loaded?: boolean;
   /** When the first awaited read resolved (lazy). */
   loadedAt?: number;
+  /** When each awaited read resolved (lazy). */
+  loads: number[];
+  /** Every read of a lazy ctx.session in the handler, awaited or not. */
+  lazyAccess: LazyAccess[];
   reads: { t: number; value: unknown }[];
   mutations: MutationRec[];
   assigns: AssignRec[];
@@ -234,6 +245,8 @@ function newTrace(
     key: undefined,
     touches: [],
     reads: [],
+    loads: [],
+    lazyAccess: [],
     mutations: [],
     assigns: [],
     replaced: [],
@@ -309,8 +322,10 @@ async function execute(
   };
   const getLazy = async (ctx: Ctx, u: UpdateTrace): Promise<[unknown, number]> => {
     touch(u, "read");
+    const got = ctx.session;
+    u.lazyAccess.push({ t: u.touches.at(-1)!.t, thenable: isThenable(got) });
     let rt = tick();
-    let value = await ctx.session;
+    let value = await got;
     // Once loaded, ctx.session is the value itself (U2): take it fresh, so that
     // nothing assigned while the await resumed is overwritten by a stale copy.
     const again = ctx.session;
@@ -320,7 +335,13 @@ async function execute(
     }
     u.loaded = true;
     u.loadedAt ??= tick();
-    if (u.guardStart === undefined && u.touches[0].kind === "read") u.guardStart = tick();
+    u.loads.push(tick());
+    // C6: the update holds the key once a read of storage delivered to it;
+    // one that assigned before its read delivered works on its own value.
+    if (
+      u.guardStart === undefined && u.touches[0].kind === "read" &&
+      !u.touches.some((t) => t.kind === "assign")
+    ) u.guardStart = tick();
     return [value, rt];
   };
 
@@ -384,7 +405,7 @@ async function execute(
         throw new HandlerFailure(`${name} throws at action ${j}`);
       case "fire":
         touch(u, "read");
-        void ctx.session; // started, never awaited, never caught
+        u.lazyAccess.push({ t: u.touches.at(-1)!.t, thenable: isThenable(ctx.session) }); // never awaited
         u.fires.push(tick());
         return;
     }

@@ -72,6 +72,8 @@ export interface Change {
   blind: boolean;
   /** Whether the caller never heard that it landed (lost reply). */
   lost: boolean;
+  /** The call that made it (its `seq` in the log). */
+  seq: number;
 }
 
 interface Entry {
@@ -96,6 +98,8 @@ export class ScheduledStorage {
     readonly scheduler: fc.Scheduler,
     readonly plan: readonly Fault[],
     readonly clock: Clock,
+    /** Serialize written values when the write is applied (late), not when it is called. */
+    readonly lateSerialize = false,
   ) {}
 
   /** Seeds or overwrites a key directly (no call, no log, no scheduling). */
@@ -144,7 +148,8 @@ export class ScheduledStorage {
 
   /**
    * One call: request hop(s), apply, reply hop. The request is serialized at
-   * call time, as a client would, and the reply parsed when it arrives.
+   * call time, as a client would (or, with `lateSerialize`, when it is
+   * applied), and the reply parsed when it arrives.
    */
   async #call<T>(inst: number, method: Method, key: string, apply: (rec: CallRecord) => T) {
     const fault = this.#fault(method);
@@ -173,7 +178,7 @@ export class ScheduledStorage {
     }
   }
 
-  #store(inst: number, method: Method, key: string, text: string, fault: Fault): string {
+  #store(inst: number, method: Method, key: string, text: string, rec: CallRecord): string {
     const version = this.#nextVersion();
     this.sessions.set(key, { text, version });
     this.#record({
@@ -181,12 +186,13 @@ export class ScheduledStorage {
       method,
       value: JSON.parse(text),
       blind: method === "write",
-      lost: fault === "lost",
+      lost: rec.fault === "lost",
+      seq: rec.seq,
     }, key);
     return version;
   }
 
-  #remove(inst: number, method: Method, key: string, fault: Fault): void {
+  #remove(inst: number, method: Method, key: string, rec: CallRecord): void {
     const had = this.sessions.delete(key);
     if (had) {
       this.#record({
@@ -194,7 +200,8 @@ export class ScheduledStorage {
         method,
         value: undefined,
         blind: method === "delete",
-        lost: fault === "lost",
+        lost: rec.fault === "lost",
+        seq: rec.seq,
       }, key);
     }
   }
@@ -212,24 +219,25 @@ export class ScheduledStorage {
           version: entry?.version ?? null,
         })),
       write: (key: string, value: T) => {
-        const text = JSON.stringify(value);
+        const early = this.lateSerialize ? undefined : JSON.stringify(value);
         return this.#call(inst, "write", key, (rec) => {
-          this.#store(inst, "write", key, text, rec.fault);
+          this.#store(inst, "write", key, early ?? JSON.stringify(value), rec);
         });
       },
       writeIfVersion: (key: string, value: T, expected: string | null) => {
-        const text = JSON.stringify(value);
+        const early = this.lateSerialize ? undefined : JSON.stringify(value);
         return this.#call(inst, "writeIfVersion", key, (rec) => {
           rec.matched = this.versionOf(key) === expected;
-          return rec.matched ? this.#store(inst, "writeIfVersion", key, text, rec.fault) : null;
+          if (!rec.matched) return null;
+          return this.#store(inst, "writeIfVersion", key, early ?? JSON.stringify(value), rec);
         });
       },
       delete: (key: string) =>
-        this.#call(inst, "delete", key, (rec) => this.#remove(inst, "delete", key, rec.fault)),
+        this.#call(inst, "delete", key, (rec) => this.#remove(inst, "delete", key, rec)),
       deleteIfVersion: (key: string, expected: string | null) =>
         this.#call(inst, "deleteIfVersion", key, (rec) => {
           rec.matched = this.versionOf(key) === expected;
-          if (rec.matched) this.#remove(inst, "deleteIfVersion", key, rec.fault);
+          if (rec.matched) this.#remove(inst, "deleteIfVersion", key, rec);
           return rec.matched;
         }),
       acquireLease: (key: string, owner: string, ttl: number) =>
