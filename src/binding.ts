@@ -88,7 +88,7 @@ export class Binding<S> implements SessionHandle {
     if (this.key === undefined) throw this.#keyError();
     if (this.#ended) return this.#afterEnd();
     this.#touched = true;
-    return this.#join().value;
+    return this.#join().expose();
   }
 
   /**
@@ -112,14 +112,14 @@ export class Binding<S> implements SessionHandle {
     const first = !this.#accessed;
     this.#accessed = true;
     const pending = this.#pending;
-    if (pending !== undefined) return handled(pending.then(() => slot.value));
+    if (pending !== undefined) return handled(pending.then(() => slot.expose()));
     if (!slot.known) {
       const loading = slot.load();
-      if (loading !== undefined) return this.#wait(loading.then(() => slot.value));
+      if (loading !== undefined) return this.#wait(loading.then(() => slot.expose()));
     }
-    if (!first) return slot.value;
+    if (!first) return slot.expose();
     slot.present();
-    return Promise.resolve(slot.value); // the first read gives a promise, as in grammY
+    return Promise.resolve(slot.expose()); // the first read gives a promise, as in grammY
   }
 
   /** Assigns the session, or a promise of it (rule U3). */

@@ -34,6 +34,8 @@ import { isPromiseLike } from "./values.ts";
 export const UNKNOWN: unique symbol = Symbol("unknown");
 /** Storage holds no session for the key. */
 export const NONE: unique symbol = Symbol("none");
+/** Marks the absence of a pending read value (see `Slot.stored`). */
+const NOTHING: unique symbol = Symbol("nothing");
 
 /**
  * What this process knows storage holds: a snapshot (`src/snapshot.ts`) of
@@ -73,8 +75,14 @@ export class Slot<S> {
   known = false;
   /** The live session every update of this key sees. */
   value: S | undefined = undefined;
-  /** A snapshot of what storage holds ({@link Known}). */
-  stored: Known = UNKNOWN;
+  #stored: Known = UNKNOWN;
+  /**
+   * What the last read gave, until its snapshot is taken: only when a
+   * handler first gets the live value, or a save needs it. Before that
+   * nobody can have changed it, so an update that never touches its
+   * session copies nothing.
+   */
+  #unsnapped: unknown = NOTHING;
   /** The version of what storage holds, with conflict detection; else unknown. */
   version: string | null | typeof UNKNOWN = UNKNOWN;
   /** A snapshot of the initial value, while storage holds nothing; else unknown. */
@@ -163,7 +171,11 @@ export class Slot<S> {
   #accept(answer: Answer<S>, writes: number): undefined {
     if (this.writes !== writes) return; // what the save wrote is newer than this read
     const raw = answer.value;
-    this.stored = raw == null ? NONE : snapshot(raw);
+    if (raw == null) this.stored = NONE;
+    else {
+      this.#stored = UNKNOWN;
+      this.#unsnapped = raw; // snapshot taken on first use (see `stored`)
+    }
     this.version = answer.version;
     if (this.known) return; // assigned while the read ran: the assignment stays
     if (raw == null) {
@@ -185,6 +197,26 @@ export class Slot<S> {
       this.key,
       { cause: err },
     );
+  }
+
+  /** A snapshot of what storage holds ({@link Known}). */
+  get stored(): Known {
+    if (this.#unsnapped !== NOTHING) {
+      this.#stored = snapshot(this.#unsnapped);
+      this.#unsnapped = NOTHING;
+    }
+    return this.#stored;
+  }
+
+  set stored(known: Known) {
+    this.#stored = known;
+    this.#unsnapped = NOTHING;
+  }
+
+  /** The live value, for a handler: from now on it may change it. */
+  expose(): S | undefined {
+    if (this.#unsnapped !== NOTHING) void this.stored;
+    return this.value;
   }
 
   /** Replaces the live value; `null` and `undefined` mean "delete". */
