@@ -31,6 +31,9 @@ import {
 } from "./_bot.ts";
 
 const BATCH = 10;
+
+/** A subclass that replaces nothing, so only the way in differs. */
+class MemorySubclass<S> extends MemorySessionStorage<S> {}
 const updates = messages(CHATS);
 
 function seeded<T extends { write(key: string, value: Data): unknown }>(storage: T): T {
@@ -77,6 +80,12 @@ for (const workload of workloads) {
         storage: seeded(new MemorySessionStorage<Data>()),
         onConflict: "overwrite",
       }),
+      strictHandler(workload),
+    ),
+    // A subclass goes through the public methods (no direct access): what
+    // src/memory_access.ts buys is the difference to "sessionkit session".
+    "sessionkit session on a MemorySessionStorage subclass": makeBot(
+      session<Data>({ initial, storage: seeded(new MemorySubclass<Data>()) }),
       strictHandler(workload),
     ),
     "sessionkit session on grammY's storage": makeBot(

@@ -10,6 +10,8 @@ import { NONE, type Slot, UNKNOWN } from "./slot.ts";
 import { SessionConflictError, SessionError } from "./errors.ts";
 import { fromSnapshot, OPAQUE, sameAs, snapshot } from "./snapshot.ts";
 import { isPromiseLike, updateInPlace } from "./values.ts";
+import { copySession } from "./serialization.ts";
+import type { MemoryAccess } from "./memory_access.ts";
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -75,6 +77,7 @@ async function prepareAndWrite<S>(slot: Slot<S>, blind: boolean): Promise<void> 
 function write<S>(slot: Slot<S>): Promise<void> | undefined {
   const value = desired(slot);
   if (matches(value, slot.stored)) return undefined;
+  if (slot.source.memory !== undefined) return writeHeld(slot, slot.source.memory, value);
   const mine = value == null ? NONE : snapshot(value);
   const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
   const result = send(slot, sendable(value, mine), expected);
@@ -82,6 +85,28 @@ function write<S>(slot: Slot<S>): Promise<void> | undefined {
     return Promise.resolve(result).then((r) => landed(slot, r, value, mine));
   }
   return landed(slot, result, value, mine);
+}
+
+/**
+ * {@link write} into a plain memory storage: the validated copy the
+ * contract check makes is what the storage keeps and what the slot knows.
+ */
+function writeHeld<S>(
+  slot: Slot<S>,
+  memory: MemoryAccess,
+  value: S | undefined,
+): Promise<void> | undefined {
+  const key = slot.key;
+  const expected = slot.source.conditional !== undefined && slot.version !== UNKNOWN
+    ? slot.version
+    : undefined;
+  const data = value == null ? NONE : copySession(value, key); // throws SessionValueError
+  slot.writes++;
+  let result: Sent;
+  if (data === NONE) result = memory.delete(key, expected) ? null : CONFLICT;
+  else result = memory.write(key, data, expected) ?? CONFLICT;
+  if (expected === undefined && result !== CONFLICT) result = UNKNOWN;
+  return landed(slot, result, value, data);
 }
 
 /** Records what a write did; on a conflict, resolves it. */

@@ -28,7 +28,8 @@ import { Lease, type LockOptions } from "./lease.ts";
 import { SessionError } from "./errors.ts";
 import { snapshot } from "./snapshot.ts";
 import { saveSlot } from "./save.ts";
-import { isPromiseLike } from "./values.ts";
+import { cloneJson, isPromiseLike } from "./values.ts";
+import type { MemoryAccess } from "./memory_access.ts";
 
 /** Nothing was read or written yet, so what storage holds is not known. */
 export const UNKNOWN: unique symbol = Symbol("unknown");
@@ -47,6 +48,8 @@ export type Known = unknown;
 export interface SlotSource<S> {
   readonly storage: StorageAdapter<S>;
   readonly initial: (() => S) | undefined;
+  /** A plain memory storage's direct access (`src/memory_access.ts`), if safe. */
+  readonly memory?: MemoryAccess;
   /** Set when conflicts are detected: the storage's conditional writes. */
   readonly conditional?: ConditionalStorage<S>;
   /** `"error"` or a merge function; only used with `conditional`. */
@@ -61,6 +64,8 @@ export interface SlotSource<S> {
 interface Answer<S> {
   value: S | null | undefined;
   version: string | null | typeof UNKNOWN;
+  /** A snapshot of `value` the read already has (the memory storage's held data). */
+  stored?: unknown;
 }
 
 function reason(err: unknown): string {
@@ -155,8 +160,15 @@ export class Slot<S> {
 
   /** Calls the storage's read: `readVersioned` with conflict detection, else `read`. */
   #ask(): Answer<S> | PromiseLike<Answer<S>> {
-    const { storage, conditional } = this.source;
+    const { storage, conditional, memory } = this.source;
     try {
+      if (memory !== undefined) {
+        const entry = memory.read(this.key);
+        if (entry === undefined) return { value: undefined, version: null };
+        // The held data never changes: it is the snapshot, and the handler gets a copy.
+        const version = conditional !== undefined ? entry.version : UNKNOWN;
+        return { value: cloneJson(entry.data as S), version, stored: entry.data };
+      }
       if (conditional !== undefined) return conditional.readVersioned(this.key);
       const raw = storage.read(this.key);
       return isPromiseLike<S | undefined>(raw)
@@ -172,6 +184,7 @@ export class Slot<S> {
     if (this.writes !== writes) return; // what the save wrote is newer than this read
     const raw = answer.value;
     if (raw == null) this.stored = NONE;
+    else if (answer.stored !== undefined) this.stored = answer.stored;
     else {
       this.#stored = UNKNOWN;
       this.#unsnapped = raw; // snapshot taken on first use (see `stored`)

@@ -8,6 +8,7 @@ import type { MaybePromise, StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { copySession } from "../src/serialization.ts";
 import { cloneJson } from "../src/values.ts";
+import { provideMemoryAccess } from "../src/memory_access.ts";
 
 /** Options of {@link MemorySessionStorage}. */
 export interface MemorySessionStorageOptions {
@@ -101,6 +102,20 @@ export class MemorySessionStorage<S>
     // With a TTL or a bound, the map is kept in order of last use, which is
     // also the order of expiry, so the oldest entry is always first.
     this.#ordered = this.ttl !== undefined || this.maxEntries !== undefined;
+    // Used by the middleware only while this is a plain MemorySessionStorage
+    // whose methods nobody replaced (see src/memory_access.ts).
+    provideMemoryAccess(this, MemorySessionStorage.prototype, {
+      read: (key) => this.#get(key),
+      write: (key, data, expected) =>
+        expected === undefined || this.#currentVersion(key) === expected
+          ? this.#put(key, data)
+          : null,
+      delete: (key, expected) => {
+        if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
+        this.#map.delete(key);
+        return true;
+      },
+    });
   }
 
   /** The number of sessions held, counting expired ones not yet removed. */

@@ -1,0 +1,73 @@
+/**
+ * The direct way into a plain MemorySessionStorage (src/memory_access.ts) is
+ * taken only while no public method could have been replaced: a subclass,
+ * or an instance with a replaced method, gets every call through its public
+ * methods (rule A1), with the same outcome.
+ */
+import assert from "node:assert/strict";
+import type { Context } from "npm:grammy@^1.46";
+import { MemorySessionStorage, session, type SessionFlavor, SessionValueError } from "../mod.ts";
+import { memoryAccessOf } from "../src/memory_access.ts";
+import { createHarness, message } from "./helpers/bot.ts";
+
+type Data = { count: number; note?: unknown };
+type C = Context & SessionFlavor<Data>;
+
+class Subclass extends MemorySessionStorage<Data> {}
+
+Deno.test("memory storage: the direct way in only for a plain, unchanged instance", () => {
+  assert.ok(memoryAccessOf(new MemorySessionStorage()), "a plain instance has it");
+  assert.equal(memoryAccessOf(new Subclass()), undefined, "a subclass has not");
+  for (const name of ["read", "write", "readVersioned", "writeIfVersion", "delete"] as const) {
+    const patched = new MemorySessionStorage<Data>();
+    const original = patched[name].bind(patched);
+    Object.defineProperty(patched, name, { value: original, configurable: true });
+    assert.equal(memoryAccessOf(patched), undefined, `an instance with its own ${name}`);
+  }
+  assert.equal(memoryAccessOf({}), undefined);
+});
+
+Deno.test("memory storage: the same outcome with and without the direct way in", async (t) => {
+  for (const make of [() => new MemorySessionStorage<Data>(), () => new Subclass()]) {
+    const storage = make();
+    const label = storage instanceof Subclass ? "subclass" : "plain";
+    await t.step(label, async () => {
+      const h = createHarness<C>();
+      h.bot.use(session({ initial: () => ({ count: 0 }), storage }));
+      h.bot.command("bad", (ctx) => void (ctx.session.note = new Date(0)));
+      h.bot.command("reset", (ctx) => void (ctx.session = undefined as never));
+      h.bot.on("message", (ctx) => void ctx.session.count++);
+      await h.send(message(1));
+      await h.send(message(1));
+      assert.deepEqual(storage.read("1"), { count: 2 });
+      // Another process writes in between: a conflict, as with the public methods.
+      const other = createHarness<C>();
+      other.bot.use(session({ initial: () => ({ count: 0 }), storage }));
+      other.bot.on("message", (ctx) => void (ctx.session.count += 10));
+      const gate = Promise.withResolvers<void>();
+      const slow = createHarness<C>();
+      slow.bot.use(session({ initial: () => ({ count: 0 }), storage }));
+      slow.bot.on("message", async (ctx) => {
+        ctx.session.count++;
+        await gate.promise;
+      });
+      const pending = slow.send(message(1));
+      await other.send(message(1));
+      gate.resolve();
+      await pending;
+      assert.equal(slow.errors.length, 1, "the stale update conflicted");
+      assert.deepEqual(storage.read("1"), { count: 12 });
+      // A value JSON cannot hold is refused, nothing written.
+      await h.send(message(1, "/bad"));
+      assert.ok(h.errors.at(-1)?.error instanceof SessionValueError);
+      assert.deepEqual(storage.read("1"), { count: 12 });
+      // Deleting, and handlers never holding the stored data.
+      await h.send(message(1, "/reset"));
+      assert.equal(storage.read("1"), undefined);
+      await h.send(message(1));
+      const held = storage.read("1")!;
+      held.count = 99;
+      assert.deepEqual(storage.read("1"), { count: 1 });
+    });
+  }
+});
