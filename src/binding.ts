@@ -42,7 +42,7 @@ export class Binding<S> implements SessionHandle {
   #seen = false;
   #last: unknown = undefined;
   /** Reads started for this update that it has not waited for yet (rule U6). */
-  #reads = new Set<Promise<unknown>>();
+  #reads: Set<Promise<unknown>> | undefined;
   /** The first of those that failed. */
   #readFailure: { error: unknown } | undefined;
   /** The promise assigned last, until it has settled and been applied. */
@@ -174,7 +174,9 @@ export class Binding<S> implements SessionHandle {
       this.#ended = true;
       return undefined;
     }
-    if (this.#reads.size > 0 || this.#pending !== undefined) return this.#finishLater(slot, ok);
+    if ((this.#reads?.size ?? 0) > 0 || this.#pending !== undefined) {
+      return this.#finishLater(slot, ok);
+    }
     return this.#complete(slot, ok, this.#readFailure ?? this.#assignError);
   }
 
@@ -183,11 +185,12 @@ export class Binding<S> implements SessionHandle {
    * first failure is kept, to fail the update (rule U6).
    */
   #wait<T>(promise: Promise<T>): Promise<T> {
-    this.#reads.add(promise);
+    const reads = this.#reads ??= new Set();
+    reads.add(promise);
     promise.then(
-      () => void this.#reads.delete(promise),
+      () => void reads.delete(promise),
       (error) => {
-        this.#reads.delete(promise);
+        reads.delete(promise);
         this.#readFailure ??= { error };
       },
     );
@@ -196,8 +199,8 @@ export class Binding<S> implements SessionHandle {
 
   /** Waits for the reads and the assigned promise this update started, then completes. */
   async #finishLater(slot: Slot<S>, ok: boolean): Promise<void> {
-    while (this.#reads.size > 0 || this.#pending !== undefined) {
-      const waits: Promise<unknown>[] = [...this.#reads];
+    while ((this.#reads?.size ?? 0) > 0 || this.#pending !== undefined) {
+      const waits: Promise<unknown>[] = [...this.#reads ?? []];
       const pending = this.#pending;
       if (pending !== undefined) waits.push(pending);
       await Promise.allSettled(waits);

@@ -56,7 +56,7 @@ export function saveSlot<S>(slot: Slot<S>): Promise<void> | undefined {
   const blind = slot.source.conditional !== undefined && slot.version === UNKNOWN &&
     slot.stored !== UNKNOWN;
   if (slot.lease !== undefined || blind) return prepareAndWrite(slot, blind);
-  return write(slot);
+  return write(slot, true);
 }
 
 /** Takes the lease and learns the version first, where needed; then writes. */
@@ -70,13 +70,14 @@ async function prepareAndWrite<S>(slot: Slot<S>, blind: boolean): Promise<void> 
     const value = desired(slot);
     return await resolveConflict(slot, value, value == null ? NONE : snapshot(value));
   }
-  await write(slot);
+  await write(slot, false);
 }
 
 /** Writes the live value if it differs from what storage holds (K2: as it is now). */
-function write<S>(slot: Slot<S>): Promise<void> | undefined {
+function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const value = desired(slot);
-  if (matches(value, slot.stored)) return undefined;
+  // `checked`: the caller compared just now, nothing ran since.
+  if (!checked && matches(value, slot.stored)) return undefined;
   if (slot.source.memory !== undefined) return writeHeld(slot, slot.source.memory, value);
   const mine = value == null ? NONE : snapshot(value);
   const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
