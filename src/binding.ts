@@ -111,15 +111,35 @@ export class Binding<S> implements SessionHandle {
     const slot = this.#join();
     const first = !this.#accessed;
     this.#accessed = true;
-    const pending = this.#pending;
-    if (pending !== undefined) return handled(pending.then(() => slot.expose()));
-    if (!slot.known) {
-      const loading = slot.load();
-      if (loading !== undefined) return this.#wait(loading.then(() => slot.expose()));
+    // After assigning a promise, this update reads what the last promise
+    // assigned to the key (by it or by another update) gives (rule U3).
+    const assigning = this.#pending !== undefined ? slot.assigning : undefined;
+    if (assigning !== undefined) {
+      return this.#wait(assigning.then(() => this.#valueAfterAssigning(slot)));
     }
+    if (!slot.known) return this.#startRead(slot);
     if (!first) return slot.expose();
     slot.present();
     return Promise.resolve(slot.expose()); // the first read gives a promise, as in grammY
+  }
+
+  /** Reads storage for a lazy read; a promise even if the storage throws at once. */
+  #startRead(slot: Slot<S>): Promise<unknown> {
+    let loading: Promise<void> | undefined;
+    try {
+      loading = slot.load();
+    } catch (err) {
+      return this.#wait(Promise.reject(err)); // fails the update too (rule U6)
+    }
+    if (loading === undefined) return Promise.resolve(slot.expose()); // read synchronously
+    return this.#wait(loading.then(() => slot.expose()));
+  }
+
+  /** The value once the promise assigned last has settled: assigned, or read. */
+  #valueAfterAssigning(slot: Slot<S>): unknown {
+    const assigning = slot.assigning;
+    if (assigning !== undefined) return assigning.then(() => this.#valueAfterAssigning(slot));
+    return slot.known ? slot.expose() : this.#startRead(slot);
   }
 
   /** Assigns the session, or a promise of it (rule U3). */
@@ -144,20 +164,29 @@ export class Binding<S> implements SessionHandle {
     this.#assignError = undefined;
     if (!isPromiseLike(value)) {
       this.#pending = undefined;
+      slot.assigning = undefined;
       slot.assign(value as S);
       return;
     }
-    // Applies only if no update of the key assigned anything since.
-    const pending: Promise<void> = Promise.resolve(value).then(
+    // Applies only if no update of the key assigned anything since; while it
+    // is the last assignment, reads wait for it and get what it gives, or
+    // its rejection.
+    const assigning = Promise.resolve(value).then(
       (v) => {
-        if (this.#pending === pending) this.#pending = undefined;
         if (turn === slot.assignments) slot.assign(v as S);
       },
       (error) => {
-        if (this.#pending === pending) this.#pending = undefined;
-        if (turn === slot.assignments) this.#assignError = { error };
+        if (turn !== slot.assignments) return;
+        this.#assignError = { error };
+        throw error;
       },
     );
+    const settled = () => {
+      if (this.#pending === pending) this.#pending = undefined;
+      if (slot.assigning === assigning) slot.assigning = undefined;
+    };
+    const pending: Promise<void> = assigning.then(settled, settled);
+    slot.assigning = handled(assigning);
     this.#pending = pending;
   }
 

@@ -13,7 +13,6 @@ import { SlotTable } from "./slot_table.ts";
 import { Binding } from "./binding.ts";
 import { isConditionalStorage, isLeaseStorage } from "./capabilities.ts";
 import { isPromiseLike } from "./values.ts";
-import { memoryAccessOf } from "./memory_access.ts";
 import { perChat } from "./keys.ts";
 import { MemorySessionStorage } from "../storages/memory.ts";
 
@@ -52,7 +51,6 @@ export class Fragment<S, C extends SessionContext> {
     }
     this.table = new SlotTable<S>({
       storage,
-      memory: memoryAccessOf(storage),
       initial: options.initial,
       conditional: conditional && onConflict !== "overwrite" ? storage : undefined,
       onConflict: typeof onConflict === "function" ? onConflict : "error",

@@ -1,9 +1,10 @@
 /**
  * The middleware's direct way into a `MemorySessionStorage`, used only
- * while it is safe to skip the public methods: the storage is a plain
- * `MemorySessionStorage` (not a subclass) and none of its methods was
- * replaced on the instance, so calling a public method would do exactly
- * this (rule A1 still holds: nothing a user could override is bypassed).
+ * while it is safe to skip the public methods: every public method the
+ * storage has is the class's own (none replaced on the instance, on the
+ * prototype or by a subclass), so calling it would do exactly this (rule
+ * A1 still holds: nothing a user could override is bypassed). Checked at
+ * the start of every update of a key.
  *
  * What it buys: the storage keeps the validated copy the middleware makes
  * and hands out what it holds (never changed once stored) to be copied by
@@ -36,7 +37,7 @@ export interface MemoryAccess {
   delete(key: string, expected?: string | null): boolean;
 }
 
-const accesses = new WeakMap<object, { prototype: object; access: MemoryAccess }>();
+const accesses = new WeakMap<object, MemoryAccess>();
 
 /** The public methods that, if replaced, make the direct access unsafe. */
 const PUBLIC = [
@@ -48,22 +49,29 @@ const PUBLIC = [
   "deleteIfVersion",
 ] as const;
 
+/** The methods of the class as defined, taken before any code could replace them. */
+let originals: readonly unknown[] | undefined;
+
+/** Records the class's own methods (called once, right where the class is defined). */
+export function registerMemoryClass(prototype: object): void {
+  originals = PUBLIC.map((name) => (prototype as Record<string, unknown>)[name]);
+}
+
 /** Registers the direct access of a memory storage (called by its constructor). */
-export function provideMemoryAccess(
-  storage: object,
-  prototype: object,
-  access: MemoryAccess,
-): void {
-  accesses.set(storage, { prototype, access });
+export function provideMemoryAccess(storage: object, access: MemoryAccess): void {
+  accesses.set(storage, access);
 }
 
 /**
- * The direct access of `storage`, if it is a plain `MemorySessionStorage`
- * whose public methods nobody replaced; `undefined` otherwise.
+ * The direct access of `storage`, if it is a memory storage whose public
+ * methods are the class's own: none replaced on the instance, on the
+ * prototype, or by a subclass. The middleware asks once per update.
  */
 export function memoryAccessOf(storage: object): MemoryAccess | undefined {
-  const found = accesses.get(storage);
-  if (found === undefined || Object.getPrototypeOf(storage) !== found.prototype) return undefined;
-  for (const name of PUBLIC) if (Object.hasOwn(storage, name)) return undefined;
-  return found.access;
+  const access = accesses.get(storage);
+  if (access === undefined || originals === undefined) return undefined;
+  for (let i = 0; i < PUBLIC.length; i++) {
+    if ((storage as Record<string, unknown>)[PUBLIC[i]] !== originals[i]) return undefined;
+  }
+  return access;
 }

@@ -68,7 +68,7 @@ async function prepareAndWrite<S>(slot: Slot<S>, blind: boolean): Promise<void> 
   }
   if (blind && !(await learnVersion(slot))) {
     const value = desired(slot);
-    return await resolveConflict(slot, value, value == null ? NONE : snapshot(value));
+    return await resolveConflict(slot, value, value == null ? NONE : snapshot(value), slot.initial);
   }
   await write(slot, false);
 }
@@ -78,14 +78,15 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const value = desired(slot);
   // `checked`: the caller compared just now, nothing ran since.
   if (!checked && matches(value, slot.stored)) return undefined;
-  if (slot.source.memory !== undefined) return writeHeld(slot, slot.source.memory, value);
+  if (slot.memory !== undefined) return writeHeld(slot, slot.memory, value);
   const mine = value == null ? NONE : snapshot(value);
   const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
+  const initial = slot.initial;
   const result = send(slot, sendable(value, mine), expected);
   if (isPromiseLike(result)) {
-    return Promise.resolve(result).then((r) => landed(slot, r, value, mine));
+    return Promise.resolve(result).then((r) => landed(slot, r, value, mine, initial));
   }
-  return landed(slot, result, value, mine);
+  return landed(slot, result, value, mine, initial);
 }
 
 /**
@@ -102,24 +103,32 @@ function writeHeld<S>(
     ? slot.version
     : undefined;
   const data = value == null ? NONE : copySession(value, key); // throws SessionValueError
+  const initial = slot.initial;
   slot.writes++;
   let result: Sent;
   if (data === NONE) result = memory.delete(key, expected) ? null : CONFLICT;
   else result = memory.write(key, data, expected) ?? CONFLICT;
   if (expected === undefined && result !== CONFLICT) result = UNKNOWN;
-  return landed(slot, result, value, data);
+  return landed(slot, result, value, data, initial);
 }
 
-/** Records what a write did; on a conflict, resolves it. */
+/**
+ * Records what a write did; on a conflict, resolves it. `initial` is the
+ * slot's initial value when the write started: once a session is stored,
+ * the key is not new any more (rule U4), unless an update was given a new
+ * initial value meanwhile (rule K1, after a delete).
+ */
 function landed<S>(
   slot: Slot<S>,
   result: Sent,
   value: S | undefined,
   mine: unknown,
+  initial: unknown,
 ): Promise<void> | undefined {
-  if (result === CONFLICT) return resolveConflict(slot, value, mine);
+  if (result === CONFLICT) return resolveConflict(slot, value, mine, initial);
   slot.stored = mine;
   slot.version = result;
+  if (mine !== NONE && slot.initial === initial) slot.initial = UNKNOWN;
   return undefined;
 }
 
@@ -209,7 +218,12 @@ function writeError<S>(slot: Slot<S>, err: unknown, deleting: boolean): SessionE
  * session, merges, and writes conditionally, up to `maxConflictRetries`
  * times.
  */
-async function resolveConflict<S>(slot: Slot<S>, value: S | undefined, mine: unknown) {
+async function resolveConflict<S>(
+  slot: Slot<S>,
+  value: S | undefined,
+  mine: unknown,
+  initial: unknown,
+) {
   const { onConflict: merge, maxConflictRetries, conditional } = slot.source;
   const key = slot.key;
   if (merge === "error") throw new SessionConflictError(key);
@@ -229,6 +243,7 @@ async function resolveConflict<S>(slot: Slot<S>, value: S | undefined, mine: unk
     // Landed (rule C3): nothing below may throw.
     slot.stored = snap;
     slot.version = result;
+    if (snap !== NONE && slot.initial === initial) slot.initial = UNKNOWN;
     carryOver(slot, mine, merged ?? undefined);
     return;
   }

@@ -29,7 +29,7 @@ import { SessionError } from "./errors.ts";
 import { snapshot } from "./snapshot.ts";
 import { saveSlot } from "./save.ts";
 import { cloneJson, isPromiseLike } from "./values.ts";
-import type { MemoryAccess } from "./memory_access.ts";
+import { type MemoryAccess, memoryAccessOf } from "./memory_access.ts";
 
 /** Nothing was read or written yet, so what storage holds is not known. */
 export const UNKNOWN: unique symbol = Symbol("unknown");
@@ -48,8 +48,6 @@ export type Known = unknown;
 export interface SlotSource<S> {
   readonly storage: StorageAdapter<S>;
   readonly initial: (() => S) | undefined;
-  /** A plain memory storage's direct access (`src/memory_access.ts`), if safe. */
-  readonly memory?: MemoryAccess;
   /** Set when conflicts are detected: the storage's conditional writes. */
   readonly conditional?: ConditionalStorage<S>;
   /** `"error"` or a merge function; only used with `conditional`. */
@@ -101,8 +99,15 @@ export class Slot<S> {
   writes = 0;
   /** Assignments so far, by every update of the key (rule U3). */
   assignments = 0;
+  /**
+   * The promise assigned last, by any update of the key, until it settles:
+   * it resolves once its value is assigned, or rejects with its rejection.
+   */
+  assigning: Promise<void> | undefined = undefined;
   /** The key's lease, when keys are locked. */
   readonly lease: Lease | undefined;
+  /** The memory storage's direct access, if its methods are its own now. */
+  readonly memory: MemoryAccess | undefined;
   #loading: Promise<void> | undefined;
   /** The end of the save queue, and how many saves are in it. */
   #tail: Promise<void> | undefined;
@@ -112,6 +117,7 @@ export class Slot<S> {
     this.lease = source.leases && source.lock
       ? new Lease(source.leases, key, source.lock)
       : undefined;
+    this.memory = memoryAccessOf(source.storage);
   }
 
   /**
@@ -160,7 +166,8 @@ export class Slot<S> {
 
   /** Calls the storage's read: `readVersioned` with conflict detection, else `read`. */
   #ask(): Answer<S> | PromiseLike<Answer<S>> {
-    const { storage, conditional, memory } = this.source;
+    const { storage, conditional } = this.source;
+    const memory = this.memory;
     try {
       if (memory !== undefined) {
         const entry = memory.read(this.key);

@@ -8,7 +8,7 @@ import type { MaybePromise, StorageAdapter } from "../src/storage.ts";
 import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
 import { copySession } from "../src/serialization.ts";
 import { cloneJson } from "../src/values.ts";
-import { provideMemoryAccess } from "../src/memory_access.ts";
+import { provideMemoryAccess, registerMemoryClass } from "../src/memory_access.ts";
 
 /** Options of {@link MemorySessionStorage}. */
 export interface MemorySessionStorageOptions {
@@ -102,9 +102,9 @@ export class MemorySessionStorage<S>
     // With a TTL or a bound, the map is kept in order of last use, which is
     // also the order of expiry, so the oldest entry is always first.
     this.#ordered = this.ttl !== undefined || this.maxEntries !== undefined;
-    // Used by the middleware only while this is a plain MemorySessionStorage
-    // whose methods nobody replaced (see src/memory_access.ts).
-    provideMemoryAccess(this, MemorySessionStorage.prototype, {
+    // Used by the middleware only while none of this storage's public
+    // methods was replaced (see src/memory_access.ts).
+    provideMemoryAccess(this, {
       read: (key) => this.#get(key),
       write: (key, data, expected) =>
         expected === undefined || this.#currentVersion(key) === expected
@@ -372,3 +372,5 @@ export class MemorySessionStorage<S>
     return entries;
   }
 }
+
+registerMemoryClass(MemorySessionStorage.prototype);

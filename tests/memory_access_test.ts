@@ -13,7 +13,12 @@ import { createHarness, message } from "./helpers/bot.ts";
 type Data = { count: number; note?: unknown };
 type C = Context & SessionFlavor<Data>;
 
-class Subclass extends MemorySessionStorage<Data> {}
+/** Overrides a method (doing the same), so the public methods are used. */
+class Subclass extends MemorySessionStorage<Data> {
+  override readVersioned(key: string) {
+    return super.readVersioned(key);
+  }
+}
 
 Deno.test("memory storage: the direct way in only for a plain, unchanged instance", () => {
   assert.ok(memoryAccessOf(new MemorySessionStorage()), "a plain instance has it");
@@ -25,6 +30,46 @@ Deno.test("memory storage: the direct way in only for a plain, unchanged instanc
     assert.equal(memoryAccessOf(patched), undefined, `an instance with its own ${name}`);
   }
   assert.equal(memoryAccessOf({}), undefined);
+  class Empty extends MemorySessionStorage<Data> {}
+  assert.ok(memoryAccessOf(new Empty()), "a subclass that replaces nothing behaves the same");
+});
+
+Deno.test("memory storage: methods replaced after the middleware was made, or on the prototype, see every call", async (t) => {
+  const calls: string[] = [];
+  await t.step("an instance method replaced after session()", async () => {
+    const storage = new MemorySessionStorage<Data>();
+    const h = createHarness<C>();
+    h.bot.use(session({ initial: () => ({ count: 0 }), storage }));
+    h.bot.on("message", (ctx) => void ctx.session.count++);
+    const readVersioned = storage.readVersioned.bind(storage);
+    const writeIfVersion = storage.writeIfVersion.bind(storage);
+    storage.readVersioned = (key) => (calls.push("readVersioned"), readVersioned(key));
+    storage.writeIfVersion = (key, value, expected) => (
+      calls.push("writeIfVersion"), writeIfVersion(key, value, expected)
+    );
+    await h.send(message(1));
+    assert.deepEqual(calls.splice(0), ["readVersioned", "writeIfVersion"]);
+    assert.deepEqual(storage.read("1"), { count: 1 });
+  });
+  await t.step("a method patched on the prototype", async () => {
+    const proto = MemorySessionStorage.prototype as unknown as Record<string, unknown>;
+    const original = proto.writeIfVersion as (...a: unknown[]) => unknown;
+    proto.writeIfVersion = function (this: unknown, ...args: unknown[]) {
+      calls.push("writeIfVersion");
+      return original.apply(this, args);
+    };
+    try {
+      const storage = new MemorySessionStorage<Data>();
+      assert.equal(memoryAccessOf(storage), undefined);
+      const h = createHarness<C>();
+      h.bot.use(session({ initial: () => ({ count: 0 }), storage }));
+      h.bot.on("message", (ctx) => void ctx.session.count++);
+      await h.send(message(1));
+      assert.deepEqual(calls.splice(0), ["writeIfVersion"]);
+    } finally {
+      proto.writeIfVersion = original;
+    }
+  });
 });
 
 Deno.test("memory storage: the same outcome with and without the direct way in", async (t) => {

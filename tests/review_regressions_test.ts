@@ -753,3 +753,139 @@ Deno.test("U8: a whole multi session assignment that throws for an unkeyed fragm
   assert.deepEqual(user.read("7"), { lang: "de" }, "the assignment that threw changed a fragment");
   assert.equal(chat.read("7"), undefined);
 });
+
+// ---------------------------------------------------------------------------
+// Second review round.
+
+/** A plain adapter whose reads throw synchronously (a storage that fails fast). */
+function throwingReads(): StorageAdapter<N> & { writes: number; held: Map<string, N> } {
+  const held = new Map<string, N>([["1", { n: 41 }]]);
+  const storage = {
+    held,
+    writes: 0,
+    read(): N | undefined {
+      throw new Error("connection refused");
+    },
+    write(key: string, value: N) {
+      storage.writes++;
+      held.set(key, structuredClone(value));
+    },
+    delete(key: string) {
+      held.delete(key);
+    },
+  };
+  return storage;
+}
+
+Deno.test("U6: a lazy read that throws synchronously fails the update, nothing is written", async (t) => {
+  await t.step("the handler catches it and assigns a fallback", async () => {
+    const storage = throwingReads();
+    const h = createHarness<LazyN>();
+    h.bot.use(lazySession({ storage }));
+    let first: unknown;
+    h.bot.on("message", async (ctx) => {
+      try {
+        first = ctx.session;
+        await first;
+      } catch {
+        ctx.session = { n: 1 };
+      }
+    });
+    await h.send(message(1));
+    assert.ok(
+      first instanceof Promise,
+      "the first read is a promise (U2), not a synchronous throw",
+    );
+    assert.equal(h.errors.length, 1, "the failed read fails the update");
+    assert.equal(storage.writes, 0);
+    assert.deepEqual(storage.held.get("1"), { n: 41 });
+  });
+  await t.step("the handler never awaits it", async () => {
+    const storage = throwingReads();
+    const h = createHarness<LazyN>();
+    h.bot.use(lazySession({ storage }));
+    h.bot.on("message", (ctx) => void ctx.session);
+    await h.send(message(1));
+    assert.equal(h.errors.length, 1);
+    assert.deepEqual(storage.held.get("1"), { n: 41 });
+  });
+});
+
+Deno.test("U3: a read after a promise assignment gives what the last assignment of the key gives", async (t) => {
+  await t.step("another update assigned a later promise", async () => {
+    const storage = new MemorySessionStorage<N>();
+    storage.write("1", { n: 41 });
+    const h = createHarness<LazyN>();
+    h.bot.use(lazySession({ storage }));
+    const p1 = Promise.withResolvers<N>();
+    const p2 = Promise.withResolvers<N>();
+    const assigned = Promise.withResolvers<void>();
+    let seen: unknown;
+    h.bot.on("message", async (ctx) => {
+      if (ctx.msg.text === "a") {
+        ctx.session = p1.promise;
+        await assigned.promise;
+        seen = await ctx.session;
+      } else {
+        ctx.session = p2.promise;
+        assigned.resolve();
+        await p2.promise;
+      }
+    });
+    const a = h.send(message(1, "a"));
+    const b = h.send(message(1, "b"));
+    await assigned.promise;
+    p1.resolve({ n: 1 }); // superseded: never applies
+    await sleep(0);
+    p2.resolve({ n: 2 });
+    await Promise.all([a, b]);
+    assert.deepEqual(h.errors, []);
+    assert.deepEqual(seen, { n: 2 }, "the read gave what the last assignment gave");
+    assert.deepEqual(storage.read("1"), { n: 2 });
+  });
+  await t.step("the assigned promise rejects: the read rejects too, as in grammY", async () => {
+    const storage = new MemorySessionStorage<N>();
+    const h = createHarness<LazyN>();
+    h.bot.use(lazySession({ storage }));
+    let outcome = "";
+    h.bot.on("message", async (ctx) => {
+      ctx.session = Promise.reject(new Error("no"));
+      try {
+        await ctx.session;
+        outcome = "resolved";
+      } catch (err) {
+        outcome = (err as Error).message;
+      }
+    });
+    await h.send(message(1));
+    assert.equal(outcome, "no");
+    assert.equal(h.errors.length, 1, "the rejected assignment fails the update");
+  });
+});
+
+Deno.test("U4: setting a session back to its initial value is written once the key is not new", async () => {
+  const storage = new MemorySessionStorage<N>();
+  const h = createHarness<StrictN>();
+  h.bot.use(session({ initial, storage }));
+  const resetting = Promise.withResolvers<void>();
+  const incremented = Promise.withResolvers<void>();
+  h.bot.on("message", async (ctx) => {
+    if (ctx.msg.text === "inc") {
+      ctx.session.n = 5;
+      await resetting.promise;
+    } else {
+      resetting.resolve();
+      await incremented.promise;
+      ctx.session.n = 0;
+    }
+  });
+  const inc = h.send(message(1, "inc"));
+  const reset = h.send(message(1, "reset"));
+  await inc;
+  assert.deepEqual(storage.read("1"), { n: 5 });
+  incremented.resolve();
+  await reset;
+  assert.deepEqual(h.errors, []);
+  assert.equal(storage.has("1"), true, "the reset session was deleted instead of written");
+  assert.deepEqual(storage.read("1"), { n: 0 });
+});
