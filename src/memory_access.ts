@@ -40,21 +40,22 @@ export interface MemoryAccess {
 const accesses = new WeakMap<object, MemoryAccess>();
 
 /** The public methods that, if replaced, make the direct access unsafe. */
-const PUBLIC = [
-  "read",
-  "write",
-  "delete",
-  "readVersioned",
-  "writeIfVersion",
-  "deleteIfVersion",
-] as const;
+interface Methods {
+  read: unknown;
+  write: unknown;
+  delete: unknown;
+  readVersioned: unknown;
+  writeIfVersion: unknown;
+  deleteIfVersion: unknown;
+}
 
 /** The methods of the class as defined, taken before any code could replace them. */
-let originals: readonly unknown[] | undefined;
+let originals: Methods | undefined;
 
 /** Records the class's own methods (called once, right where the class is defined). */
-export function registerMemoryClass(prototype: object): void {
-  originals = PUBLIC.map((name) => (prototype as Record<string, unknown>)[name]);
+export function registerMemoryClass(prototype: Methods): void {
+  const { read, write, delete: remove, readVersioned, writeIfVersion, deleteIfVersion } = prototype;
+  originals = { read, write, delete: remove, readVersioned, writeIfVersion, deleteIfVersion };
 }
 
 /** Registers the direct access of a memory storage (called by its constructor). */
@@ -69,9 +70,13 @@ export function provideMemoryAccess(storage: object, access: MemoryAccess): void
  */
 export function memoryAccessOf(storage: object): MemoryAccess | undefined {
   const access = accesses.get(storage);
-  if (access === undefined || originals === undefined) return undefined;
-  for (let i = 0; i < PUBLIC.length; i++) {
-    if ((storage as Record<string, unknown>)[PUBLIC[i]] !== originals[i]) return undefined;
-  }
-  return access;
+  const o = originals;
+  if (access === undefined || o === undefined) return undefined;
+  const m = storage as Methods;
+  // Named loads, one per method: cheap enough to do for every update.
+  return m.read === o.read && m.write === o.write && m.delete === o.delete &&
+      m.readVersioned === o.readVersioned && m.writeIfVersion === o.writeIfVersion &&
+      m.deleteIfVersion === o.deleteIfVersion
+    ? access
+    : undefined;
 }

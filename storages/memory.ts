@@ -373,4 +373,4 @@ export class MemorySessionStorage<S>
   }
 }
 
-registerMemoryClass(MemorySessionStorage.prototype);
+registerMemoryClass(MemorySessionStorage.prototype as never);
