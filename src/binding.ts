@@ -47,6 +47,8 @@ export class Binding<S> implements SessionHandle {
   #readFailure: { error: unknown } | undefined;
   /** The promise assigned last, until it has settled and been applied. */
   #pending: Promise<void> | undefined;
+  /** The key's assignment turn of `#pending`: once another assignment came, it is not waited for. */
+  #pendingTurn = 0;
   /** The rejection of the promise assigned last. */
   #assignError: { error: unknown } | undefined;
 
@@ -113,9 +115,12 @@ export class Binding<S> implements SessionHandle {
     this.#accessed = true;
     // After assigning a promise, this update reads what the last promise
     // assigned to the key (by it or by another update) gives (rule U3).
-    const assigning = this.#pending !== undefined ? slot.assigning : undefined;
-    if (assigning !== undefined) {
-      return this.#wait(assigning.then(() => this.#valueAfterAssigning(slot)));
+    if (this.#pending !== undefined) {
+      const after = (slot.assigning ?? Promise.resolve()).then(() =>
+        this.#valueAfterAssigning(slot)
+      );
+      // Waited for, but its rejection is the assignment's, not a failed read.
+      return this.#wait(after, false);
     }
     if (!slot.known) return this.#startRead(slot);
     if (!first) return slot.expose();
@@ -139,6 +144,7 @@ export class Binding<S> implements SessionHandle {
   #valueAfterAssigning(slot: Slot<S>): unknown {
     const assigning = slot.assigning;
     if (assigning !== undefined) return assigning.then(() => this.#valueAfterAssigning(slot));
+    if (slot.rejected !== undefined) throw slot.rejected.error;
     return slot.known ? slot.expose() : this.#startRead(slot);
   }
 
@@ -160,7 +166,7 @@ export class Binding<S> implements SessionHandle {
       // Locked keys: take the lease now, not only when saving (rule C6).
       this.#wait(lease.acquire());
     }
-    const turn = ++slot.assignments;
+    const turn = slot.countAssignment();
     this.#assignError = undefined;
     if (!isPromiseLike(value)) {
       this.#pending = undefined;
@@ -177,7 +183,7 @@ export class Binding<S> implements SessionHandle {
       },
       (error) => {
         if (turn !== slot.assignments) return;
-        this.#assignError = { error };
+        this.#assignError = slot.rejected = { error };
         throw error;
       },
     );
@@ -188,6 +194,7 @@ export class Binding<S> implements SessionHandle {
     const pending: Promise<void> = assigning.then(settled, settled);
     slot.assigning = handled(assigning);
     this.#pending = pending;
+    this.#pendingTurn = turn;
   }
 
   /**
@@ -213,14 +220,14 @@ export class Binding<S> implements SessionHandle {
    * Tracks a read (or lease) this update started until it settles; the
    * first failure is kept, to fail the update (rule U6).
    */
-  #wait<T>(promise: Promise<T>): Promise<T> {
+  #wait<T>(promise: Promise<T>, fails = true): Promise<T> {
     const reads = this.#reads ??= new Set();
     reads.add(promise);
     promise.then(
       () => void reads.delete(promise),
       (error) => {
         reads.delete(promise);
-        this.#readFailure ??= { error };
+        if (fails) this.#readFailure ??= { error };
       },
     );
     return promise;
@@ -231,9 +238,20 @@ export class Binding<S> implements SessionHandle {
     while ((this.#reads?.size ?? 0) > 0 || this.#pending !== undefined) {
       const waits: Promise<unknown>[] = [...this.#reads ?? []];
       const pending = this.#pending;
-      if (pending !== undefined) waits.push(pending);
-      await Promise.allSettled(waits);
-      if (this.#pending === pending) this.#pending = undefined;
+      if (pending !== undefined && this.#pendingTurn !== slot.assignments) {
+        this.#pending = undefined; // another assignment replaced it: nothing to wait for (U3)
+        continue;
+      }
+      if (pending === undefined) {
+        await Promise.allSettled(waits);
+        continue;
+      }
+      waits.push(pending);
+      // Wakes up when the promise is replaced, so a replaced one that never settles cannot hang.
+      await Promise.race([Promise.allSettled(waits), slot.nextAssignment()]);
+      if (this.#pending === pending && this.#pendingTurn !== slot.assignments) {
+        this.#pending = undefined;
+      }
     }
     await this.#complete(slot, ok, this.#readFailure ?? this.#assignError);
   }

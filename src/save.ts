@@ -78,7 +78,8 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const value = desired(slot);
   // `checked`: the caller compared just now, nothing ran since.
   if (!checked && matches(value, slot.stored)) return undefined;
-  if (slot.memory !== undefined) return writeHeld(slot, slot.memory, value);
+  const memory = slot.memory;
+  if (memory !== undefined) return writeHeld(slot, memory, value);
   const mine = value == null ? NONE : snapshot(value);
   const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
   const initial = slot.initial;
@@ -102,7 +103,12 @@ function writeHeld<S>(
   const expected = slot.source.conditional !== undefined && slot.version !== UNKNOWN
     ? slot.version
     : undefined;
-  const data = value == null ? NONE : copySession(value, key); // throws SessionValueError
+  let data: unknown = NONE;
+  try {
+    if (value != null) data = copySession(value, key); // SessionValueError for non-JSON
+  } catch (err) {
+    throw writeError(slot, err, false); // as the public write's error would be
+  }
   const initial = slot.initial;
   slot.writes++;
   let result: Sent;

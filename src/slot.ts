@@ -104,10 +104,12 @@ export class Slot<S> {
    * it resolves once its value is assigned, or rejects with its rejection.
    */
   assigning: Promise<void> | undefined = undefined;
+  /** The rejection of the key's last assignment, a promise that rejected; cleared by the next. */
+  rejected: { error: unknown } | undefined = undefined;
+  #nextAssignment: PromiseWithResolvers<void> | undefined;
   /** The key's lease, when keys are locked. */
   readonly lease: Lease | undefined;
-  /** The memory storage's direct access, if its methods are its own now. */
-  readonly memory: MemoryAccess | undefined;
+
   #loading: Promise<void> | undefined;
   /** The end of the save queue, and how many saves are in it. */
   #tail: Promise<void> | undefined;
@@ -117,7 +119,6 @@ export class Slot<S> {
     this.lease = source.leases && source.lock
       ? new Lease(source.leases, key, source.lock)
       : undefined;
-    this.memory = memoryAccessOf(source.storage);
   }
 
   /**
@@ -237,6 +238,25 @@ export class Slot<S> {
   expose(): S | undefined {
     if (this.#unsnapped !== NOTHING) void this.stored;
     return this.value;
+  }
+
+  /** The memory storage's direct access, if its methods are its own right now. */
+  get memory(): MemoryAccess | undefined {
+    return memoryAccessOf(this.source.storage);
+  }
+
+  /** Counts an assignment by any update of the key; returns its turn (rule U3). */
+  countAssignment(): number {
+    this.rejected = undefined;
+    const waiting = this.#nextAssignment;
+    this.#nextAssignment = undefined;
+    waiting?.resolve();
+    return ++this.assignments;
+  }
+
+  /** Resolves at the next assignment of the key, by any update. */
+  nextAssignment(): Promise<void> {
+    return (this.#nextAssignment ??= Promise.withResolvers()).promise;
   }
 
   /** Replaces the live value; `null` and `undefined` mean "delete". */

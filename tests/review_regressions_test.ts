@@ -889,3 +889,139 @@ Deno.test("U4: setting a session back to its initial value is written once the k
   assert.equal(storage.has("1"), true, "the reset session was deleted instead of written");
   assert.deepEqual(storage.read("1"), { n: 0 });
 });
+
+// ---------------------------------------------------------------------------
+// Third review round.
+
+Deno.test("U3: a promise replaced by another update's assignment never holds its update", async (t) => {
+  for (const lock of [false, true]) {
+    await t.step(lock ? "with lock: the key is free afterwards" : "without lock", async () => {
+      const storage = new MemorySessionStorage<N>();
+      const h = createHarness<LazyN>();
+      h.bot.use(lazySession({ storage, ...(lock ? { lock: { ttl: 300, wait: 300 } } : {}) }));
+      const assigned = Promise.withResolvers<void>();
+      h.bot.on("message", async (ctx) => {
+        if (ctx.msg.text === "a") {
+          ctx.session = new Promise<N>(() => {}); // never settles
+          assigned.resolve();
+        } else {
+          await assigned.promise;
+          ctx.session = { n: 1 };
+        }
+      });
+      const a = h.send(message(1, "a"));
+      const b = h.send(message(1, "b"));
+      const settled = await Promise.race([
+        Promise.all([a, b]).then(() => true),
+        sleep(2_000).then(() => false),
+      ]);
+      assert.ok(settled, "an update hung on a promise another update replaced");
+      assert.deepEqual(h.errors, []);
+      assert.deepEqual(storage.read("1"), { n: 1 });
+      if (lock) assert.equal(await storage.acquireLease("1", "someone else", 1_000), true);
+    });
+  }
+});
+
+Deno.test("U3: a read after assigning a promise gives the key's last assignment's outcome in any order", async (t) => {
+  for (const order of ["pB rejects first", "pA resolves first"]) {
+    await t.step(order, async () => {
+      const storage = new MemorySessionStorage<N>();
+      storage.write("1", { n: 41 });
+      const h = createHarness<LazyN>();
+      h.bot.use(lazySession({ storage }));
+      const pA = Promise.withResolvers<N>();
+      const pB = Promise.withResolvers<N>();
+      const bAssigned = Promise.withResolvers<void>();
+      const aRead = Promise.withResolvers<void>();
+      let aSaw = "";
+      h.bot.on("message", async (ctx) => {
+        if (ctx.msg.text === "a") {
+          ctx.session = pA.promise;
+          await bAssigned.promise;
+          const reading = Promise.resolve(ctx.session);
+          aRead.resolve();
+          aSaw = await reading.then(() => "value", (e) => (e as Error).message);
+        } else {
+          ctx.session = pB.promise;
+          bAssigned.resolve();
+          await aRead.promise;
+          try {
+            await ctx.session;
+          } catch { /* B fails through its own assignment anyway */ }
+        }
+      });
+      const a = h.send(message(1, "a"));
+      const b = h.send(message(1, "b"));
+      await aRead.promise;
+      if (order === "pB rejects first") {
+        pB.reject(new Error("pB"));
+        await sleep(0);
+        pA.resolve({ n: 1 });
+      } else {
+        pA.resolve({ n: 1 });
+        await sleep(0);
+        pB.reject(new Error("pB"));
+      }
+      await Promise.all([a, b]);
+      assert.equal(aSaw, "pB", "A's read gives the rejection of the key's last assignment");
+      assert.equal(h.errors.length, 1, "only B, whose own last assignment rejected, fails");
+      assert.deepEqual(storage.read("1"), { n: 41 }, "nothing written");
+    });
+  }
+});
+
+Deno.test("A1: memory methods replaced while another update of the key runs are called by later updates", async () => {
+  const storage = new MemorySessionStorage<N>();
+  const h = createHarness<StrictN>();
+  h.bot.use(session({ initial, storage }));
+  const holding = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  h.bot.on("message", async (ctx) => {
+    if (ctx.msg.text === "hold") {
+      holding.resolve();
+      await release.promise;
+    } else {
+      ctx.session.n++;
+    }
+  });
+  const held = h.send(message(1, "hold"));
+  await holding.promise;
+  const calls: string[] = [];
+  const write = storage.writeIfVersion.bind(storage);
+  storage.writeIfVersion = (
+    key,
+    value,
+    expected,
+  ) => (calls.push("writeIfVersion"), write(key, value, expected));
+  await h.send(message(1, "inc"));
+  release.resolve();
+  await held;
+  assert.deepEqual(calls, ["writeIfVersion"]);
+  assert.deepEqual(h.errors, []);
+});
+
+Deno.test("A1: a value whose getter throws fails the same way with and without the direct memory access", async () => {
+  class Subclass extends MemorySessionStorage<N> {
+    override read(key: string) {
+      return super.read(key);
+    }
+  }
+  const outcomes: string[] = [];
+  for (const storage of [new MemorySessionStorage<N>(), new Subclass()]) {
+    const h = createHarness<StrictN>();
+    h.bot.use(session({ initial, storage }));
+    h.bot.on("message", (ctx) => {
+      Object.defineProperty(ctx.session, "bad", {
+        enumerable: true,
+        get() {
+          throw new Error("getter");
+        },
+      });
+    });
+    await h.send(message(1));
+    const err = h.errors[0]?.error as Error;
+    outcomes.push(`${err?.constructor.name}: ${err?.message.includes("getter")}`);
+  }
+  assert.equal(outcomes[0], outcomes[1]);
+});
