@@ -4,6 +4,11 @@
  * @module
  */
 
+/** The message of `err` for an error text: its `message`, or it as a string. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * Base class of every error sessionkit throws. `key` is the storage key of the
  * session involved, when there is one.

@@ -39,16 +39,6 @@ export class Fragment<S, C extends SessionContext> {
           `releaseLease); this storage has none. Use a sessionkit storage, or leave lock out.`,
       );
     }
-    if (lock !== undefined) {
-      for (const name of ["ttl", "wait"] as const) {
-        const v = lock[name];
-        if (v !== undefined && !(v > 0 && Number.isFinite(v))) {
-          throw new RangeError(
-            `ctx.${property}: lock.${name} must be a positive number of ms, got ${v}.`,
-          );
-        }
-      }
-    }
     this.table = new SlotTable<S>({
       storage,
       initial: options.initial,

@@ -7,7 +7,7 @@
  */
 
 import type { LeaseStorage } from "./capabilities.ts";
-import { SessionError, SessionLockError } from "./errors.ts";
+import { messageOf, SessionError, SessionLockError } from "./errors.ts";
 import { backgroundTimeout, delay, type TimerId } from "./timers.ts";
 
 /** Options of per-key locking (`lock` in the session options). */
@@ -65,7 +65,7 @@ export class Lease {
       } catch (err) {
         throw new SessionError(
           `Could not take the lease of key "${this.key}": ${
-            err instanceof Error ? err.message : err
+            messageOf(err)
           }. Check that the storage is reachable.`,
           this.key,
           { cause: err },

@@ -10,7 +10,7 @@ import type { SessionOptions } from "./options.ts";
 import { Fragment } from "./fragment.ts";
 import type { Binding } from "./binding.ts";
 import { sessionInstaller } from "./install.ts";
-import { SessionError } from "./errors.ts";
+import { messageOf, SessionError } from "./errors.ts";
 import { isPromiseLike } from "./values.ts";
 
 /** Runs `step`, turning a synchronous throw into a rejection. */
@@ -25,7 +25,7 @@ async function finishAll(bindings: Binding<unknown>[], ok: boolean): Promise<voi
   if (errors.length > 1) {
     throw new SessionError(
       `${errors.length} session fragments could not be saved: ` +
-        errors.map((e) => e instanceof Error ? e.message : String(e)).join(" | "),
+        errors.map(messageOf).join(" | "),
       undefined,
       { cause: new AggregateError(errors) },
     );

@@ -7,15 +7,11 @@
  */
 
 import { NONE, type Slot, UNKNOWN } from "./slot.ts";
-import { SessionConflictError, SessionError } from "./errors.ts";
+import { messageOf, SessionConflictError, SessionError } from "./errors.ts";
 import { fromSnapshot, OPAQUE, sameAs, snapshot } from "./snapshot.ts";
 import { isPromiseLike, updateInPlace } from "./values.ts";
 import { copySession } from "./serialization.ts";
 import type { MemoryAccess } from "./memory_access.ts";
-
-function reason(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Whether `value` is what the snapshot `known` holds (`NONE`: nothing). */
 function matches(value: unknown, known: unknown): boolean {
@@ -212,7 +208,7 @@ function writeError<S>(slot: Slot<S>, err: unknown, deleting: boolean): SessionE
   if (err instanceof SessionError) return err;
   return new SessionError(
     `Could not ${deleting ? "delete" : "write"} the session of key "${slot.key}": ` +
-      `${reason(err)}. This update's session changes were not saved.`,
+      `${messageOf(err)}. This update's session changes were not saved.`,
     slot.key,
     { cause: err },
   );
@@ -250,10 +246,15 @@ async function resolveConflict<S>(
     slot.stored = snap;
     slot.version = result;
     if (snap !== NONE && slot.initial === initial) slot.initial = UNKNOWN;
-    carryOver(slot, mine, merged ?? undefined);
+    carryOver(slot, mine, merged ?? undefined, snap);
     return;
   }
   throw new SessionConflictError(key, ` (gave up after ${maxConflictRetries} merges)`);
+}
+
+/** The merge function of `slot` (only called when `onConflict` is one). */
+function mergeOf<S>(slot: Slot<S>): (stored?: S, mine?: S, base?: S) => S | undefined {
+  return slot.source.onConflict as (stored?: S, mine?: S, base?: S) => S | undefined;
 }
 
 function callMerge<S>(
@@ -262,12 +263,11 @@ function callMerge<S>(
   mine: S | undefined,
   base: S | undefined,
 ): S | undefined {
-  const merge = slot.source.onConflict as (a?: S, b?: S, c?: S) => S | undefined;
   try {
-    return merge(stored, mine, base);
+    return mergeOf(slot)(stored, mine, base);
   } catch (err) {
     throw new SessionError(
-      `The onConflict merge function threw for key "${slot.key}": ${reason(err)}. ` +
+      `The onConflict merge function threw for key "${slot.key}": ${messageOf(err)}. ` +
         `This update's session changes were not saved.`,
       slot.key,
       { cause: err },
@@ -281,27 +281,23 @@ function callMerge<S>(
  * Changes the live object in place so handlers holding it see the merge;
  * replaces it when it cannot be changed (frozen).
  */
-function carryOver<S>(slot: Slot<S>, mine: unknown, merged: S | undefined): void {
+function carryOver<S>(slot: Slot<S>, mine: unknown, merged: S | undefined, snap: unknown): void {
   const live = slot.value;
-  const fresh = () => {
-    const snap = merged == null ? NONE : snapshot(merged);
-    return snap === OPAQUE ? merged : valueOf<S>(snap);
-  };
+  // A copy of the merge: the merged object itself went to the storage.
+  const fresh = () => valueOf<S>(snap, merged);
   let next: S | undefined;
   if (matches(live, mine)) {
     next = fresh();
   } else {
     try {
-      next = (slot.source.onConflict as (a?: S, b?: S, c?: S) => S | undefined)(
-        fresh(),
-        live,
-        valueOf(mine, live),
-      ) ?? undefined;
+      next = mergeOf(slot)(fresh(), live, valueOf(mine, live)) ?? undefined;
     } catch (err) {
       next = fresh();
       slot.broken = new SessionError(
         `The onConflict merge function threw while merging the saved session of key ` +
-          `"${slot.key}" with changes made to it since: ${reason(err)}. Those changes were not ` +
+          `"${slot.key}" with changes made to it since: ${
+            messageOf(err)
+          }. Those changes were not ` +
           `saved.`,
         slot.key,
         { cause: err },

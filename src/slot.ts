@@ -25,7 +25,7 @@ import type { StorageAdapter } from "./storage.ts";
 import type { ConditionalStorage, LeaseStorage } from "./capabilities.ts";
 import type { ConflictMerge } from "./options.ts";
 import { Lease, type LockOptions } from "./lease.ts";
-import { SessionError } from "./errors.ts";
+import { messageOf, SessionError } from "./errors.ts";
 import { snapshot } from "./snapshot.ts";
 import { saveSlot } from "./save.ts";
 import { cloneJson, isPromiseLike } from "./values.ts";
@@ -64,10 +64,6 @@ interface Answer<S> {
   version: string | null | typeof UNKNOWN;
   /** A snapshot of `value` the read already has (the memory storage's held data). */
   stored?: unknown;
-}
-
-function reason(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** The shared state of one key. Created and dropped by the slot table. */
@@ -199,20 +195,22 @@ export class Slot<S> {
     }
     this.version = answer.version;
     if (this.known) return; // assigned while the read ran: the assignment stays
-    if (raw == null) {
-      const initial = this.source.initial?.();
-      this.value = initial;
-      this.initial = initial === undefined ? UNKNOWN : snapshot(initial);
-    } else {
-      this.value = raw;
-    }
+    if (raw == null) this.#startFromInitial();
+    else this.value = raw;
     this.known = true;
+  }
+
+  /** Makes the live value a new `initial()` value, remembered to tell it untouched. */
+  #startFromInitial(): void {
+    const initial = this.source.initial?.();
+    this.value = initial;
+    this.initial = initial === undefined ? UNKNOWN : snapshot(initial);
   }
 
   #readError(err: unknown): SessionError {
     if (err instanceof SessionError) return err;
     return new SessionError(
-      `Could not read the session of key "${this.key}" from storage: ${reason(err)}. ` +
+      `Could not read the session of key "${this.key}" from storage: ${messageOf(err)}. ` +
         `The update was stopped so that the stored session is not replaced by initial data; ` +
         `check that the storage is reachable.`,
       this.key,
@@ -271,10 +269,9 @@ export class Slot<S> {
    * would after reading an empty storage.
    */
   present(): void {
-    if (!this.known || this.value != null || this.source.initial === undefined) return;
-    const initial = this.source.initial();
-    this.value = initial;
-    this.initial = initial === undefined ? UNKNOWN : snapshot(initial);
+    if (this.known && this.value == null && this.source.initial !== undefined) {
+      this.#startFromInitial();
+    }
   }
 
   /**

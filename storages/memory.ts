@@ -110,11 +110,7 @@ export class MemorySessionStorage<S>
         expected === undefined || this.#currentVersion(key) === expected
           ? this.#put(key, data)
           : null,
-      delete: (key, expected) => {
-        if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
-        this.#map.delete(key);
-        return true;
-      },
+      delete: (key, expected) => this.#deleteIf(key, expected),
     });
   }
 
@@ -252,6 +248,11 @@ export class MemorySessionStorage<S>
    */
   deleteIfVersion(key: string, expected: string | null): MaybePromise<boolean> {
     // An `undefined` version (out of contract) deletes unconditionally, as it always did.
+    return this.#deleteIf(key, expected);
+  }
+
+  /** Deletes `key` if its version is still `expected` (always without one); whether it did. */
+  #deleteIf(key: string, expected: string | null | undefined): boolean {
     if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
     this.#map.delete(key);
     return true;
