@@ -13,7 +13,7 @@ import type { Slot } from "./slot.ts";
 import type { SlotTable } from "./slot_table.ts";
 import { SessionError, SessionKeyError } from "./errors.ts";
 import { isPromiseLike } from "./values.ts";
-import { fromSnapshot, OPAQUE, snapshot } from "./snapshot.ts";
+import { OPAQUE, snapshot } from "./snapshot.ts";
 
 /** The update type of `ctx`, such as `message` or `inline_query`. */
 export function updateTypeOf(ctx: SessionContext): string {
@@ -68,9 +68,8 @@ export class Binding<S> implements SessionHandle {
    * that changing it reaches nobody.
    */
   #afterEnd(): unknown {
-    const value = this.#last;
-    const snap = snapshot(value);
-    return snap === OPAQUE ? value : fromSnapshot(snap);
+    const copy = snapshot(this.#last); // a fresh copy nobody else holds
+    return copy === OPAQUE ? this.#last : copy;
   }
 
   #keyError(): SessionKeyError {
@@ -236,22 +235,15 @@ export class Binding<S> implements SessionHandle {
   /** Waits for the reads and the assigned promise this update started, then completes. */
   async #finishLater(slot: Slot<S>, ok: boolean): Promise<void> {
     while ((this.#reads?.size ?? 0) > 0 || this.#pending !== undefined) {
-      const waits: Promise<unknown>[] = [...this.#reads ?? []];
       const pending = this.#pending;
       if (pending !== undefined && this.#pendingTurn !== slot.assignments) {
         this.#pending = undefined; // another assignment replaced it: nothing to wait for (U3)
         continue;
       }
-      if (pending === undefined) {
-        await Promise.allSettled(waits);
-        continue;
-      }
-      waits.push(pending);
+      const waits: Promise<unknown>[] = [...this.#reads ?? []];
+      if (pending === undefined) await Promise.allSettled(waits);
       // Wakes up when the promise is replaced, so a replaced one that never settles cannot hang.
-      await Promise.race([Promise.allSettled(waits), slot.nextAssignment()]);
-      if (this.#pending === pending && this.#pendingTurn !== slot.assignments) {
-        this.#pending = undefined;
-      }
+      else await Promise.race([Promise.allSettled([...waits, pending]), slot.nextAssignment()]);
     }
     await this.#complete(slot, ok, this.#readFailure ?? this.#assignError);
   }
