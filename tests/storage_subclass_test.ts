@@ -168,111 +168,73 @@ class SealedMemory extends MemorySessionStorage<Data> {
   }
 }
 
-class SealedDenoKv extends DenoKvStorage<Data> {
-  constructor(kv: KvLike, readonly tracker: Tracker) {
+/** The public methods of an async sessionkit storage that the sealing subclasses override. */
+interface AsyncStorage extends ConditionalStorage<Data>, LeaseStorage {
+  read(key: string): Promise<Data | undefined>;
+  write(key: string, value: Data): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+/**
+ * A subclass of `Base` (Deno KV, Redis or PostgreSQL) overriding every
+ * public method: each records its call on the tracker and seals or
+ * unseals before calling `super`.
+ */
+// deno-lint-ignore no-explicit-any
+function sealing<B extends new (...args: any[]) => AsyncStorage>(Base: B) {
+  return class Sealed extends Base {
+    tracker!: Tracker;
+    override read(key: string): Promise<Data | undefined> {
+      return this.tracker.call("read", async () => unseal(await super.read(key)));
+    }
+    override readVersioned(key: string): Promise<VersionedValue<Data>> {
+      return this.tracker.call("readVersioned", () => versioned(super.readVersioned(key)));
+    }
+    override write(key: string, value: Data): Promise<void> {
+      return this.tracker.call("write", () => super.write(key, seal(value)));
+    }
+    override writeIfVersion(key: string, value: Data, expected: string | null) {
+      return this.tracker.call(
+        "writeIfVersion",
+        () => super.writeIfVersion(key, seal(value), expected),
+      );
+    }
+    override delete(key: string): Promise<void> {
+      return this.tracker.call("delete", () => super.delete(key));
+    }
+    override deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
+      return this.tracker.call("deleteIfVersion", () => super.deleteIfVersion(key, expected));
+    }
+    override acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
+      return this.tracker.call("acquireLease", () => super.acquireLease(key, owner, ttl));
+    }
+    override renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
+      return this.tracker.call("renewLease", () => super.renewLease(key, owner, ttl));
+    }
+    override releaseLease(key: string, owner: string): Promise<void> {
+      return this.tracker.call("releaseLease", () => super.releaseLease(key, owner));
+    }
+  };
+}
+
+class SealedDenoKv extends sealing(DenoKvStorage<Data>) {
+  constructor(kv: KvLike, tracker: Tracker) {
     super(kv, { prefix: ["subclass"] });
-  }
-  override read(key: string): Promise<Data | undefined> {
-    return this.tracker.call("read", async () => unseal(await super.read(key)));
-  }
-  override readVersioned(key: string): Promise<VersionedValue<Data>> {
-    return this.tracker.call("readVersioned", () => versioned(super.readVersioned(key)));
-  }
-  override write(key: string, value: Data): Promise<void> {
-    return this.tracker.call("write", () => super.write(key, seal(value)));
-  }
-  override writeIfVersion(key: string, value: Data, expected: string | null) {
-    return this.tracker.call(
-      "writeIfVersion",
-      () => super.writeIfVersion(key, seal(value), expected),
-    );
-  }
-  override delete(key: string): Promise<void> {
-    return this.tracker.call("delete", () => super.delete(key));
-  }
-  override deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    return this.tracker.call("deleteIfVersion", () => super.deleteIfVersion(key, expected));
-  }
-  override acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
-    return this.tracker.call("acquireLease", () => super.acquireLease(key, owner, ttl));
-  }
-  override renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
-    return this.tracker.call("renewLease", () => super.renewLease(key, owner, ttl));
-  }
-  override releaseLease(key: string, owner: string): Promise<void> {
-    return this.tracker.call("releaseLease", () => super.releaseLease(key, owner));
+    this.tracker = tracker;
   }
 }
 
-class SealedRedis extends RedisStorage<Data> {
-  constructor(client: RedisClientLike, prefix: string, readonly tracker: Tracker) {
+class SealedRedis extends sealing(RedisStorage<Data>) {
+  constructor(client: RedisClientLike, prefix: string, tracker: Tracker) {
     super(client, { prefix });
-  }
-  override read(key: string): Promise<Data | undefined> {
-    return this.tracker.call("read", async () => unseal(await super.read(key)));
-  }
-  override readVersioned(key: string): Promise<VersionedValue<Data>> {
-    return this.tracker.call("readVersioned", () => versioned(super.readVersioned(key)));
-  }
-  override write(key: string, value: Data): Promise<void> {
-    return this.tracker.call("write", () => super.write(key, seal(value)));
-  }
-  override writeIfVersion(key: string, value: Data, expected: string | null) {
-    return this.tracker.call(
-      "writeIfVersion",
-      () => super.writeIfVersion(key, seal(value), expected),
-    );
-  }
-  override delete(key: string): Promise<void> {
-    return this.tracker.call("delete", () => super.delete(key));
-  }
-  override deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    return this.tracker.call("deleteIfVersion", () => super.deleteIfVersion(key, expected));
-  }
-  override acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
-    return this.tracker.call("acquireLease", () => super.acquireLease(key, owner, ttl));
-  }
-  override renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
-    return this.tracker.call("renewLease", () => super.renewLease(key, owner, ttl));
-  }
-  override releaseLease(key: string, owner: string): Promise<void> {
-    return this.tracker.call("releaseLease", () => super.releaseLease(key, owner));
+    this.tracker = tracker;
   }
 }
 
-class SealedPostgres extends PostgresStorage<Data> {
-  constructor(db: PostgresQueryable, table: string, readonly tracker: Tracker) {
+class SealedPostgres extends sealing(PostgresStorage<Data>) {
+  constructor(db: PostgresQueryable, table: string, tracker: Tracker) {
     super(db, { table });
-  }
-  override read(key: string): Promise<Data | undefined> {
-    return this.tracker.call("read", async () => unseal(await super.read(key)));
-  }
-  override readVersioned(key: string): Promise<VersionedValue<Data>> {
-    return this.tracker.call("readVersioned", () => versioned(super.readVersioned(key)));
-  }
-  override write(key: string, value: Data): Promise<void> {
-    return this.tracker.call("write", () => super.write(key, seal(value)));
-  }
-  override writeIfVersion(key: string, value: Data, expected: string | null) {
-    return this.tracker.call(
-      "writeIfVersion",
-      () => super.writeIfVersion(key, seal(value), expected),
-    );
-  }
-  override delete(key: string): Promise<void> {
-    return this.tracker.call("delete", () => super.delete(key));
-  }
-  override deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    return this.tracker.call("deleteIfVersion", () => super.deleteIfVersion(key, expected));
-  }
-  override acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
-    return this.tracker.call("acquireLease", () => super.acquireLease(key, owner, ttl));
-  }
-  override renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
-    return this.tracker.call("renewLease", () => super.renewLease(key, owner, ttl));
-  }
-  override releaseLease(key: string, owner: string): Promise<void> {
-    return this.tracker.call("releaseLease", () => super.releaseLease(key, owner));
+    this.tracker = tracker;
   }
 }
 

@@ -158,48 +158,6 @@ export class ControlledStorage<T> implements FullStorage<T> {
 /** ISO 8601 timestamps, as `@grammyjs/storage-redis` recognizes them with `autoParseDates`. */
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?$/;
 
-/**
- * A third-party style adapter (a plain object, no versions, no leases) that
- * keeps JSON text and, on read, turns every ISO timestamp string into a
- * `Date`, as `@grammyjs/storage-redis` does with `autoParseDates: true`.
- */
-export class DateParsingAdapter<T> implements StorageAdapter<T> {
-  /** The stored JSON texts. */
-  readonly texts = new Map<string, string>();
-  /** Every value handed to `write`, as handed. */
-  readonly written: T[] = [];
-  counts = { read: 0, write: 0, delete: 0 };
-
-  read(key: string): Promise<T | undefined> {
-    this.counts.read++;
-    const text = this.texts.get(key);
-    if (text === undefined) return Promise.resolve(undefined);
-    return Promise.resolve(
-      JSON.parse(
-        text,
-        (_k, v) =>
-          typeof v === "string" && ISO.test(v) ? new Date(v.endsWith("Z") ? v : v + "Z") : v,
-      ),
-    );
-  }
-  write(key: string, value: T): Promise<void> {
-    this.counts.write++;
-    this.written.push(value);
-    this.texts.set(key, JSON.stringify(value));
-    return Promise.resolve();
-  }
-  delete(key: string): Promise<void> {
-    this.counts.delete++;
-    this.texts.delete(key);
-    return Promise.resolve();
-  }
-  /** The stored session parsed without date revival. */
-  raw(key: string): unknown {
-    const text = this.texts.get(key);
-    return text === undefined ? undefined : JSON.parse(text);
-  }
-}
-
 /** A plain JSON adapter over a map (copies in and out), with call counts. */
 export class JsonAdapter<T> implements StorageAdapter<T> {
   readonly texts = new Map<string, string>();
@@ -231,6 +189,37 @@ export class JsonAdapter<T> implements StorageAdapter<T> {
   /** Stores `value` under `key` directly, as another process would. */
   set(key: string, value: T): void {
     this.texts.set(key, JSON.stringify(value));
+  }
+}
+
+/**
+ * A third-party style adapter (a plain object, no versions, no leases) that
+ * keeps JSON text and, on read, turns every ISO timestamp string into a
+ * `Date`, as `@grammyjs/storage-redis` does with `autoParseDates: true`.
+ */
+export class DateParsingAdapter<T> extends JsonAdapter<T> {
+  /** Every value handed to `write`, as handed. */
+  readonly written: T[] = [];
+
+  override read(key: string): Promise<T | undefined> {
+    this.counts.read++;
+    const text = this.texts.get(key);
+    if (text === undefined) return Promise.resolve(undefined);
+    return Promise.resolve(
+      JSON.parse(
+        text,
+        (_k, v) =>
+          typeof v === "string" && ISO.test(v) ? new Date(v.endsWith("Z") ? v : v + "Z") : v,
+      ),
+    );
+  }
+  override write(key: string, value: T): Promise<void> {
+    this.written.push(value);
+    return super.write(key, value);
+  }
+  /** The stored session parsed without date revival. */
+  raw(key: string): unknown {
+    return this.get(key);
   }
 }
 
