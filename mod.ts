@@ -65,6 +65,9 @@ export {
   type Migrations,
 } from "./src/enhance.ts";
 export { MemorySessionStorage, type MemorySessionStorageOptions } from "./storages/memory.ts";
+export { DriverStorage } from "./storages/shared/driver_storage.ts";
+export type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "./storages/shared/driver.ts";
+export { jsonCopy, jsonText, type PayloadCodec } from "./storages/shared/codec.ts";
 export {
   type ConditionalStorage,
   isConditionalStorage,

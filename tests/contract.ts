@@ -13,7 +13,20 @@ import {
   SessionValueError,
   type StorageAdapter,
 } from "../mod.ts";
+import { conditionalContract, leaseContract, ttlChangeContract } from "./contract_versions.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
+
+/** What a contract subject's `create` is asked for. */
+export interface CreateOptions {
+  /** The storage's time to live, in ms. */
+  ttl?: number;
+  /**
+   * Another instance whose namespace (prefix, table, database) the new one
+   * must share, as a second bot process would. A subject that cannot share
+   * (memory) returns `sharing` itself when the other options match.
+   */
+  sharing?: StorageAdapter<unknown>;
+}
 
 export interface ContractSubject {
   /**
@@ -21,7 +34,7 @@ export interface ContractSubject {
    * namespace of its own (a unique prefix, table, ...), so that two
    * instances never see each other's sessions.
    */
-  create(options?: { ttl?: number }): Promise<StorageAdapter<unknown>> | StorageAdapter<unknown>;
+  create(options?: CreateOptions): Promise<StorageAdapter<unknown>> | StorageAdapter<unknown>;
   /** Closes what `create` opened and removes what the suite stored. */
   cleanup?(): Promise<void> | void;
   /** The backend's native limit on one stored value in bytes, if any. */
@@ -45,6 +58,12 @@ export interface ContractSubject {
    * SessionValueError before anything is written.
    */
   refusesNulAndLoneSurrogates?: boolean;
+  /**
+   * Set to `false` for a storage whose sessions do not outlive it (memory):
+   * it cannot be opened again with other options over the same sessions, so
+   * the steps about changing the TTL of stored sessions do not apply.
+   */
+  persistent?: boolean;
 }
 
 /** A session whose JSON text is exactly `bytes` bytes long. */
@@ -53,7 +72,7 @@ export function sized(bytes: number, fill = "x"): { blob: string } {
   return { blob: fill.repeat(bytes - overhead) };
 }
 
-async function collect<T>(it: Iterable<T> | AsyncIterable<T> | undefined): Promise<T[]> {
+export async function collect<T>(it: Iterable<T> | AsyncIterable<T> | undefined): Promise<T[]> {
   assert.ok(it !== undefined, "storage must implement the readAll* methods");
   const out: T[] = [];
   for await (const item of it) out.push(item);
@@ -270,6 +289,10 @@ async function runContract(t: Deno.TestContext, subject: ContractSubject): Promi
       assert.deepEqual(await collect(timed.readAllEntries?.()), []);
     });
   }
+
+  await conditionalContract(t, subject, storage);
+  await leaseContract(t, subject, storage);
+  if (subject.ttl && subject.persistent !== false) await ttlChangeContract(t, subject);
 
   await t.step("100 concurrent updates of one chat through a real Bot lose nothing", async () => {
     type C = Context & SessionFlavor<{ count: number }>;

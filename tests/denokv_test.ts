@@ -8,7 +8,7 @@ import { openKv } from "npm:@deno/kv@^0.14";
 import type { Context } from "npm:grammy@^1.46";
 import { lazySession, type LazySessionFlavor, SessionError } from "../mod.ts";
 import { DenoKvStorage, type KvLike } from "../storages/denokv.ts";
-import { storageContract } from "./contract.ts";
+import { type CreateOptions, storageContract } from "./contract.ts";
 import { createHarness, message } from "./helpers/bot.ts";
 
 interface Closable extends KvLike {
@@ -19,10 +19,11 @@ interface Closable extends KvLike {
 function subject(open: () => Promise<Closable>, dir?: () => string | undefined) {
   let kv: Closable | undefined;
   return {
-    async create(options?: { ttl?: number }) {
+    async create(options?: CreateOptions) {
       kv ??= await open();
+      const shared = options?.sharing as DenoKvStorage<unknown> | undefined;
       return new DenoKvStorage<unknown>(kv, {
-        prefix: ["contract", crypto.randomUUID()],
+        prefix: shared?.prefix ?? ["contract", crypto.randomUUID()],
         ttl: options?.ttl,
       });
     },

@@ -11,9 +11,11 @@ for (const valueType of ["jsonb", "json"] as const) {
     () =>
       storageContract(`PostgresStorage (${valueType})`, {
         // Every instance gets a table of its own, dropped by cleanup.
+        // An instance asked to share another's namespace uses its table.
         create: (options) => {
+          const shared = options?.sharing as PostgresStorage<unknown> | undefined;
           const storage = PostgresStorage.connect<unknown>(DATABASE_URL, {
-            table: `${RUN}_contract_${++n}`,
+            table: shared?.table ?? `${RUN}_contract_${++n}`,
             ttl: options?.ttl,
             valueType,
           });

@@ -1,0 +1,140 @@
+/**
+ * The driver contract: what a backend must do so that {@link DriverStorage}
+ * can turn it into a complete sessionkit storage. A driver deals in stored
+ * payloads (JSON text for every networked backend) and opaque version
+ * tokens; the shared layer does everything else: key checks, serialization,
+ * listings, error wording and the grammY `StorageAdapter` shape.
+ *
+ * The rules every driver keeps (checked by `tests/contract.ts`):
+ * - **Versions.** Every write that lands gives the record a new version
+ *   token, different from every token the key had before. Nothing but a
+ *   write or a delete changes the version: a read that renews or clears an
+ *   expiry keeps it, so a read never makes anyone's conditional write fail.
+ * - **Expiry.** With a TTL, a read or a write keeps the record alive for at
+ *   least the TTL from then on (a driver may renew lazily, once less than
+ *   half of it is left, if it still guarantees that). Without a TTL, a read
+ *   or a write removes any expiry the record still has from an earlier
+ *   configuration: turning the TTL off stops expiry.
+ * - **Atomicity.** A conditional write or delete compares and changes in one
+ *   step; a write is all or nothing.
+ * - **Unconditional writes** (`expected === undefined`) are last-write-wins
+ *   and succeed however many other writers there are.
+ *
+ * @module
+ */
+
+import type { MaybePromise } from "../../src/storage.ts";
+
+/** One stored session as the driver holds it. */
+export interface StoredRecord<P> {
+  /** What was stored (JSON text for a serializing driver). */
+  payload: P;
+  /** The record's version token. */
+  version: string;
+}
+
+/** One page of a listing. */
+export interface ScanPage<P> {
+  /** Session keys, each at most once per listing. */
+  keys: string[];
+  /**
+   * With `values`, the payload of each key (same index); `undefined` for a
+   * key that went away between listing and fetching, which is skipped.
+   */
+  payloads?: (P | undefined)[];
+  /** Where the next page starts; `undefined` when this was the last one. */
+  cursor: string | undefined;
+}
+
+/** What a backend accepts as a key. */
+export interface KeyRules {
+  /** Keys must be well-formed Unicode (no lone surrogates). */
+  wellFormed?: boolean;
+  /** Keys must not contain the NUL character. */
+  noNul?: boolean;
+  /** The longest key in UTF-8 bytes. */
+  maxBytes?: number;
+  /** Why the limit exists and what to do, appended to the error. */
+  maxBytesReason?: string;
+}
+
+/**
+ * A backend. Each method may answer synchronously or with a promise; keys
+ * reach it already checked against {@link SessionDriver.keys}.
+ *
+ * @example A driver over a `Map` (for illustration: one process only)
+ * ```ts
+ * import { DriverStorage, type SessionDriver } from "@sessionkit/grammy";
+ *
+ * const map = new Map<string, { payload: string; version: string }>();
+ * let next = 0;
+ * const driver: SessionDriver<string> = {
+ *   name: "MapStorage",
+ *   read: (key) => map.get(key),
+ *   write(key, payload, expected) {
+ *     if (expected !== undefined && (map.get(key)?.version ?? null) !== expected) return null;
+ *     const version = String(++next);
+ *     map.set(key, { payload, version });
+ *     return version;
+ *   },
+ *   delete(key, expected) {
+ *     if (expected !== undefined && (map.get(key)?.version ?? null) !== expected) return false;
+ *     map.delete(key);
+ *     return true;
+ *   },
+ *   has: (key) => map.has(key),
+ *   scan: () => ({ keys: [...map.keys()], cursor: undefined }),
+ *   acquireLease: () => true,
+ *   renewLease: () => true,
+ *   releaseLease: () => {},
+ * };
+ * const storage = new DriverStorage<{ count: number }>(driver);
+ * await storage.write("42", { count: 1 });
+ * ```
+ */
+export interface SessionDriver<P = string> {
+  /** The storage's name, which starts every error message (`"RedisStorage"`). */
+  readonly name: string;
+  /**
+   * Set when every method answers synchronously (an in-process backend):
+   * listings are then returned as arrays.
+   */
+  readonly synchronous?: boolean;
+  /** What keys the backend accepts; checked by the layer before any call. */
+  readonly keys?: KeyRules;
+  /**
+   * The record of `key`, or `undefined` when none is stored or it expired.
+   * Renews the expiry with a TTL, clears it without one; never changes the
+   * version.
+   */
+  read(key: string): MaybePromise<StoredRecord<P> | undefined>;
+  /**
+   * Stores `payload` under `key` and returns its new version. With
+   * `expected` a version, only if that is still the stored version; with
+   * `null`, only if nothing is stored; with `undefined`, in any case.
+   * Returns `null` when the condition failed and nothing was written.
+   */
+  write(key: string, payload: P, expected: string | null | undefined): MaybePromise<string | null>;
+  /**
+   * Deletes `key`, under the same condition as {@link SessionDriver.write}.
+   * Returns `false` when the condition failed; `true` otherwise (also when
+   * nothing was stored).
+   */
+  delete(key: string, expected: string | null | undefined): MaybePromise<boolean>;
+  /** Whether an unexpired record is stored under `key`; renews nothing. */
+  has(key: string): MaybePromise<boolean>;
+  /**
+   * One page of the stored keys, from `cursor` (`undefined`: the start), of
+   * about `limit` keys; with `values`, with their payloads. A listing visits
+   * every key that exists throughout it; renews nothing.
+   */
+  scan(cursor: string | undefined, limit: number, values: boolean): MaybePromise<ScanPage<P>>;
+  /** Takes the lease of `key` for `owner` for `ttl` ms unless another owner holds it. */
+  acquireLease(key: string, owner: string, ttl: number): MaybePromise<boolean>;
+  /** Extends `owner`'s unexpired lease of `key` to `ttl` ms from now; `false` if it is gone. */
+  renewLease(key: string, owner: string, ttl: number): MaybePromise<boolean>;
+  /** Gives up `owner`'s lease of `key`, if `owner` still holds it. */
+  releaseLease(key: string, owner: string): MaybePromise<void>;
+  /** Closes what the driver opened. */
+  close?(): MaybePromise<void>;
+}
