@@ -66,6 +66,7 @@ export {
 } from "./src/enhance.ts";
 export { MemorySessionStorage, type MemorySessionStorageOptions } from "./storages/memory.ts";
 export { DriverStorage } from "./storages/shared/driver_storage.ts";
+export { AsyncDriverStorage } from "./storages/shared/async_driver_storage.ts";
 export type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "./storages/shared/driver.ts";
 export { jsonCopy, jsonText, type PayloadCodec } from "./storages/shared/codec.ts";
 export {

@@ -2,7 +2,8 @@
  * RedisStorage's public methods against the real server, command by
  * command: each is one command (the middleware makes no other call), Redis
  * holds exactly the JSON text that was written, the version is that text,
- * TTLs are set by every write and renewed by every read, keys are checked
+ * TTLs are set by every write and renewed by every read (without a TTL,
+ * both clear a leftover expiry), keys are checked
  * before anything is sent, and a value not written by sessionkit is a clear
  * error through the middleware.
  */
@@ -18,13 +19,17 @@ import { errorOf } from "./helpers/errors.ts";
 /** A pass-through client that records the command name of everything sent. */
 class Spy implements RedisClientLike {
   readonly sent: string[] = [];
+  /** Every command sent, with its arguments. */
+  readonly commands: string[][] = [];
   constructor(readonly inner: RedisClientLike) {}
   sendCommand(args: string[]): Promise<unknown> {
     this.sent.push(args[0]);
+    this.commands.push([...args]);
     return this.inner.sendCommand(args);
   }
   /** The commands sent since the last call. */
   take(): string[] {
+    this.commands.length = 0;
     return this.sent.splice(0);
   }
 }
@@ -102,20 +107,49 @@ redisTest(
 );
 
 redisTest(
-  "RedisStorage: without a TTL a read is a plain GET and writes set no expiry",
-  async () => {
+  "RedisStorage: without a TTL a read is one GETEX PERSIST and no write keeps an expiry",
+  async (t) => {
     const f = new RedisFixture();
     try {
       const admin = await f.admin();
       const spy = new Spy(admin);
       const storage = new RedisStorage<unknown>(spy, { prefix: f.track(uniquePrefix()) });
-      await storage.write("k", { n: 1 });
-      assert.equal(await admin.pTTL(storage.prefix + "k"), -1);
-      assert.ok(await storage.writeIfVersion("k", { n: 2 }, '{"n":1}'));
-      assert.equal(await admin.pTTL(storage.prefix + "k"), -1);
-      await storage.read("k");
-      await storage.readVersioned("k");
-      assert.deepEqual(spy.take(), ["SET", "EVALSHA", "GET", "GET"]);
+      const redisKey = storage.prefix + "k";
+      // An expiry left by an earlier configuration with a TTL.
+      const leftOver = () => admin.pExpire(redisKey, 60_000);
+
+      await t.step("writes set no expiry and drop a leftover one", async () => {
+        await storage.write("k", { n: 1 });
+        assert.equal(await admin.pTTL(redisKey), -1);
+        await leftOver();
+        await storage.write("k", { n: 1 });
+        assert.equal(await admin.pTTL(redisKey), -1, "a plain SET drops it");
+        await leftOver();
+        assert.ok(await storage.writeIfVersion("k", { n: 2 }, '{"n":1}'));
+        assert.equal(await admin.pTTL(redisKey), -1, "a conditional update drops it");
+        await storage.delete("k");
+        assert.ok(await storage.writeIfVersion("k", { n: 3 }, null));
+        assert.equal(await admin.pTTL(redisKey), -1, "a conditional create sets none");
+        assert.deepEqual(spy.take(), ["SET", "SET", "EVALSHA", "DEL", "EVALSHA"]);
+      });
+
+      await t.step("a read clears a leftover expiry and leaves text and version", async () => {
+        // JSON text with spaces: any rewrite would store the compact form.
+        await admin.set(redisKey, '{ "n" : 1 }', { PX: 60_000 });
+        assert.deepEqual(await storage.read("k"), { n: 1 });
+        assert.equal(await admin.pTTL(redisKey), -1, "read cleared it");
+        assert.equal(await admin.get(redisKey), '{ "n" : 1 }', "the value was not rewritten");
+        await leftOver();
+        const { version } = await storage.readVersioned("k");
+        assert.equal(version, '{ "n" : 1 }', "the version is unchanged");
+        assert.equal(await admin.pTTL(redisKey), -1, "readVersioned cleared it");
+        assert.ok(await storage.writeIfVersion("k", { n: 2 }, version), "no conflict");
+        assert.deepEqual(spy.commands.slice(0, 2), [
+          ["GETEX", redisKey, "PERSIST"],
+          ["GETEX", redisKey, "PERSIST"],
+        ]);
+        assert.deepEqual(spy.take(), ["GETEX", "GETEX", "EVALSHA"], "one command per call");
+      });
     } finally {
       await f.cleanup();
     }

@@ -53,31 +53,35 @@ redisTest("RedisStorage: Redis holds exactly the JSON text, with TTL from SET PX
   }
 });
 
-redisTest("RedisStorage: reads renew the TTL without rewriting the value", async () => {
-  const f = new RedisFixture();
-  try {
-    const admin = await f.admin();
-    const storage = await f.storage<unknown>({ ttl: 1000 });
-    const redisKey = storage.prefix + "k";
-    // JSON text with spaces: any rewrite would store the compact form.
-    await admin.set(redisKey, '{ "n" : 1 }', { PX: 1000 });
-    await sleep(600);
-    assert.ok(await admin.pTTL(redisKey) < 500);
-    assert.equal(await storage.has("k"), true);
-    assert.ok(await admin.pTTL(redisKey) < 500, "has (EXISTS) does not renew");
-    assert.deepEqual(await storage.read("k"), { n: 1 });
-    const pttl = await admin.pTTL(redisKey);
-    assert.ok(pttl > 900 && pttl <= 1000, `read renewed the TTL, pttl ${pttl}`);
-    assert.equal(await admin.get(redisKey), '{ "n" : 1 }', "the value was not rewritten");
-    // A storage without TTL reads without touching the expiry.
-    const plain = new RedisStorage(admin, { prefix: storage.prefix });
-    await sleep(300);
-    await plain.read("k");
-    assert.ok(await admin.pTTL(redisKey) < 800);
-  } finally {
-    await f.cleanup();
-  }
-});
+redisTest(
+  "RedisStorage: reads renew the TTL, or clear it without one, never rewriting the value",
+  async () => {
+    const f = new RedisFixture();
+    try {
+      const admin = await f.admin();
+      const storage = await f.storage<unknown>({ ttl: 1000 });
+      const redisKey = storage.prefix + "k";
+      // JSON text with spaces: any rewrite would store the compact form.
+      await admin.set(redisKey, '{ "n" : 1 }', { PX: 1000 });
+      await sleep(600);
+      assert.ok(await admin.pTTL(redisKey) < 500);
+      assert.equal(await storage.has("k"), true);
+      assert.ok(await admin.pTTL(redisKey) < 500, "has (EXISTS) does not renew");
+      assert.deepEqual(await storage.read("k"), { n: 1 });
+      const pttl = await admin.pTTL(redisKey);
+      assert.ok(pttl > 900 && pttl <= 1000, `read renewed the TTL, pttl ${pttl}`);
+      assert.equal(await admin.get(redisKey), '{ "n" : 1 }', "the value was not rewritten");
+      // A storage without TTL (the TTL was turned off) clears the expiry on
+      // read, still without rewriting the value: the session no longer expires.
+      const plain = new RedisStorage(admin, { prefix: storage.prefix });
+      assert.deepEqual(await plain.read("k"), { n: 1 });
+      assert.equal(await admin.pTTL(redisKey), -1, "the read removed the expiry");
+      assert.equal(await admin.get(redisKey), '{ "n" : 1 }', "the value was not rewritten");
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
 
 redisTest("RedisStorage: options are checked at construction", async () => {
   const f = new RedisFixture();

@@ -1,10 +1,21 @@
 /**
- * Options of `RedisStorage` and their checks.
+ * Options of `RedisStorage` and `RedisStorage.connect`, and their checks.
  *
  * @module
  */
 
-/** Options of `RedisStorage`. */
+/**
+ * Options of `RedisStorage`.
+ *
+ * @example
+ * ```ts
+ * import { RedisStorage, type RedisStorageOptions } from "@sessionkit/grammy/redis";
+ *
+ * const options: RedisStorageOptions = { prefix: "mybot:", ttl: 24 * 60 * 60 * 1000 };
+ * const storage = await RedisStorage.connect("redis://127.0.0.1:6379", options);
+ * await storage.close();
+ * ```
+ */
 export interface RedisStorageOptions {
   /**
    * Prepended to every session key to form the Redis key. Default
@@ -15,7 +26,8 @@ export interface RedisStorageOptions {
   /**
    * Time to live in milliseconds (a positive number, rounded up to whole
    * milliseconds). Every write sets it and every read renews it. Leave it out
-   * for sessions that never expire.
+   * for sessions that never expire: then every read or write also removes
+   * an expiry that an earlier configuration left on the session.
    */
   ttl?: number;
   /**
@@ -25,6 +37,36 @@ export interface RedisStorageOptions {
    * among sessions.
    */
   leasePrefix?: string;
+}
+
+/**
+ * Options of `RedisStorage.connect`: the storage options plus an error
+ * callback. For any other client option (TLS, timeouts, an offline queue
+ * policy, ...), create the client yourself with `createClient` from
+ * `npm:redis` and pass it to the constructor.
+ *
+ * @example
+ * ```ts
+ * import { type RedisConnectOptions, RedisStorage } from "@sessionkit/grammy/redis";
+ *
+ * const options: RedisConnectOptions = {
+ *   prefix: "mybot:",
+ *   ttl: 7 * 24 * 60 * 60 * 1000,
+ *   onError: (err) => console.warn("Redis connection trouble:", err.message),
+ * };
+ * const storage = await RedisStorage.connect("redis://127.0.0.1:6379", options);
+ * await storage.close();
+ * ```
+ */
+export interface RedisConnectOptions extends RedisStorageOptions {
+  /**
+   * Called with every error the client reports once connected (a dropped
+   * connection, a failed reconnect). The client reconnects by itself,
+   * backing off up to 2 seconds between attempts. Default: log with
+   * `console.error`. A server that cannot be reached at first makes
+   * `connect` reject instead.
+   */
+  onError?: (error: Error) => void;
 }
 
 /** The options with their defaults, checked. */
@@ -86,16 +128,4 @@ export function resolveOptions(options: RedisStorageOptions = {}): ResolvedOptio
     }
   }
   return { prefix, ttl, leasePrefix, leaseProblem };
-}
-
-/** Checks a lease TTL and rounds it up to whole milliseconds. */
-export function leaseTtl(ttl: number): string {
-  if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0) {
-    throw new RangeError(
-      `RedisStorage: a lease ttl must be a positive, finite number of milliseconds, got ${
-        String(ttl)
-      }.`,
-    );
-  }
-  return String(Math.ceil(ttl));
 }
