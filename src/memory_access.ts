@@ -6,6 +6,15 @@
  * A1 still holds: nothing a user could override is bypassed). Checked at
  * the start of every update of a key.
  *
+ * The access is the storage's memory driver itself
+ * (`storages/memory/driver.ts`): the public methods and this way in run
+ * the same code. `MemorySessionStorage` writes `read`, `write` and `delete`
+ * out itself and inherits `readVersioned`, `writeIfVersion` and
+ * `deleteIfVersion` from `DriverStorage`; the originals are taken from its
+ * prototype when the class is defined, so an inherited method is compared
+ * against the `DriverStorage` function, and patching it on either
+ * prototype turns the direct way off.
+ *
  * What it buys: the storage keeps the validated copy the middleware makes
  * and hands out what it holds (never changed once stored) to be copied by
  * the middleware once, instead of copying on both sides of every call.
@@ -18,7 +27,7 @@
 /** What the memory storage holds for one key. */
 export interface HeldEntry {
   /** Clean JSON data, never changed once stored. */
-  readonly data: unknown;
+  readonly payload: unknown;
   /** Its version. */
   readonly version: string;
 }
@@ -29,12 +38,13 @@ export interface MemoryAccess {
   read(key: string): HeldEntry | undefined;
   /**
    * Keeps `data` (a validated copy nobody else holds) under `key`; with
-   * `expected`, only if the stored version is still that one. Returns the
-   * new version, or `null` when the version differed.
+   * `expected` a version or `null`, only if the stored version is still
+   * that one (an evicted, otherwise unchanged session still has its
+   * version). Returns the new version, or `null` when the version differed.
    */
-  write(key: string, data: unknown, expected?: string | null): string | null;
-  /** Deletes `key`; with `expected`, only if the version is still that one. */
-  delete(key: string, expected?: string | null): boolean;
+  write(key: string, data: unknown, expected: string | null | undefined): string | null;
+  /** Deletes `key`; with `expected` a version or `null`, only if it is still that one. */
+  delete(key: string, expected: string | null | undefined): boolean;
 }
 
 const accesses = new WeakMap<object, MemoryAccess>();

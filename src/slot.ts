@@ -171,7 +171,7 @@ export class Slot<S> {
         if (entry === undefined) return { value: undefined, version: null };
         // The held data never changes: it is the snapshot, and the handler gets a copy.
         const version = conditional !== undefined ? entry.version : UNKNOWN;
-        return { value: cloneJson(entry.data as S), version, stored: entry.data };
+        return { value: cloneJson(entry.payload as S), version, stored: entry.payload };
       }
       if (conditional !== undefined) return conditional.readVersioned(this.key);
       const raw = storage.read(this.key);

@@ -1,13 +1,13 @@
 /**
- * `MemorySessionStorage`: sessions in a `Map` inside the process.
+ * `MemorySessionStorage`: sessions in a `Map` inside the process, a
+ * {@link DriverStorage} over the memory driver (`storages/memory/driver.ts`).
  *
  * @module
  */
 
-import type { MaybePromise, StorageAdapter } from "../src/storage.ts";
-import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
-import { copySession } from "../src/serialization.ts";
-import { cloneJson } from "../src/values.ts";
+import { DriverStorage } from "./shared/driver_storage.ts";
+import { jsonCopy } from "./shared/codec.ts";
+import { MemoryDriver } from "./memory/driver.ts";
 import { provideMemoryAccess, registerMemoryClass } from "../src/memory_access.ts";
 
 /** Options of {@link MemorySessionStorage}. */
@@ -24,11 +24,24 @@ export interface MemorySessionStorageOptions {
   maxEntries?: number;
 }
 
-interface Entry {
-  /** A validated copy of the session, never handed out and never changed. */
-  data: unknown;
-  expires: number;
-  version: string;
+const NAME = "MemorySessionStorage";
+
+/** Checks the constructor's argument; returns the TTL (`Infinity`: none) and the bound. */
+function resolve(options: number | MemorySessionStorageOptions | undefined) {
+  const opts = typeof options === "number" ? { ttl: options } : options ?? {};
+  if (opts.ttl !== undefined && !(opts.ttl > 0)) {
+    throw new RangeError(
+      `${NAME}: ttl must be a positive number of milliseconds, got ${opts.ttl}. ` +
+        `Leave it out for sessions that never expire.`,
+    );
+  }
+  if (
+    opts.maxEntries !== undefined &&
+    !(Number.isInteger(opts.maxEntries) && opts.maxEntries > 0)
+  ) {
+    throw new RangeError(`${NAME}: maxEntries must be a positive integer, got ${opts.maxEntries}.`);
+  }
+  return { ttl: opts.ttl === Infinity ? undefined : opts.ttl, maxEntries: opts.maxEntries };
 }
 
 /**
@@ -38,10 +51,23 @@ interface Entry {
  * Values follow the serialization contract: `write` stores a copy of the
  * value as reading its JSON text back would give it, `read` returns a fresh
  * copy every time, so no caller ever holds a reference to the stored data,
- * and a value that JSON cannot hold is refused at `write` time.
+ * and a value that JSON cannot hold is refused at `write` time. Every method
+ * answers synchronously (the lease methods with a settled promise), and the
+ * listings are arrays.
  *
  * Expired and evicted sessions are removed while the storage is used; there
  * are no timers, so the storage never keeps a process alive.
+ *
+ * **Eviction is not a change.** A session that `maxEntries` evicts while an
+ * update of its key is running (because other chats were written meanwhile)
+ * is saved normally when that update ends: a conditional write or delete
+ * expecting the version the session had when it was evicted lands, as long
+ * as nothing was written to or deleted from that key since (then the update
+ * conflicts, as it would without eviction). The storage remembers the key
+ * and version (not the data) of the last `max(maxEntries, 1024)` evictions
+ * for this, so its memory stays bounded; an update that outlives that many
+ * later evictions conflicts. A session that expires by its TTL is gone:
+ * its update's save conflicts, as with every other storage.
  *
  * @example grammY-style construction with a TTL in milliseconds
  * ```ts
@@ -62,18 +88,12 @@ interface Entry {
  * console.log(storage.read("42")); // { count: 1 }
  * ```
  */
-export class MemorySessionStorage<S>
-  implements StorageAdapter<S>, ConditionalStorage<S>, LeaseStorage {
+export class MemorySessionStorage<S> extends DriverStorage<S, unknown> {
   /** The time to live in milliseconds, or `undefined` for none. */
   readonly ttl: number | undefined;
   /** The largest number of sessions kept, or `undefined` for no bound. */
   readonly maxEntries: number | undefined;
-  readonly #map = new Map<string, Entry>();
-  readonly #leases = new Map<string, { owner: string; expires: number }>();
-  readonly #ordered: boolean;
-  #versions = 0;
-  #cursor: Iterator<[string, Entry]> | undefined;
-  #peeked: [string, Entry] | undefined;
+  readonly #driver: MemoryDriver;
 
   /**
    * Creates a memory storage.
@@ -82,257 +102,138 @@ export class MemorySessionStorage<S>
    *   options object with `ttl` and `maxEntries`.
    */
   constructor(options?: number | MemorySessionStorageOptions) {
-    const opts = typeof options === "number" ? { ttl: options } : options ?? {};
-    if (opts.ttl !== undefined && !(opts.ttl > 0)) {
-      throw new RangeError(
-        `MemorySessionStorage: ttl must be a positive number of milliseconds, got ${opts.ttl}. ` +
-          `Leave it out for sessions that never expire.`,
-      );
-    }
-    if (
-      opts.maxEntries !== undefined &&
-      !(Number.isInteger(opts.maxEntries) && opts.maxEntries > 0)
-    ) {
-      throw new RangeError(
-        `MemorySessionStorage: maxEntries must be a positive integer, got ${opts.maxEntries}.`,
-      );
-    }
-    this.ttl = opts.ttl === Infinity ? undefined : opts.ttl;
-    this.maxEntries = opts.maxEntries;
-    // With a TTL or a bound, the map is kept in order of last use, which is
-    // also the order of expiry, so the oldest entry is always first.
-    this.#ordered = this.ttl !== undefined || this.maxEntries !== undefined;
+    const resolved = resolve(options);
+    const driver = new MemoryDriver(resolved);
+    super(driver, jsonCopy);
+    this.#driver = driver;
+    this.ttl = resolved.ttl;
+    this.maxEntries = resolved.maxEntries;
     // Used by the middleware only while none of this storage's public
-    // methods was replaced (see src/memory_access.ts).
-    provideMemoryAccess(this, {
-      read: (key) => this.#get(key),
-      write: (key, data, expected) =>
-        expected === undefined || this.#currentVersion(key) === expected
-          ? this.#put(key, data)
-          : null,
-      delete: (key, expected) => this.#deleteIf(key, expected),
-    });
-  }
-
-  /** The number of sessions held, counting expired ones not yet removed. */
-  get size(): number {
-    return this.#map.size;
+    // methods was replaced (see src/memory_access.ts): the driver itself.
+    provideMemoryAccess(this, driver);
   }
 
   /**
-   * The least recently used live entry. One iterator is kept across calls:
-   * a fresh `Map` iterator would walk over every deleted slot at the front of
-   * the map, which makes eviction slow once the map is full.
-   */
-  #oldest(): [string, Entry] | undefined {
-    const peeked = this.#peeked;
-    if (peeked !== undefined && this.#map.get(peeked[0]) === peeked[1]) return peeked;
-    for (let round = 0; round < 2; round++) {
-      this.#cursor ??= this.#map.entries();
-      for (let r = this.#cursor.next(); !r.done; r = this.#cursor.next()) {
-        if (this.#map.get(r.value[0]) === r.value[1]) return (this.#peeked = r.value);
-      }
-      this.#cursor = undefined;
-    }
-    return (this.#peeked = undefined);
-  }
-
-  #sweep(now: number): void {
-    if (this.ttl === undefined) return;
-    for (let e = this.#oldest(); e !== undefined && e[1].expires <= now; e = this.#oldest()) {
-      this.#map.delete(e[0]);
-    }
-  }
-
-  #live(key: string, now: number): Entry | undefined {
-    const entry = this.#map.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.expires <= now) {
-      this.#map.delete(key);
-      return undefined;
-    }
-    return entry;
-  }
-
-  #touch(key: string, entry: Entry, now: number): void {
-    if (!this.#ordered) return;
-    this.#map.delete(key);
-    // A new object, so that a peeked copy of the old position is known stale.
-    const expires = this.ttl === undefined ? entry.expires : now + this.ttl;
-    this.#map.set(key, { data: entry.data, expires, version: entry.version });
-  }
-
-  /**
-   * Returns a copy of the session stored under `key` and renews its TTL.
+   * The number of sessions held, counting expired ones not yet removed.
    *
-   * @param key The session key.
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage();
+   * storage.write("42", { count: 1 });
+   * console.log(storage.size); // 1
+   * ```
    */
-  read(key: string): S | undefined {
-    const entry = this.#get(key);
-    return entry === undefined ? undefined : cloneJson(entry.data as S);
+  get size(): number {
+    return this.#driver.size;
   }
 
-  /** The live entry of `key`, its TTL renewed; expired entries are swept first. */
-  #get(key: string): Entry | undefined {
-    if (!this.#ordered) return this.#map.get(key); // no TTL, no bound: nothing expires
-    const now = Date.now();
-    this.#sweep(now);
-    const entry = this.#live(key, now);
-    if (entry !== undefined) this.#touch(key, entry, now);
-    return entry;
+  // The overrides below only narrow the types: this storage answers synchronously.
+
+  override read(key: string): S | undefined {
+    return super.read(key) as S | undefined;
   }
 
   /**
    * Stores a copy of `value` under `key`. Throws a `SessionValueError` if the
    * value is not JSON data; nothing is stored then.
    *
-   * @param key The session key.
-   * @param value The session data.
-   */
-  write(key: string, value: S): void {
-    this.#put(key, copySession(value, key));
-  }
-
-  /** Stores a validated copy; returns its new version. */
-  #put(key: string, data: unknown): string {
-    const version = String(++this.#versions);
-    if (!this.#ordered) {
-      this.#map.set(key, { data, expires: Infinity, version });
-      return version;
-    }
-    const now = Date.now();
-    this.#sweep(now);
-    const expires = this.ttl === undefined ? Infinity : now + this.ttl;
-    this.#map.delete(key);
-    this.#map.set(key, { data, expires, version });
-    if (this.maxEntries !== undefined) {
-      while (this.#map.size > this.maxEntries) this.#map.delete(this.#oldest()![0]);
-    }
-    return version;
-  }
-
-  /**
-   * Reads the session of `key` with its version (for conflict detection).
-   * Answers synchronously, as every method of this storage does (typed as
-   * `MaybePromise` so that subclasses may override it with an async method).
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
    *
-   * @param key The session key.
-   */
-  readVersioned(key: string): MaybePromise<VersionedValue<S>> {
-    const entry = this.#get(key);
-    if (entry === undefined) return { value: undefined, version: null };
-    return { value: cloneJson(entry.data as S), version: entry.version };
-  }
-
-  /**
-   * Writes `value` if the stored version is still `expected`. Throws a
-   * `SessionValueError` if the value is not JSON data; nothing is stored then.
+   * const storage = new MemorySessionStorage<{ count: number }>();
+   * storage.write("42", { count: 1 });
+   * ```
    *
    * @param key The session key.
    * @param value The session data.
-   * @param expected The version read before, or `null` for "nothing stored".
-   * @returns The new version, or `null` if the stored version differs.
    */
-  writeIfVersion(key: string, value: S, expected: string | null): MaybePromise<string | null> {
-    const data = copySession(value, key);
-    if (this.#currentVersion(key) !== expected) return null;
-    return this.#put(key, data);
+  override write(key: string, value: S): void {
+    super.write(key, value);
   }
 
   /**
-   * Deletes the session of `key` if its version is still `expected`.
+   * Removes the session stored under `key`; a missing key is fine.
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage();
+   * storage.delete("42");
+   * ```
    *
    * @param key The session key.
-   * @param expected The version read before, or `null`.
-   * @returns Whether the stored version matched.
    */
-  deleteIfVersion(key: string, expected: string | null): MaybePromise<boolean> {
-    // An `undefined` version (out of contract) deletes unconditionally, as it always did.
-    return this.#deleteIf(key, expected);
-  }
-
-  /** Deletes `key` if its version is still `expected` (always without one); whether it did. */
-  #deleteIf(key: string, expected: string | null | undefined): boolean {
-    if (expected !== undefined && this.#currentVersion(key) !== expected) return false;
-    this.#map.delete(key);
-    return true;
-  }
-
-  #currentVersion(key: string): string | null {
-    // Without a TTL nothing expires, so the clock is not read.
-    const entry = this.ttl === undefined ? this.#map.get(key) : this.#live(key, Date.now());
-    return entry === undefined ? null : entry.version;
+  override delete(key: string): void {
+    super.delete(key);
   }
 
   /**
-   * Takes the lease of `key` for `owner` unless another owner holds it.
+   * Tells whether an unexpired session is stored under `key`, without
+   * renewing it.
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * console.log(new MemorySessionStorage().has("42")); // false
+   * ```
    *
    * @param key The session key.
-   * @param owner Who takes it.
-   * @param ttl How long it lasts, in ms.
    */
-  acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
-    const now = Date.now();
-    const lease = this.#leases.get(key);
-    if (lease !== undefined && lease.owner !== owner && lease.expires > now) {
-      return Promise.resolve(false);
-    }
-    this.#leases.set(key, { owner, expires: now + ttl });
-    return Promise.resolve(true);
+  override has(key: string): boolean {
+    return super.has(key) as boolean;
   }
 
   /**
-   * Extends `owner`'s lease of `key`.
+   * Returns the keys of all unexpired sessions.
    *
-   * @param key The session key.
-   * @param owner The holder.
-   * @param ttl How long it lasts from now, in ms.
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage();
+   * storage.write("42", { count: 1 });
+   * console.log(storage.readAllKeys().length); // 1
+   * ```
    */
-  renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
-    const lease = this.#leases.get(key);
-    const now = Date.now();
-    if (lease === undefined || lease.owner !== owner || lease.expires <= now) {
-      return Promise.resolve(false);
-    }
-    lease.expires = now + ttl;
-    return Promise.resolve(true);
+  override readAllKeys(): string[] {
+    return super.readAllKeys() as string[];
   }
 
   /**
-   * Gives up `owner`'s lease of `key`.
+   * Returns copies of all unexpired sessions.
    *
-   * @param key The session key.
-   * @param owner The holder.
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage<{ count: number }>();
+   * storage.write("42", { count: 1 });
+   * console.log(storage.readAllValues()); // [{ count: 1 }]
+   * ```
    */
-  releaseLease(key: string, owner: string): Promise<void> {
-    if (this.#leases.get(key)?.owner === owner) this.#leases.delete(key);
-    return Promise.resolve();
+  override readAllValues(): S[] {
+    return super.readAllValues() as S[];
   }
 
   /**
-   * Removes the session stored under `key`.
+   * Returns the keys and copies of all unexpired sessions.
    *
-   * @param key The session key.
-   */
-  delete(key: string): void {
-    this.#map.delete(key);
-  }
-
-  /**
-   * Tells whether an unexpired session is stored under `key`.
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
    *
-   * @param key The session key.
+   * const storage = new MemorySessionStorage<{ count: number }>();
+   * storage.write("42", { count: 1 });
+   * console.log(storage.readAllEntries()); // [["42", { count: 1 }]]
+   * ```
    */
-  has(key: string): boolean {
-    return this.#live(key, Date.now()) !== undefined;
-  }
-
-  /** Returns the keys of all unexpired sessions. */
-  readAllKeys(): string[] {
-    const now = Date.now();
-    const keys: string[] = [];
-    for (const [key, entry] of this.#map) if (entry.expires > now) keys.push(key);
-    return keys;
+  override readAllEntries(): [key: string, value: S][] {
+    return super.readAllEntries() as [string, S][];
   }
 
   /**
@@ -355,22 +256,6 @@ export class MemorySessionStorage<S>
    */
   readAll(): S[] {
     return this.readAllValues();
-  }
-
-  /** Returns copies of all unexpired sessions. */
-  readAllValues(): S[] {
-    return this.readAllEntries().map(([, value]) => value);
-  }
-
-  /** Returns the keys and copies of all unexpired sessions. */
-  readAllEntries(): [key: string, value: S][] {
-    const now = Date.now();
-    this.#sweep(now);
-    const entries: [string, S][] = [];
-    for (const [key, entry] of this.#map) {
-      if (entry.expires > now) entries.push([key, cloneJson(entry.data as S)]);
-    }
-    return entries;
   }
 }
 

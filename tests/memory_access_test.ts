@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
 import { MemorySessionStorage, session, type SessionFlavor, SessionValueError } from "../mod.ts";
 import { memoryAccessOf } from "../src/memory_access.ts";
+import { DriverStorage } from "../storages/shared/driver_storage.ts";
 import { createHarness, message } from "./helpers/bot.ts";
 
 type Data = { count: number; note?: unknown };
@@ -23,7 +24,15 @@ class Subclass extends MemorySessionStorage<Data> {
 Deno.test("memory storage: the direct way in only for a plain, unchanged instance", () => {
   assert.ok(memoryAccessOf(new MemorySessionStorage()), "a plain instance has it");
   assert.equal(memoryAccessOf(new Subclass()), undefined, "a subclass has not");
-  for (const name of ["read", "write", "readVersioned", "writeIfVersion", "delete"] as const) {
+  const names = [
+    "read",
+    "write",
+    "delete",
+    "readVersioned",
+    "writeIfVersion",
+    "deleteIfVersion",
+  ] as const;
+  for (const name of names) {
     const patched = new MemorySessionStorage<Data>();
     const original = patched[name].bind(patched);
     Object.defineProperty(patched, name, { value: original, configurable: true });
@@ -54,6 +63,8 @@ Deno.test("memory storage: methods replaced after the middleware was made, or on
   await t.step("a method patched on the prototype", async () => {
     const proto = MemorySessionStorage.prototype as unknown as Record<string, unknown>;
     const original = proto.writeIfVersion as (...a: unknown[]) => unknown;
+    // Inherited from DriverStorage: restoring means removing the patch again.
+    const own = Object.getOwnPropertyDescriptor(proto, "writeIfVersion");
     proto.writeIfVersion = function (this: unknown, ...args: unknown[]) {
       calls.push("writeIfVersion");
       return original.apply(this, args);
@@ -67,9 +78,47 @@ Deno.test("memory storage: methods replaced after the middleware was made, or on
       await h.send(message(1));
       assert.deepEqual(calls.splice(0), ["writeIfVersion"]);
     } finally {
-      proto.writeIfVersion = original;
+      if (own === undefined) delete proto.writeIfVersion;
+      else Object.defineProperty(proto, "writeIfVersion", own);
     }
   });
+  await t.step("a method inherited from DriverStorage, patched on its prototype", async () => {
+    const proto = DriverStorage.prototype as unknown as Record<string, unknown>;
+    const originals = { readVersioned: proto.readVersioned, writeIfVersion: proto.writeIfVersion };
+    for (const name of ["readVersioned", "writeIfVersion"] as const) {
+      const original = originals[name] as (...a: unknown[]) => unknown;
+      proto[name] = function (this: unknown, ...args: unknown[]) {
+        calls.push(name);
+        return original.apply(this, args);
+      };
+    }
+    try {
+      const storage = new MemorySessionStorage<Data>();
+      assert.equal(memoryAccessOf(storage), undefined);
+      const h = createHarness<C>();
+      h.bot.use(session({ initial: () => ({ count: 0 }), storage }));
+      h.bot.on("message", (ctx) => void ctx.session.count++);
+      await h.send(message(1));
+      assert.deepEqual(calls.splice(0), ["readVersioned", "writeIfVersion"]);
+      assert.deepEqual(storage.read("1"), { count: 1 });
+    } finally {
+      Object.assign(proto, originals);
+    }
+    assert.ok(memoryAccessOf(new MemorySessionStorage()), "restored: the direct way is back");
+  });
+});
+
+Deno.test("memory storage: the direct way in and the public methods share one store", async () => {
+  const storage = new MemorySessionStorage<Data>({ maxEntries: 10, ttl: 60_000 });
+  const access = memoryAccessOf(storage)!;
+  const version = access.write("1", { count: 1 }, null);
+  assert.equal(typeof version, "string");
+  assert.deepEqual(await storage.readVersioned("1"), { value: { count: 1 }, version });
+  storage.write("2", { count: 2 });
+  assert.deepEqual(access.read("2")?.payload, { count: 2 });
+  assert.equal(access.write("1", { count: 9 }, "stale"), null);
+  assert.equal(access.delete("1", version), true);
+  assert.equal(storage.has("1"), false);
 });
 
 Deno.test("memory storage: the same outcome with and without the direct way in", async (t) => {

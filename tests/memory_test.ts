@@ -1,7 +1,7 @@
 /** MemorySessionStorage beyond the contract: TTL forms, LRU eviction, copies, no timers. */
 import assert from "node:assert/strict";
 import { FakeTime } from "./helpers/clock.ts";
-import { MemorySessionStorage } from "../mod.ts";
+import { DriverStorage, MemorySessionStorage } from "../mod.ts";
 
 Deno.test("MemorySessionStorage: grammY constructor form takes a TTL in ms", () => {
   using clock = new FakeTime();
@@ -63,4 +63,30 @@ Deno.test("MemorySessionStorage: no timers are left running (sanitizers check th
   const storage = new MemorySessionStorage({ ttl: 50, maxEntries: 10 });
   storage.write("k", 1);
   // Deno's op sanitizer fails this test if the storage started a timer.
+});
+
+Deno.test("MemorySessionStorage: a DriverStorage whose every method answers synchronously", async () => {
+  const storage = new MemorySessionStorage<{ n: number }>({ maxEntries: 5 });
+  assert.ok(storage instanceof DriverStorage);
+  // Typed synchronously: these lines would not compile against MaybePromise.
+  storage.write("a", { n: 1 });
+  const n: number | undefined = storage.read("a")?.n;
+  const keys: number = storage.readAllKeys().length;
+  const has: boolean = storage.has("a");
+  assert.deepEqual([n, keys, has], [1, 1, true]);
+  assert.ok(Array.isArray(storage.readAllValues()));
+  assert.deepEqual(storage.readAllEntries(), [["a", { n: 1 }]]);
+  assert.deepEqual(storage.readAll(), [{ n: 1 }]);
+  const versioned = storage.readVersioned("a");
+  assert.ok(!(versioned instanceof Promise), "readVersioned answers at once");
+  storage.delete("a");
+  assert.equal(storage.size, 0);
+  // The shared layer's checks and wording.
+  assert.throws(() => storage.read(42 as unknown as string), TypeError);
+  assert.throws(() => storage.deleteIfVersion("a", undefined as unknown as null), TypeError);
+  await assert.rejects(() => storage.acquireLease("a", "", 1000), TypeError);
+  assert.equal(await storage.acquireLease("a", "me", 1000), true);
+  assert.equal(await storage.acquireLease("a", "you", 1000), false);
+  await storage.releaseLease("a", "me");
+  await storage.close();
 });
