@@ -48,6 +48,14 @@ export interface ContractSubject {
   /** Time to live used by the TTL steps, in ms. Default 1000. */
   ttlMs?: number;
   /**
+   * How long, in TTLs, an unused session may outlive its last read or write:
+   * 1 for a storage that renews on every read (the default), 1.5 for one that
+   * writes the expiry 1.5 TTLs ahead and renews only once less than a TTL is
+   * left. Never less than 1: no session may expire sooner than a TTL after
+   * its last use.
+   */
+  lifetime?: number;
+  /**
    * The backend stores JSON normalized (PostgreSQL jsonb): object keys may
    * come back in another order, so only the data is compared, not the text.
    */
@@ -270,23 +278,39 @@ async function runContract(t: Deno.TestContext, subject: ContractSubject): Promi
 
   if (subject.ttl) {
     const ttl = subject.ttlMs ?? 1000;
+    const most = subject.lifetime ?? 1;
     await t.step("sessions expire after their TTL and reads renew it", async () => {
       const timed = await subject.create({ ttl });
       await timed.write("renewed", { n: 1 });
       await timed.write("idle", { n: 2 });
       await sleep(ttl * 0.6);
       assert.deepEqual(await timed.read("renewed"), { n: 1 });
-      await sleep(ttl * 0.6);
-      // 1.2 TTL after the write: the idle one is gone, the renewed one is not.
+      await sleep(ttl * (most - 0.4));
+      // Just past the longest life after the write: the idle one is gone, the renewed one is not.
       assert.equal(await timed.read("idle") ?? undefined, undefined);
       assert.equal(await timed.has?.("idle"), false);
       assert.deepEqual(await timed.read("renewed"), { n: 1 });
       assert.deepEqual(await collect(timed.readAllKeys?.()), ["renewed"]);
-      await sleep(ttl * 1.3);
+      await sleep(ttl * (most + 0.3));
       assert.equal(await timed.read("renewed") ?? undefined, undefined);
       assert.deepEqual(await collect(timed.readAllKeys?.()), []);
       assert.deepEqual(await collect(timed.readAllValues?.()), []);
       assert.deepEqual(await collect(timed.readAllEntries?.()), []);
+    });
+
+    await t.step("a session lives at least a TTL after its last read", async () => {
+      const timed = await subject.create({ ttl });
+      await timed.write("early", { n: 1 });
+      await sleep(ttl * 0.3);
+      assert.deepEqual(await timed.read("early"), { n: 1 });
+      // 1.1 TTLs after the write, 0.8 after the read: it must still be there.
+      await sleep(ttl * 0.8);
+      assert.deepEqual(
+        await timed.read("early"),
+        { n: 1 },
+        "expired sooner than a TTL after a read",
+      );
+      await timed.delete("early");
     });
   }
 

@@ -145,7 +145,7 @@ Deno.test("DenoKvStorage: readVersioned + writeIfVersion is one get and one comm
       const next = await storage.writeIfVersion("k", data(`round ${round}`), version);
       assert.deepEqual(ops, ONE_GET_ONE_COMMIT, `round ${round}`);
       assert.ok(next !== null && next !== version);
-      assert.equal((await b.get(["ops", "s", "k"])).versionstamp, next);
+      assert.equal(headOf((await b.get(["ops", "s", "k"])).value)?.ver, next);
     }
     // Creating a session: version null read, written only if still absent.
     reset();
@@ -163,12 +163,14 @@ Deno.test("DenoKvStorage: a write after another handle's write conflicts or land
     const theirs = new DenoKvStorage<Data>(b, OPTIONS);
     await theirs.write("k", data("theirs 1"));
 
-    // Conditional: the remembered version is out of date, so nothing is written.
+    // Conditional: the remembered head is out of date, so the check fails;
+    // one read of the head tells a write (a new version: conflict) from a
+    // renewal (same version: try again), and nothing is written.
     const { version } = await mine.readVersioned("k");
     await theirs.write("k", data("theirs 2"));
     reset();
     assert.equal(await mine.writeIfVersion("k", data("mine"), version), null);
-    assert.deepEqual(ops, { get: 0, getMany: 0, list: 0, commit: 1 }, "the check is the test");
+    assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 1 }, "the check, then the head");
     assert.deepEqual(await theirs.read("k"), data("theirs 2"));
     // A conditional delete with that version is refused the same way.
     assert.equal(await mine.deleteIfVersion("k", version), false);
@@ -230,7 +232,7 @@ Deno.test("DenoKvStorage: a write after a chunked read does not read the head ag
 
 Deno.test("DenoKvStorage: the head memory is bounded and forgets the least recently seen key", () => {
   const memory = new HeadMemory(3);
-  const seen = (v: string) => ({ versionstamp: v, exp: null, chunks: undefined });
+  const seen = (v: string) => ({ versionstamp: v, ver: v, exp: null, chunks: undefined });
   memory.remember("a", seen("1"));
   memory.remember("b", seen("2"));
   memory.remember("c", seen("3"));
@@ -324,21 +326,43 @@ Deno.test("DenoKvStorage: every public method refuses a key too long for KV befo
   });
 });
 
-Deno.test("DenoKvStorage: a version is the head's versionstamp, and a write's TTL is on the head", async () => {
+Deno.test("DenoKvStorage: a version is the one the head holds, and a write's TTL is on the head", async () => {
   await twoHandles(async (a, b) => {
     const storage = new DenoKvStorage<unknown>(a, { ...OPTIONS, ttl: 60_000 });
     const value = { z: 1, a: "ключ 🎉", nested: { list: [1, 2.5, null] } };
     const version = await storage.writeIfVersion("t", value, null);
     const head = await b.get(["ops", "s", "t"]);
-    assert.equal(version, head.versionstamp);
-    assert.ok(Math.abs(headOf(head.value)!.exp! - (Date.now() + 60_000)) < 5_000);
+    assert.equal(version, headOf(head.value)?.ver);
+    assert.ok(Math.abs(headOf(head.value)!.exp! - (Date.now() + 90_000)) < 5_000); // 1.5 TTLs ahead
     assert.deepEqual(await new DenoKvStorage<unknown>(b, OPTIONS).readVersioned("t"), {
       value,
       version,
     });
     await storage.write("t", { plain: true });
     const { version: plain } = await storage.readVersioned("t");
-    assert.equal(plain, (await b.get(["ops", "s", "t"])).versionstamp);
+    assert.equal(plain, headOf((await b.get(["ops", "s", "t"])).value)?.ver);
     assert.notEqual(plain, version);
+  });
+});
+
+Deno.test("DenoKvStorage: deleting a session without chunks takes no listing", async () => {
+  await twoHandles(async (a, b) => {
+    const { kv, ops, reset } = spy(a);
+    const other = new DenoKvStorage<Data>(b, OPTIONS);
+    await other.write("small", data("x"));
+    await other.write("big", data("x", 200 * KiB));
+    const storage = new DenoKvStorage<Data>(kv, OPTIONS);
+    reset();
+    await storage.delete("small");
+    assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 1 }, "the head, then its delete");
+    reset();
+    await storage.delete("missing");
+    assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 0 }, "nothing stored");
+    // A session that has chunks: its generation goes with it, and the key's
+    // generations are looked at for ones a crashed writer left.
+    reset();
+    await storage.delete("big");
+    assert.deepEqual(ops, { get: 1, getMany: 0, list: 1, commit: 1 });
+    assert.deepEqual(await Array.fromAsync(b.list({ prefix: ["ops"] })), []);
   });
 });

@@ -1,6 +1,7 @@
 /**
- * DenoKvStorage's record format: the inline record (a 12-byte header, then
- * the UTF-8 bytes of the JSON text, stored as a `Uint8Array`), what is
+ * DenoKvStorage's record format: the inline record (a 28-byte header with the
+ * expiry and the version, then the UTF-8 bytes of the JSON text, stored as a
+ * `Uint8Array`), the version in every head, what is
  * refused as not written by the storage, the size boundary between inline
  * and chunked sessions in UTF-8 bytes, the key sizes computed without
  * encoding, and the cost bookkeeping of an atomic plan.
@@ -16,6 +17,7 @@ import {
   headOf,
   INLINE_HEADER_BYTES,
   inlineOf,
+  newVersion,
   parseHead,
   reexpire,
 } from "../storages/denokv/records.ts";
@@ -37,15 +39,20 @@ const TEXTS = [
 ];
 
 Deno.test("DenoKvStorage records: an inline record is the header and exactly the UTF-8 of the text", () => {
+  assert.equal(INLINE_HEADER_BYTES, 28);
   for (const text of TEXTS) {
     for (const exp of [null, 0, 1_700_000_000_123, Number.MAX_SAFE_INTEGER]) {
-      const record = encodeInline(text, exp);
+      const ver = newVersion();
+      const record = encodeInline(text, exp, ver);
       assert.deepEqual(record.subarray(INLINE_HEADER_BYTES), utf8.encode(text), text);
       assert.equal(record.length, INLINE_HEADER_BYTES + utf8.encode(text).length);
-      assert.deepEqual([...record.subarray(0, 3)], [0x53, 0x4b, 1], "magic and format");
+      assert.deepEqual([...record.subarray(0, 3)], [0x53, 0x4b, 2], "magic and format");
+      const stored = [...record.subarray(12, 28)].map((b) => b.toString(16).padStart(2, "0"));
+      assert.equal(stored.join(""), ver, "the version's 16 bytes");
       const head = inlineOf(record);
       assert.ok(head !== undefined);
       assert.equal(head.exp, exp);
+      assert.equal(head.ver, ver);
       assert.equal(head.record, record);
       assert.equal(new TextDecoder().decode(head.data), text);
       assert.deepEqual(headOf(record), head);
@@ -53,12 +60,17 @@ Deno.test("DenoKvStorage records: an inline record is the header and exactly the
   }
 });
 
-Deno.test("DenoKvStorage records: reexpire copies the record with a new expiry", () => {
-  const record = encodeInline(JSON.stringify({ a: "ключ" }), null);
+Deno.test("DenoKvStorage records: versions are fresh, and reexpire keeps the version", () => {
+  const versions = new Set(Array.from({ length: 1000 }, () => newVersion()));
+  assert.equal(versions.size, 1000);
+  assert.ok([...versions].every((v) => /^[0-9a-f]{32}$/.test(v)));
+  const ver = newVersion();
+  const record = encodeInline(JSON.stringify({ a: "ключ" }), null, ver);
   const renewed = reexpire(record, 42);
   assert.notEqual(renewed, record);
   assert.equal(inlineOf(record)!.exp, null, "the original is unchanged");
   assert.equal(inlineOf(renewed)!.exp, 42);
+  assert.equal(inlineOf(renewed)!.ver, ver, "a renewal keeps the version");
   assert.deepEqual(inlineOf(renewed)!.data, inlineOf(record)!.data);
   assert.equal(inlineOf(reexpire(renewed, null))!.exp, null);
   // A view into a larger buffer is read and copied at its own offset.
@@ -70,7 +82,7 @@ Deno.test("DenoKvStorage records: reexpire copies the record with a new expiry",
 });
 
 Deno.test("DenoKvStorage records: values not written by the storage are not heads", () => {
-  const good = encodeInline("{}", 5);
+  const good = encodeInline("{}", 5, newVersion());
   const broken = (at: number, byte: number) => {
     const copy = good.slice();
     copy[at] = byte;
@@ -81,11 +93,13 @@ Deno.test("DenoKvStorage records: values not written by the storage are not head
     good.subarray(0, INLINE_HEADER_BYTES - 1),
     broken(0, 0x73),
     broken(1, 0x6b),
-    broken(2, 2), // a future format
+    broken(2, 3), // a future format
     broken(3, 2), // unknown flags
     utf8.encode('{"a":1}'),
     { v: 1, exp: null, data: utf8.encode("{}") }, // the earlier inline format
-    { v: 2, exp: null, gen: "g", n: 1, bytes: 1 },
+    { v: 2, exp: null, gen: "g", n: 1, bytes: 1 }, // no version
+    { v: 2, exp: null, ver: "not hex", gen: "g", n: 1, bytes: 1 },
+    { v: 3, exp: null, ver: "0".repeat(32), gen: "g", n: 1, bytes: 1 },
     "text",
     42,
     null,
@@ -94,12 +108,40 @@ Deno.test("DenoKvStorage records: values not written by the storage are not head
     assert.equal(headOf(value), undefined, String(value));
     assert.throws(() => parseHead(value, "k"), SessionError);
   }
-  assert.deepEqual(headOf({ v: 1, exp: null, gen: "g", n: 2, bytes: 3 }), {
-    v: 1,
+  const ver = "0123456789abcdef".repeat(2);
+  assert.deepEqual(headOf({ v: 2, exp: null, ver, gen: "g", n: 2, bytes: 3 }), {
+    v: 2,
     exp: null,
+    ver,
     gen: "g",
     n: 2,
     bytes: 3,
+  });
+});
+
+Deno.test("DenoKvStorage records: sessions of the development format 1 are refused with what to do", async () => {
+  await withKvs(async (kv, name) => {
+    const storage = new DenoKvStorage<unknown>(kv, { prefix: ["old"] });
+    // As the storage wrote them before versions were kept in the head.
+    const inline = new Uint8Array([0x53, 0x4b, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, ...utf8.encode("{}")]);
+    await kv.atomic()
+      .set(["old", "s", "inline"], inline)
+      .set(["old", "s", "chunked"], { v: 1, exp: null, gen: "g1", n: 1, bytes: 2 })
+      .set(["old", "c", "chunked", "g1", 0], utf8.encode("{}"))
+      .set(["old", "g", "chunked", "g1"], { at: Date.now(), n: 1 })
+      .commit();
+    for (const key of ["inline", "chunked"]) {
+      await assert.rejects(
+        () => storage.read(key),
+        (err: unknown) =>
+          err instanceof SessionError && /record format 1/.test(err.message) &&
+          /storage\.delete\(key\)/.test(err.message),
+        `${name}: ${key}`,
+      );
+      await storage.delete(key); // as the message says
+    }
+    const left = await Array.fromAsync(kv.list({ prefix: ["old"] }));
+    assert.deepEqual(left, [], `${name}: deleting removes the old chunks too`);
   });
 });
 
@@ -126,7 +168,8 @@ Deno.test("DenoKvStorage records: what a session's head holds in KV, and the inl
     const stored = (await kv.get(["rec", "s", "small"])).value;
     assert.ok(stored instanceof Uint8Array, name);
     assert.deepEqual(stored.subarray(INLINE_HEADER_BYTES), utf8.encode(text));
-    assert.ok(Math.abs(inlineOf(stored)!.exp! - (Date.now() + 60_000)) < 5_000);
+    assert.ok(Math.abs(inlineOf(stored)!.exp! - (Date.now() + 90_000)) < 5_000); // 1.5 TTLs ahead
+    assert.equal(inlineOf(stored)!.ver, (await storage.readVersioned("small")).version);
 
     // The limit counts UTF-8 bytes, not characters: the largest inline
     // session, and one byte more, which is chunked although it has fewer
@@ -138,8 +181,13 @@ Deno.test("DenoKvStorage records: what a session's head holds in KV, and the inl
     await storage.write("at", atLimit);
     await storage.write("over", overLimit);
     assert.ok((await kv.get(["rec", "s", "at"])).value instanceof Uint8Array, name);
-    const manifest = (await kv.get(["rec", "s", "over"])).value as { gen: string; n: number };
+    const manifest = (await kv.get(["rec", "s", "over"])).value as {
+      gen: string;
+      n: number;
+      ver: string;
+    };
     assert.equal(manifest.n, 1, `${name}: chunked`);
+    assert.equal(manifest.ver, (await storage.readVersioned("over")).version);
     assert.deepEqual(await storage.read("at"), atLimit);
     assert.deepEqual(await storage.read("over"), overLimit);
     const chunk = (await kv.get(["rec", "c", "over", manifest.gen, 0])).value;

@@ -36,6 +36,7 @@ function subject(open: () => Promise<Closable>, dir?: () => string | undefined) 
     largeValueBytes: 8 * 1024 * 1024,
     ttl: true,
     ttlMs: 1000,
+    lifetime: 1.5,
   };
 }
 

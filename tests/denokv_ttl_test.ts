@@ -1,7 +1,9 @@
 /**
  * DenoKvStorage TTL on a file-backed KV: native expireIn on every record of a
- * session, expiry checked on read even while KV still holds the entry, and
- * sliding renewal that rewrites only when less than half the TTL is left.
+ * session, expiry checked on read even while KV still holds the entry,
+ * sliding renewal (expiry 1.5 TTLs ahead, rewritten only once less than one
+ * TTL is left) that
+ * keeps the session's version, and turning the TTL off or on.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
@@ -111,7 +113,7 @@ Deno.test("DenoKvStorage: every record of a session carries KV's native expiry",
       rows.every((ms) => ms > 0 && near(ms)),
       `expirations ${rows} vs ${JSON.stringify(heads)}`,
     );
-    await sleep(1000);
+    await sleep(1400); // past the expiry, 1.5 TTLs after the write
     // KV collects expired keys lazily, but the storage never returns them.
     assert.equal(await storage.read("inline"), undefined);
     assert.equal(await storage.has("chunked"), false);
@@ -120,7 +122,7 @@ Deno.test("DenoKvStorage: every record of a session carries KV's native expiry",
   });
 });
 
-Deno.test("DenoKvStorage: reads renew the TTL only once less than half of it is left", async () => {
+Deno.test("DenoKvStorage: writes expire 1.5 TTLs ahead, reads renew only once less than a TTL is left", async () => {
   await withFileKv(async (kv, path) => {
     const ttl = 1000;
     const storage = new DenoKvStorage<Blob>(kv, { prefix: ["slide"], ttl });
@@ -128,7 +130,8 @@ Deno.test("DenoKvStorage: reads renew the TTL only once less than half of it is 
     await storage.write("chunked", big);
     const head = async (key: string) => {
       const entry = await kv.get(["slide", "s", key]);
-      return { versionstamp: entry.versionstamp, exp: headOf(entry.value)!.exp! };
+      const { exp, ver } = headOf(entry.value)!;
+      return { versionstamp: entry.versionstamp, exp: exp!, ver };
     };
     const first = { inline: await head("inline"), chunked: await head("chunked") };
 
@@ -136,15 +139,18 @@ Deno.test("DenoKvStorage: reads renew the TTL only once less than half of it is 
     for (const key of ["inline", "chunked"] as const) {
       const { value, version } = await storage.readVersioned(key);
       assert.ok(value !== undefined);
-      assert.equal(version, first[key].versionstamp, `${key}: not rewritten with most TTL left`);
+      assert.equal(version, first[key].ver);
+      const now = await head(key);
+      assert.equal(now.versionstamp, first[key].versionstamp, `${key}: not rewritten yet`);
     }
 
-    await sleep(450); // 650 ms after the write: 350 ms left, less than half
+    await sleep(450); // 650 ms after the write: 850 of its 1500 ms left, less than a TTL
     for (const key of ["inline", "chunked"] as const) {
       const { version } = await storage.readVersioned(key);
-      assert.notEqual(version, first[key].versionstamp, `${key}: renewed`);
       const now = await head(key);
-      assert.equal(now.versionstamp, version);
+      assert.notEqual(now.versionstamp, first[key].versionstamp, `${key}: renewed`);
+      assert.equal(version, first[key].ver, `${key}: a renewal keeps the version`);
+      assert.equal(now.ver, first[key].ver);
       assert.ok(now.exp >= first[key].exp + 600, `${key}: expiry moved`);
     }
 
@@ -154,12 +160,91 @@ Deno.test("DenoKvStorage: reads renew the TTL only once less than half of it is 
     const oldest = Math.max(first.inline.exp, first.chunked.exp);
     assert.ok(rows.every((ms) => ms >= oldest + 400), `expirations ${rows} vs ${oldest}`);
 
-    await sleep(550); // past the first expiry, within the renewed one
+    await sleep(1050); // past the first expiry (1500 ms), within the renewed one
     assert.deepEqual(await storage.read("inline"), small);
     assert.deepEqual(await storage.read("chunked"), big);
     assert.deepEqual((await Array.fromAsync(storage.readAllKeys())).sort(), ["chunked", "inline"]);
     await storage.delete("inline");
     await storage.delete("chunked");
     assert.deepEqual(await listed(kv, ["slide"]), []);
+  });
+});
+
+/** Two KV handles on one file: two processes, as far as SQLite can tell. */
+async function twoHandles(
+  fn: (a: Deno.Kv, b: Deno.Kv, path: string) => Promise<void>,
+): Promise<void> {
+  await withFileKv(async (a, path) => {
+    const b = await Deno.openKv(path);
+    try {
+      await fn(a, b, path);
+    } finally {
+      b.close();
+    }
+  });
+}
+
+Deno.test("DenoKvStorage: a renewal in another process does not make a conditional write fail", async () => {
+  await twoHandles(async (a, b) => {
+    const ttl = 1000;
+    const mine = new DenoKvStorage<Blob>(a, { prefix: ["renew"], ttl });
+    const theirs = new DenoKvStorage<Blob>(b, { prefix: ["renew"], ttl });
+    // Inline, chunked in one atomic operation, and chunked beyond one
+    // (the chunks are rewritten before the head).
+    const values: [string, Blob][] = [
+      ["inline", small],
+      ["chunked", big],
+      ["huge", { blob: "h".repeat(1024 * 1024) }],
+    ];
+    const versions = new Map<string, string>();
+    for (const [key, value] of values) {
+      versions.set(key, (await mine.writeIfVersion(key, value, null))!);
+    }
+    await sleep(ttl * 0.6);
+    for (const [key, value] of values) {
+      const before = (await a.get(["renew", "s", key])).versionstamp;
+      assert.deepEqual(await theirs.read(key), value);
+      assert.notEqual((await a.get(["renew", "s", key])).versionstamp, before, `${key}: renewed`);
+      const next = await mine.writeIfVersion(key, { blob: `${key} 2` }, versions.get(key)!);
+      assert.equal(typeof next, "string", `${key}: the other process only read`);
+    }
+    for (const [key] of values) assert.deepEqual(await theirs.read(key), { blob: `${key} 2` });
+    for (const [key] of values) await mine.delete(key);
+    assert.deepEqual(await listed(a, ["renew"]), []);
+  });
+});
+
+Deno.test("DenoKvStorage: turning the TTL off clears the native expiry of every record read or written", async () => {
+  await twoHandles(async (a, b, path) => {
+    const ttl = 800;
+    const timed = new DenoKvStorage<Blob>(a, { prefix: ["off"], ttl });
+    const untimed = new DenoKvStorage<Blob>(b, { prefix: ["off"] });
+    await timed.write("inline", small);
+    await timed.write("chunked", big);
+    await timed.write("written", small);
+    const versions = {
+      inline: (await timed.readVersioned("inline")).version,
+      chunked: (await timed.readVersioned("chunked")).version,
+    };
+    assert.ok(expirations(path).every((ms) => ms > 0), "all records expire");
+    for (const key of ["inline", "chunked"] as const) {
+      const { value, version } = await untimed.readVersioned(key);
+      assert.ok(value !== undefined);
+      assert.equal(version, versions[key], `${key}: clearing the expiry keeps the version`);
+      assert.equal(await storedExp(a, ["off", "s", key]), null);
+    }
+    await untimed.write("written", { blob: "again" });
+    // Three heads, and the marker and four chunks of "chunked".
+    const rows = expirations(path);
+    assert.equal(rows.length, 3 + 1 + 4);
+    assert.ok(rows.every((ms) => ms < 0), `no record expires any more: ${rows}`);
+    await sleep(ttl * 1.5);
+    assert.deepEqual(await untimed.read("inline"), small);
+    assert.deepEqual(await timed.read("chunked"), big, "also for a storage with a TTL");
+    assert.deepEqual(await untimed.read("written"), { blob: "again" });
+    // The versions still hold: nothing but reads happened.
+    assert.ok(await timed.writeIfVersion("inline", { blob: "x" }, versions.inline) !== null);
+    for (const key of ["inline", "chunked", "written"]) await untimed.delete(key);
+    assert.deepEqual(await listed(a, ["off"]), []);
   });
 });

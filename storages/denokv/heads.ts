@@ -7,18 +7,24 @@
  * the remembered versionstamp in its atomic operation, and a failed check
  * sends the writer back to reading the head from KV. A versionstamp names
  * one write of the head, so while it is current the head is exactly what
- * was remembered with it (its expiry and the chunk generation it points at).
+ * was remembered with it (its version, its expiry and the chunk generation
+ * it points at).
  *
  * @module
  */
 
 import type { KvEntryLike } from "./kv.ts";
-import { headOf, isExpired } from "./records.ts";
+import { headOf, isExpired, oldChunksOf } from "./records.ts";
 
 /** What a write needs to know of the head it replaces. */
 export interface SeenHead {
   /** The head's versionstamp, `null` when no head is stored. */
   readonly versionstamp: string | null;
+  /**
+   * The session's version (which a renewal keeps), `null` when no head is
+   * stored or it is not one this storage can read.
+   */
+  readonly ver: string | null;
   /** Its expiry as epoch milliseconds, `null` for none (or no head). */
   readonly exp: number | null;
   /** The generation it points at and its chunk count, if it is chunked. */
@@ -26,11 +32,12 @@ export interface SeenHead {
 }
 
 /** No head stored. */
-export const ABSENT: SeenHead = { versionstamp: null, exp: null, chunks: undefined };
+export const ABSENT: SeenHead = { versionstamp: null, ver: null, exp: null, chunks: undefined };
 
 /**
  * Sums up a head record as KV returned it. A value not written by
- * `DenoKvStorage` counts as a head that never expires and has no chunks.
+ * `DenoKvStorage` counts as a head without a version that never expires and
+ * has no chunks (except the chunks a manifest of the old format names).
  *
  * @example
  * ```ts
@@ -47,14 +54,36 @@ export function seenOf(entry: KvEntryLike): SeenHead {
   const head = headOf(entry.value);
   return {
     versionstamp: entry.versionstamp,
+    ver: head?.ver ?? null,
     exp: head?.exp ?? null,
-    chunks: head !== undefined && "gen" in head ? { gen: head.gen, n: head.n } : undefined,
+    chunks: head === undefined
+      ? oldChunksOf(entry.value)
+      : "gen" in head
+      ? { gen: head.gen, n: head.n }
+      : undefined,
   };
 }
 
 /**
+ * Tells whether `seen` is a stored, unexpired session.
+ *
+ * @example
+ * ```ts
+ * import { ABSENT, isLive } from "./heads.ts";
+ *
+ * isLive(ABSENT); // false
+ * ```
+ *
+ * @param seen The head.
+ * @returns Whether it is live now.
+ */
+export function isLive(seen: SeenHead): boolean {
+  return seen.versionstamp !== null && !isExpired(seen, Date.now());
+}
+
+/**
  * Tells whether the head is version `expected` (`null`: none stored, or it
- * expired).
+ * expired). An expired session is no version any more.
  *
  * @example
  * ```ts
@@ -68,8 +97,8 @@ export function seenOf(entry: KvEntryLike): SeenHead {
  * @returns Whether it is that version.
  */
 export function matches(seen: SeenHead, expected: string | null): boolean {
-  if (expected !== null) return seen.versionstamp === expected;
-  return seen.versionstamp === null || isExpired(seen, Date.now());
+  if (expected !== null) return seen.ver === expected && isLive(seen);
+  return !isLive(seen);
 }
 
 /** How many keys a {@link HeadMemory} remembers by default. */

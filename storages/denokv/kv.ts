@@ -71,9 +71,12 @@ export interface KvLike {
   get(key: KvKeyLike): Promise<KvEntryLike>;
   /** Reads up to 10 keys in one consistent snapshot. */
   getMany(keys: readonly KvKeyLike[]): Promise<KvEntryLike[]>;
-  /** Lists the entries whose keys start with `prefix`, in key order. */
+  /**
+   * Lists the entries whose keys start with `prefix`, in key order, from
+   * `start` (inclusive) when given.
+   */
   list(
-    selector: { prefix: KvKeyLike },
+    selector: { prefix: KvKeyLike; start?: KvKeyLike },
     options?: { batchSize?: number; limit?: number },
   ): AsyncIterable<KvEntryLike>;
   /** Starts an atomic operation. */

@@ -4,10 +4,15 @@
  * Under the storage prefix `P`:
  *
  * - `[...P, "s", key]`: the head of a session. Either an inline record, a
- *   `Uint8Array` of a 12-byte header (magic, format, flags, expiry time) and
- *   the UTF-8 bytes of the session's JSON text, or a manifest object holding
- *   the expiry time and naming the generation of chunks that hold the
- *   session.
+ *   `Uint8Array` of a 28-byte header (magic, format, flags, expiry time,
+ *   version) and the UTF-8 bytes of the session's JSON text, or a manifest
+ *   object holding the expiry time and the version and naming the generation
+ *   of chunks that hold the session.
+ *
+ * Every head holds the session's **version**: 16 random bytes (32 hex digits
+ * as a version token) drawn by each write. Renewing or clearing the expiry
+ * rewrites the head with the same version, so its KV versionstamp changes but
+ * the version handed out does not.
  * - `[...P, "c", key, gen, i]`: chunk `i` of generation `gen`, a raw slice of
  *   the JSON text's bytes. A generation is written once and never changed.
  * - `[...P, "g", key, gen]`: a marker per generation (its chunk count and
@@ -32,6 +37,8 @@ import type { KvKeyLike } from "./kv.ts";
 export interface InlineHead {
   /** Expiry as epoch milliseconds, or `null` for none. */
   exp: number | null;
+  /** The version (32 hex digits). */
+  ver: string;
   /** The UTF-8 bytes of the session's JSON text (a view into `record`). */
   data: Uint8Array;
   /** The stored value: the header, then `data`. */
@@ -40,10 +47,12 @@ export interface InlineHead {
 
 /** A session split into chunks: the manifest. */
 export interface ChunkedHead {
-  /** Record format version. */
-  v: 1;
+  /** Record format. */
+  v: 2;
   /** Expiry as epoch milliseconds, or `null` for none. */
   exp: number | null;
+  /** The version (32 hex digits). */
+  ver: string;
   /** The generation whose chunks hold the session. */
   gen: string;
   /** The number of chunks. */
@@ -73,35 +82,69 @@ export interface Lease {
 
 /**
  * Bytes of the header of an inline record: the magic `"SK"`, the format
- * (`1`), flags (bit 0: the record has an expiry time), and the expiry time
- * as a big-endian float64 (zero when there is none).
+ * (`2`), flags (bit 0: the record has an expiry time), the expiry time as a
+ * big-endian float64 (zero when there is none), and the 16 bytes of the
+ * version.
  */
-export const INLINE_HEADER_BYTES = 12;
+export const INLINE_HEADER_BYTES = 28;
 const MAGIC_0 = 0x53; // "S"
 const MAGIC_1 = 0x4b; // "K"
-const FORMAT = 1;
+const FORMAT = 2;
+/** The format of the development releases before versions were stored. */
+const OLD_FORMAT = 1;
 const HAS_EXP = 1;
+const VERSION_AT = 12;
+/** Bytes of a version. */
+const VERSION_BYTES = 16;
 
 const utf8 = new TextEncoder();
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
+function hex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += HEX[b];
+  return out;
+}
 
 /**
- * Encodes the JSON text of a session as an inline record with expiry `exp`:
- * the header, then the text's UTF-8 bytes, in one buffer. The caller stores
- * it as the head if it is small enough, and otherwise splits
- * `record.subarray(INLINE_HEADER_BYTES)` into chunks.
+ * A fresh version: 16 random bytes as 32 hex digits. Each write draws one.
  *
  * @example
  * ```ts
- * import { encodeInline, INLINE_HEADER_BYTES } from "./records.ts";
+ * import { newVersion } from "./records.ts";
  *
- * encodeInline('{"a":1}', null).length - INLINE_HEADER_BYTES; // 7
+ * newVersion().length; // 32
+ * ```
+ *
+ * @returns A new version.
+ */
+export function newVersion(): string {
+  return hex(crypto.getRandomValues(new Uint8Array(VERSION_BYTES)));
+}
+
+function isVersion(value: unknown): value is string {
+  return typeof value === "string" && /^[0-9a-f]{32}$/.test(value);
+}
+
+/**
+ * Encodes the JSON text of a session as an inline record with expiry `exp`
+ * and version `ver`: the header, then the text's UTF-8 bytes, in one buffer.
+ * The caller stores it as the head if it is small enough, and otherwise
+ * splits `record.subarray(INLINE_HEADER_BYTES)` into chunks.
+ *
+ * @example
+ * ```ts
+ * import { encodeInline, INLINE_HEADER_BYTES, newVersion } from "./records.ts";
+ *
+ * encodeInline('{"a":1}', null, newVersion()).length - INLINE_HEADER_BYTES; // 7
  * ```
  *
  * @param text The JSON text.
  * @param exp Expiry as epoch milliseconds, or `null` for none.
+ * @param ver The version, from {@link newVersion}.
  * @returns The record.
  */
-export function encodeInline(text: string, exp: number | null): Uint8Array {
+export function encodeInline(text: string, exp: number | null, ver: string): Uint8Array {
   // UTF-8 takes at least one byte per UTF-16 code unit, so a buffer of that
   // size holds the whole text when it is ASCII, the common case.
   let record = new Uint8Array(INLINE_HEADER_BYTES + text.length);
@@ -114,17 +157,20 @@ export function encodeInline(text: string, exp: number | null): Uint8Array {
     record = whole;
   }
   setInlineExp(record, exp);
+  for (let i = 0; i < VERSION_BYTES; i++) {
+    record[VERSION_AT + i] = parseInt(ver.slice(2 * i, 2 * i + 2), 16);
+  }
   return record;
 }
 
 /**
- * A copy of an inline record with expiry `exp` (same text).
+ * A copy of an inline record with expiry `exp` (same text, same version).
  *
  * @example
  * ```ts
- * import { encodeInline, reexpire } from "./records.ts";
+ * import { encodeInline, newVersion, reexpire } from "./records.ts";
  *
- * reexpire(encodeInline("{}", null), 1).length; // 14
+ * reexpire(encodeInline("{}", null, newVersion()), 1).length; // 30
  * ```
  *
  * @param record An inline record.
@@ -150,9 +196,9 @@ function setInlineExp(record: Uint8Array, exp: number | null): void {
  *
  * @example
  * ```ts
- * import { encodeInline, inlineOf } from "./records.ts";
+ * import { encodeInline, inlineOf, newVersion } from "./records.ts";
  *
- * inlineOf(encodeInline("{}", 5))?.exp; // 5
+ * inlineOf(encodeInline("{}", 5, newVersion()))?.exp; // 5
  * ```
  *
  * @param value A stored value.
@@ -166,7 +212,8 @@ export function inlineOf(value: Uint8Array): InlineHead | undefined {
   const exp = value[3] === HAS_EXP
     ? new DataView(value.buffer, value.byteOffset, INLINE_HEADER_BYTES).getFloat64(4)
     : null;
-  return { exp, data: value.subarray(INLINE_HEADER_BYTES), record: value };
+  const ver = hex(value.subarray(VERSION_AT, VERSION_AT + VERSION_BYTES));
+  return { exp, ver, data: value.subarray(INLINE_HEADER_BYTES), record: value };
 }
 
 /**
@@ -175,9 +222,9 @@ export function inlineOf(value: Uint8Array): InlineHead | undefined {
  *
  * @example
  * ```ts
- * import { encodeInline, inlineOf, storedHead } from "./records.ts";
+ * import { encodeInline, inlineOf, newVersion, storedHead } from "./records.ts";
  *
- * const record = encodeInline("{}", null);
+ * const record = encodeInline("{}", null, newVersion());
  * storedHead(inlineOf(record)!) === record; // true
  * ```
  *
@@ -286,7 +333,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * ```ts
  * import { parseHead } from "./records.ts";
  *
- * parseHead({ v: 1, exp: null, gen: "g", n: 2, bytes: 70000 }, "42");
+ * parseHead({ v: 2, exp: null, ver: "0".repeat(32), gen: "g", n: 2, bytes: 70000 }, "42");
  * ```
  *
  * @param value The stored value.
@@ -296,6 +343,14 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export function parseHead(value: unknown, key: string): Head {
   const head = headOf(value);
   if (head !== undefined) return head;
+  if (oldChunksOf(value) !== undefined || isOldInline(value)) {
+    throw new SessionError(
+      `DenoKvStorage: the session "${key}" was written by a development release of ` +
+        `DenoKvStorage before 0.1.0 (record format 1, without a stored version), which this ` +
+        `release cannot read. Delete it with storage.delete(key), or start with a fresh prefix.`,
+      key,
+    );
+  }
   throw new SessionError(
     `DenoKvStorage: the KV entry of session "${key}" was not written by DenoKvStorage, ` +
       `so it cannot be read. Another program writes under the same KV prefix: ` +
@@ -320,9 +375,36 @@ export function parseHead(value: unknown, key: string): Head {
 export function headOf(value: unknown): Head | undefined {
   if (value instanceof Uint8Array) return inlineOf(value);
   if (
-    isRecord(value) && value.v === 1 && (value.exp === null || typeof value.exp === "number") &&
-    typeof value.gen === "string" && typeof value.n === "number" && typeof value.bytes === "number"
+    isRecord(value) && value.v === 2 && (value.exp === null || typeof value.exp === "number") &&
+    isVersion(value.ver) && typeof value.gen === "string" && typeof value.n === "number" &&
+    typeof value.bytes === "number"
   ) return value as unknown as ChunkedHead;
+  return undefined;
+}
+
+function isOldInline(value: unknown): boolean {
+  return value instanceof Uint8Array && value.length >= 12 && value[0] === MAGIC_0 &&
+    value[1] === MAGIC_1 && value[2] === OLD_FORMAT;
+}
+
+/**
+ * The generation a manifest of the development format 1 names, so deleting
+ * such a session also removes its chunks.
+ *
+ * @example
+ * ```ts
+ * import { oldChunksOf } from "./records.ts";
+ *
+ * oldChunksOf({ v: 1, exp: null, gen: "g", n: 2, bytes: 70000 }); // { gen: "g", n: 2 }
+ * ```
+ *
+ * @param value The stored value.
+ * @returns The generation and its chunk count, or `undefined`.
+ */
+export function oldChunksOf(value: unknown): { gen: string; n: number } | undefined {
+  if (isRecord(value) && value.v === 1 && typeof value.gen === "string") {
+    if (typeof value.n === "number") return { gen: value.gen, n: value.n };
+  }
   return undefined;
 }
 
