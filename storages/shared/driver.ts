@@ -7,14 +7,16 @@
  *
  * The rules every driver keeps (checked by `tests/contract.ts`):
  * - **Versions.** Every write that lands gives the record a new version
- *   token, different from every token the key had before. Nothing but a
+ *   token (a driver may use the payload itself as its version, as Redis
+ *   does: equal payloads then share a version, which is harmless). Nothing but a
  *   write or a delete changes the version: a read that renews or clears an
  *   expiry keeps it, so a read never makes anyone's conditional write fail.
  * - **Expiry.** With a TTL, a read or a write keeps the record alive for at
- *   least the TTL from then on (a driver may renew lazily, once less than
- *   half of it is left, if it still guarantees that). Without a TTL, a read
- *   or a write removes any expiry the record still has from an earlier
- *   configuration: turning the TTL off stops expiry.
+ *   least the TTL from then on. A driver for which a renewal is a write of
+ *   its own may renew lazily by the rule of `expiry.ts`: expiry written 1.5
+ *   TTLs ahead, renewed on read once less than one TTL is left. Without a
+ *   TTL, a read or a write removes any expiry the record still has from an
+ *   earlier configuration: turning the TTL off stops expiry.
  * - **Atomicity.** A conditional write or delete compares and changes in one
  *   step; a write is all or nothing.
  * - **Unconditional writes** (`expected === undefined`) are last-write-wins
