@@ -4,6 +4,7 @@
  * once its basic steps pass.
  */
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import {
   type ConditionalStorage,
   isConditionalStorage,
@@ -101,8 +102,13 @@ export async function conditionalContract(
         written.map((value, i) => others[i % 3].write("contended", value)),
       );
       assert.deepEqual(results.filter((r) => r.status === "rejected"), []);
+      // jsonb gives object keys back in its own order: compare the data there.
+      const same = (a: unknown, b: unknown) =>
+        subject.normalizesKeyOrder
+          ? isDeepStrictEqual(a, b)
+          : JSON.stringify(a) === JSON.stringify(b);
       const stored = await storage.read("contended");
-      assert.ok(written.some((w) => JSON.stringify(w) === JSON.stringify(stored)), "a whole write");
+      assert.ok(written.some((w) => same(w, stored)), "a whole write");
       const limit = subject.nativeValueLimit;
       if (limit !== undefined) {
         // Values over the backend's native limit, written side by side.
@@ -115,7 +121,7 @@ export async function conditionalContract(
         );
         assert.deepEqual(bigResults.filter((r) => r.status === "rejected"), []);
         const back = await storage.read("contended");
-        assert.ok(big.some((w) => JSON.stringify(w) === JSON.stringify(back)), "a whole write");
+        assert.ok(big.some((w) => same(w, back)), "a whole write");
       }
       await storage.delete("contended");
       assert.equal(await storage.read("contended") ?? undefined, undefined);

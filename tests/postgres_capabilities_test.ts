@@ -166,8 +166,8 @@ pgTest("PostgresStorage: a real Bot stores its sessions in the table", async () 
        FROM ${id(table)} ORDER BY key`,
     );
     assert.deepEqual(rows, [
-      { key: "-1009", value: '{"name": "group ✓", "count": 1}', ttl_set: true },
-      { key: "7", value: '{"name": "again", "count": 2}', ttl_set: true },
+      { key: "-1009", value: '{"count":1,"name":"group ✓"}', ttl_set: true },
+      { key: "7", value: '{"count":2,"name":"again"}', ttl_set: true },
     ]);
   } finally {
     await storage.close();

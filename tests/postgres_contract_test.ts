@@ -36,6 +36,8 @@ for (const valueType of ["jsonb", "json"] as const) {
         largeValueBytes: 8 * 1024 * 1024,
         ttl: true,
         ttlMs: 1000,
+        // Expiries are set 1.5 TTLs ahead and renewed once less than a TTL is left.
+        lifetime: 1.5,
         normalizesKeyOrder: valueType === "jsonb",
         refusesNulAndLoneSurrogates: valueType === "jsonb",
       }),

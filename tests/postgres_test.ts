@@ -57,13 +57,13 @@ pgTest("PostgresStorage: identifiers are escaped, values are parameters", async 
           await storage.write(`'); DROP TABLE ${canary}; --`, { evil: `"; DROP TABLE ${canary}` });
           assert.deepEqual(await storage.read("k"), { table });
           assert.ok(await tableExists(db, table), `table ${table} exists under its exact name`);
-          assert.ok(await tableExists(db, storage.leaseTable), `lease table of ${table}`);
           const { rows } = await db.query(`SELECT key, value::text AS v FROM ${id(table)}`);
           assert.deepEqual(rows.map((r) => r.key).sort(), [
             "'); DROP TABLE " + canary + "; --",
             "k",
           ]);
           assert.ok(await storage.acquireLease("k", "me", 1000));
+          assert.ok(await tableExists(db, storage.leaseTable), `lease table of ${table}`);
         }
       });
       await t.step("a schema with quotes and dots is escaped too", async () => {
@@ -102,6 +102,8 @@ pgTest("PostgresStorage: identifiers are escaped, values are parameters", async 
         storages.push(a, b);
         await a.write("k", 1);
         await b.write("k", 2);
+        assert.ok(await a.acquireLease("k", "me", 1000));
+        assert.ok(await b.acquireLease("k", "me", 1000));
         const enc = new TextEncoder();
         assert.ok(enc.encode(a.leaseTable).length <= 63);
         assert.notEqual(a.leaseTable, b.leaseTable);
@@ -137,35 +139,64 @@ pgTest("PostgresStorage: the stored row is the JSON value, written with one upse
          FROM ${id(s.table)} WHERE key = 'k'`,
       )).rows[0];
 
-    await t.step("jsonb (default): queryable data, keys normalized, NUL refused", async () => {
-      const value = { zz: 1, a: { y: "ü" }, "": [] };
+    await t.step("json (default): the exact text, any string kept, queryable", async () => {
+      const value = { zz: 1, a: { y: "ü" }, "": [], nul: "a\u0000b", lone: "x\ud800y" };
       await storage.write("k", value);
       const stored = await row(storage);
-      assert.equal(stored.type, "jsonb");
-      assert.deepEqual(JSON.parse(stored.text), value);
+      assert.equal(stored.type, "json");
+      assert.equal(stored.text, JSON.stringify(value), "exact JSON text, key order kept");
       const left = stored.expires_at.getTime() - stored.updated_at.getTime();
-      assert.ok(Math.abs(left - 60_000) < 50, `expiry is ttl after the write (${left})`);
-      assert.deepEqual(await storage.read("k"), value);
+      assert.ok(Math.abs(left - 90_000) < 50, `expiry 1.5 TTLs after the write (${left})`);
+      assert.equal(JSON.stringify(await storage.read("k")), JSON.stringify(value));
+      await storage.write("q", { a: { y: "ü" } });
       const { rows } = await db.query(
-        `SELECT value->'a'->>'y' AS y FROM ${id(storage.table)} WHERE key = 'k'`,
+        `SELECT value->'a'->>'y' AS y FROM ${id(storage.table)} WHERE key = 'q'`,
       );
       assert.equal(rows[0].y, "ü", "the value can be queried in SQL");
+    });
+
+    await t.step('valueType "jsonb": normalized, NUL and lone surrogates refused', async () => {
+      const binary = new PostgresStorage(rec, { table: `${RUN}_rows_jsonb`, valueType: "jsonb" });
+      storages.push(binary);
+      const value = { zz: 1, a: { y: "ü" }, "": [] };
+      await binary.write("k", value);
+      const stored = await row(binary);
+      assert.equal(stored.type, "jsonb");
+      assert.deepEqual(JSON.parse(stored.text), value);
+      assert.notEqual(stored.text, JSON.stringify(value), "normalized by PostgreSQL");
+      assert.deepEqual(await binary.read("k"), value);
       rec.texts.length = 0;
-      await assert.rejects(() => storage.write("k", { s: "a\u0000b" }), SessionValueError);
-      await assert.rejects(() => storage.write("k", { s: "\ud800" }), SessionValueError);
-      await storage.write("k", { s: "\\u0000 is fine as text" });
+      await assert.rejects(() => binary.write("k", { s: "a\u0000b" }), SessionValueError);
+      await assert.rejects(() => binary.write("k", { s: "\ud800" }), SessionValueError);
+      await binary.write("k", { s: "\\u0000 is fine as text" });
       assert.equal(rec.texts.length, 1, "only the last write reached the database");
     });
 
-    await t.step('valueType "json": the exact JSON text, key order kept', async () => {
-      const exact = new PostgresStorage(pool, { table: `${RUN}_rows_json`, valueType: "json" });
-      storages.push(exact);
-      const value = { z: 1, a: { y: "\u0000", b: "\ud800" }, "": [] };
-      await exact.write("k", value);
-      const stored = await row(exact);
-      assert.equal(stored.type, "json");
-      assert.equal(stored.text, JSON.stringify(value), "exact JSON text, key order kept");
-      assert.equal(JSON.stringify(await exact.read("k")), JSON.stringify(value));
+    await t.step("a jsonb table of an earlier version keeps working", async () => {
+      // Created as earlier versions did (jsonb was their default), then used
+      // with today's default options.
+      const table = `${RUN}_rows_old`;
+      await db.query(PostgresStorage.createTableSql({ table, valueType: "jsonb" }));
+      const old = new PostgresStorage(pool, { table });
+      storages.push(old);
+      await old.write("k", { b: 1, a: 2 });
+      assert.deepEqual(await old.read("k"), { b: 1, a: 2 });
+      assert.equal((await row(old)).type, "jsonb");
+      const { version } = await old.readVersioned("k");
+      const next = await old.writeIfVersion("k", { n: 1 }, version);
+      assert.ok(typeof next === "string");
+      assert.ok(await old.writeIfVersion("new", { n: 1 }, null));
+      for (const unsafe of [{ s: "a\u0000b" }, { s: "\ud800" }]) {
+        await assert.rejects(() => old.write("k", unsafe), (err: Error) => {
+          assert.ok(err instanceof SessionValueError, String(err));
+          assert.match(err.message, /jsonb value column.*ALTER TABLE.*TYPE json/s);
+          return true;
+        });
+        await assert.rejects(() => old.writeIfVersion("k", unsafe, next), SessionValueError);
+        await assert.rejects(() => old.writeIfVersion("fresh", unsafe, null), SessionValueError);
+      }
+      assert.deepEqual(await old.readVersioned("k"), { value: { n: 1 }, version: next });
+      assert.equal(await old.has("fresh"), false, "nothing was written");
     });
 
     await t.step("one upsert per write; bad input refused before any I/O", async () => {
@@ -198,7 +229,7 @@ pgTest(
           [key],
         )).rows[0];
 
-      await t.step("a read with more than half the TTL left changes nothing", async () => {
+      await t.step("a read with more than a TTL left changes nothing", async () => {
         await storage.write("a", { n: 1 });
         const before = await row("a");
         await sleep(200);
@@ -206,7 +237,7 @@ pgTest(
         assert.deepEqual(await row("a"), before);
       });
 
-      await t.step("a read with less than half left renews only the expiry", async () => {
+      await t.step("a read with less than a TTL left renews only the expiry", async () => {
         const before = await row("a");
         await sleep(1100);
         assert.deepEqual(await storage.readVersioned("a"), {
@@ -405,7 +436,7 @@ pgTest("PostgresStorage: a terminated backend fails only what it hits", async (t
         await storage.write("k", { n: 3 });
         assert.deepEqual(await storage.read("k"), { n: 3 });
         const check = await db.query(`SELECT value::text AS v FROM ${id(app)} WHERE key = 'k'`);
-        assert.equal(check.rows[0].v, '{"n": 3}');
+        assert.equal(check.rows[0].v, '{"n":3}');
       },
     );
   });

@@ -1,12 +1,18 @@
 /**
  * The SQL text of the PostgreSQL storage. Identifiers are escaped once here
  * with the driver's identifier escaping; every value is a bound parameter
- * (`$1`, `$2`, ...), never part of the text.
+ * (`$1`, `$2`, ...), never part of the text. The value parameter is left
+ * untyped, so PostgreSQL takes the column's own type: the statements work on
+ * a `json` and on a `jsonb` column alike.
  *
  * @module
  */
 
+import { LIFETIME } from "../shared/expiry.ts";
 import { deriveName, fnv1a } from "./names.ts";
+import type { ValueType } from "./types.ts";
+
+export type { ValueType } from "./types.ts";
 
 /** Escapes an identifier, e.g. `pg.escapeIdentifier`. */
 export type EscapeIdentifier = (name: string) => string;
@@ -40,8 +46,35 @@ export function tableNames(schema: string | undefined, table: string): TableName
   };
 }
 
+function qualify(names: TableNames, escape: EscapeIdentifier): (table: string) => string {
+  const prefix = names.schema === undefined ? "" : `${escape(names.schema)}.`;
+  return (table) => prefix + escape(table);
+}
+
+function sessionTableSql(names: TableNames, escape: EscapeIdentifier, type: ValueType): string {
+  const t = qualify(names, escape)(names.table);
+  return `CREATE TABLE IF NOT EXISTS ${t} (
+  key text COLLATE "C" PRIMARY KEY,
+  value ${type} NOT NULL,
+  version bigint NOT NULL,
+  expires_at timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS ${escape(names.expiryIndex)}
+  ON ${t} (expires_at) WHERE expires_at IS NOT NULL;`;
+}
+
+function leaseTableSql(names: TableNames, escape: EscapeIdentifier): string {
+  return `CREATE TABLE IF NOT EXISTS ${qualify(names, escape)(names.leaseTable)} (
+  key text COLLATE "C" PRIMARY KEY,
+  owner text NOT NULL,
+  expires_at timestamptz NOT NULL
+);`;
+}
+
 /**
- * The DDL creating the tables and the index, idempotently, without the lock.
+ * The DDL creating both tables and the index, idempotently, for running by
+ * hand.
  *
  * @example
  * ```ts
@@ -53,45 +86,26 @@ export function tableNames(schema: string | undefined, table: string): TableName
 export function createTableSql(
   names: TableNames,
   escape: EscapeIdentifier,
-  valueType: ValueType = "jsonb",
+  valueType: ValueType = "json",
 ): string {
-  const q = qualify(names, escape);
-  return `CREATE TABLE IF NOT EXISTS ${q(names.table)} (
-  key text COLLATE "C" PRIMARY KEY,
-  value ${valueType} NOT NULL,
-  version bigint NOT NULL,
-  expires_at timestamptz,
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS ${escape(names.expiryIndex)}
-  ON ${q(names.table)} (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS ${q(names.leaseTable)} (
-  key text COLLATE "C" PRIMARY KEY,
-  owner text NOT NULL,
-  expires_at timestamptz NOT NULL
-);`;
+  return `${sessionTableSql(names, escape, valueType)}\n${leaseTableSql(names, escape)}`;
 }
-
-function qualify(names: TableNames, escape: EscapeIdentifier): (table: string) => string {
-  const prefix = names.schema === undefined ? "" : `${escape(names.schema)}.`;
-  return (table) => prefix + escape(table);
-}
-
-/**
- * The column type of the session value: `jsonb` (queryable and indexable;
- * PostgreSQL normalizes key order and refuses `\u0000`) or `json` (the exact
- * JSON text as written).
- */
-export type ValueType = "jsonb" | "json";
 
 /** The first key of PostgreSQL's two-key advisory locks taken by sessionkit. */
 const LOCK_CLASS = 0x53455353; // "SESS"
 
 /** All statements of one storage. */
 export interface Statements {
-  /** Creates everything under a transaction-scoped advisory lock; no parameters. */
-  ddl: string;
-  /** `$1` key (`$2` ttl): value and version of a live session, renewing its expiry. */
+  /** Creates the session table and its index under an advisory lock; no parameters. */
+  sessionDdl: string;
+  /** Creates the lease table under the same advisory lock; no parameters. */
+  leaseDdl: string;
+  /**
+   * `$1` key (`$2` ttl): value and version of a live session. In the same
+   * statement, without changing the version: with a TTL, sets its expiry
+   * {@link LIFETIME} TTLs ahead when less than a TTL is left or it has none;
+   * without, clears an expiry it still has.
+   */
   read: string;
   /** `$1` key: one row if a live session exists. */
   has: string;
@@ -139,7 +153,7 @@ export interface Statements {
  * ```ts
  * import pg from "npm:pg@^8";
  *
- * const sql = buildStatements(tableNames("app", "Sessions"), pg.escapeIdentifier, true, "jsonb");
+ * const sql = buildStatements(tableNames("app", "Sessions"), pg.escapeIdentifier, true, "json");
  * console.log(sql.write);
  * ```
  */
@@ -147,34 +161,41 @@ export function buildStatements(
   names: TableNames,
   escape: EscapeIdentifier,
   ttl: boolean,
-  valueType: ValueType = "jsonb",
+  valueType: ValueType = "json",
 ): Statements {
   const q = qualify(names, escape);
   const t = q(names.table);
   const l = q(names.leaseTable);
   const live = "(s.expires_at IS NULL OR s.expires_at > now())";
   const ms = (n: number) => `($${n}::float8 * interval '1 millisecond')`;
-  const expiry = (n: number) => ttl ? `now() + ${ms(n)}` : "NULL::timestamptz";
+  // Lazy renewal (see shared/expiry.ts): written LIFETIME TTLs ahead,
+  // renewed by a read once less than a TTL is left.
+  const life = (n: number) => `now() + ${ms(n)} * ${LIFETIME}`;
+  const expiry = (n: number) => ttl ? life(n) : "NULL::timestamptz";
   const lock = `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${
     parseInt(fnv1a(`${names.schema ?? ""}.${names.table}`), 16) | 0
   });`;
 
-  const read = ttl
-    ? `WITH hit AS (
-  SELECT s.key, s.value::text AS value, s.version::text AS version, s.expires_at
+  // The expiry changes only on the version that was read (a concurrent
+  // write re-checked by PostgreSQL keeps its own), and the version never.
+  const touch = ttl
+    ? `expires_at = ${life(2)}
+  FROM hit WHERE s.key = hit.key AND s.version = hit.version
+    AND (hit.expires_at IS NULL OR hit.expires_at < now() + ${ms(2)})`
+    : `expires_at = NULL
+  FROM hit WHERE s.key = hit.key AND s.version = hit.version AND hit.expires_at IS NOT NULL`;
+  const read = `WITH hit AS (
+  SELECT s.key, s.value::text AS value, s.version, s.expires_at
   FROM ${t} AS s WHERE s.key = $1 AND ${live}
-), renewed AS (
-  UPDATE ${t} AS s SET expires_at = now() + ${ms(2)}
-  FROM hit WHERE s.key = hit.key AND hit.expires_at < now() + ${ms(2)} / 2
+), touched AS (
+  UPDATE ${t} AS s SET ${touch}
 )
-SELECT value, version FROM hit`
-    : `SELECT s.value::text AS value, s.version::text AS version FROM ${t} AS s
-WHERE s.key = $1 AND ${live}`;
+SELECT value, version::text AS version FROM hit`;
 
   // The writer picks the new version (see versions.ts), so a conditional
   // write needs no RETURNING: its row count says whether it landed.
   const insert = `INSERT INTO ${t} AS s (key, value, version, expires_at, updated_at)
-VALUES ($1, $2::${valueType}, $3::bigint, ${expiry(4)}, now())`;
+VALUES ($1, $2, $3::bigint, ${expiry(4)}, now())`;
   const replace = `value = excluded.value, version = excluded.version,
   expires_at = excluded.expires_at, updated_at = excluded.updated_at`;
 
@@ -183,7 +204,8 @@ VALUES ($1, $2::${valueType}, $3::bigint, ${expiry(4)}, now())`;
 ORDER BY s.key LIMIT $${first ? 1 : 2}`;
 
   return {
-    ddl: `${lock}\n${createTableSql(names, escape, valueType)}`,
+    sessionDdl: `${lock}\n${sessionTableSql(names, escape, valueType)}`,
+    leaseDdl: `${lock}\n${leaseTableSql(names, escape)}`,
     read,
     has: `SELECT 1 FROM ${t} AS s WHERE s.key = $1 AND ${live}`,
     write: `${insert}\nON CONFLICT (key) DO UPDATE SET ${replace}`,
@@ -198,7 +220,7 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
     insertIfAbsent: `${insert}
 ON CONFLICT (key) DO UPDATE SET ${replace}
 WHERE s.expires_at IS NOT NULL AND s.expires_at <= now()`,
-    updateIfVersion: `UPDATE ${t} AS s SET value = $2::${valueType}, version = $4::bigint,
+    updateIfVersion: `UPDATE ${t} AS s SET value = $2, version = $4::bigint,
   expires_at = ${expiry(5)}, updated_at = now()
 WHERE s.key = $1 AND s.version = $3::bigint AND ${live}`,
     absent: `SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM ${t} AS s WHERE s.key = $1 AND ${live})`,

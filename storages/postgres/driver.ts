@@ -1,0 +1,253 @@
+/**
+ * The PostgreSQL driver: one statement per read, write, delete, `has` and
+ * lease call (a purge batch now and then after a write), keyset listing, and
+ * the key rules of PostgreSQL `text`. `DriverStorage` turns it into
+ * `PostgresStorage`.
+ *
+ * @module
+ */
+
+import { SessionValueError } from "../../src/errors.ts";
+import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
+import { Runner, sqlState, type TableKind } from "./runner.ts";
+import { buildStatements, type EscapeIdentifier, type Statements, type TableNames } from "./sql.ts";
+import type { PostgresQueryable, PostgresQueryResult, ValueType } from "./types.ts";
+import { isVersion, newVersion } from "./versions.ts";
+
+/** What a driver is built from; everything already checked. */
+export interface PostgresDriverOptions {
+  /** The table, index and lease table names. */
+  names: TableNames;
+  /** Identifier escaping, `pg.escapeIdentifier`. */
+  escape: EscapeIdentifier;
+  /** Time to live in ms, or `undefined`. */
+  ttl: number | undefined;
+  /** The column type used when creating the table. */
+  valueType: ValueType;
+  /** Whether missing tables are created. */
+  createTable: boolean;
+}
+
+/**
+ * PostgreSQL `text` holds neither NUL nor lone surrogates (node-postgres
+ * would send U+FFFD for one, mixing up keys), and the primary-key index
+ * cannot hold long keys reliably.
+ */
+const KEY_RULES: KeyRules = {
+  noNul: true,
+  wellFormed: true,
+  maxBytes: 2048,
+  maxBytesReason: "PostgreSQL's primary-key index cannot hold long keys reliably: its limit " +
+    "of about 2.7 KB depends on how well the key compresses",
+};
+
+/**
+ * JSON text holding `\u0000` or a lone surrogate escape (JSON.stringify
+ * escapes lone surrogates and writes pairs as they are), not preceded by an
+ * escaping backslash.
+ */
+const JSONB_UNSAFE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+/** Rows deleted per purge batch, unless the caller asks for another number. */
+export const PURGE_BATCH = 100;
+/** A purge batch runs on the first write and then on every this many writes. */
+const PURGE_EVERY = 100;
+/** The most rows fetched per page when listing values. */
+const VALUE_PAGE = 50;
+
+/**
+ * A driver over a pool or client.
+ *
+ * @example
+ * ```ts
+ * import pg from "npm:pg@^8";
+ * import { DriverStorage } from "@sessionkit/grammy";
+ *
+ * const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
+ * const driver = new PostgresDriver(pool, {
+ *   names: tableNames(undefined, "sessions"),
+ *   escape: pg.escapeIdentifier,
+ *   ttl: undefined,
+ *   valueType: "json",
+ *   createTable: true,
+ * });
+ * const storage = new DriverStorage<{ count: number }>(driver);
+ * ```
+ */
+export class PostgresDriver implements SessionDriver<string> {
+  /** Starts every error message. */
+  readonly name = "PostgresStorage";
+  /** What PostgreSQL `text` and the key index can hold. */
+  readonly keys: KeyRules = KEY_RULES;
+  readonly #sql: Statements;
+  readonly #runner: Runner;
+  readonly #ttl: number | undefined;
+  readonly #jsonb: boolean;
+  readonly #label: string;
+  #writes = 0;
+  #owned: { end(): Promise<void> } | undefined;
+  #closed: Promise<void> | undefined;
+
+  /**
+   * @param db The pool or client; it stays open unless {@link PostgresDriver.adopt}ed.
+   * @param options Names, TTL, column type and table creation.
+   */
+  constructor(db: PostgresQueryable, options: PostgresDriverOptions) {
+    const { names, escape } = options;
+    this.#ttl = options.ttl;
+    this.#jsonb = options.valueType === "jsonb";
+    this.#sql = buildStatements(names, escape, options.ttl !== undefined, options.valueType);
+    const qualified = (table: string) =>
+      (names.schema === undefined ? "" : `${escape(names.schema)}.`) + escape(table);
+    this.#label = qualified(names.table);
+    this.#runner = new Runner(db, this.#sql, {
+      createTable: options.createTable,
+      labels: { session: this.#label, lease: qualified(names.leaseTable) },
+    });
+  }
+
+  /** Makes {@link PostgresDriver.close} end `pool`. */
+  adopt(pool: { end(): Promise<void> }): void {
+    this.#owned = pool;
+  }
+
+  /** The statement parameters, with the TTL appended when there is one. */
+  #params(...values: unknown[]): unknown[] {
+    return this.#ttl === undefined ? values : [...values, this.#ttl];
+  }
+
+  #run(text: string, values: unknown[], key?: string, table: TableKind = "session") {
+    return this.#runner.run(table, text, values, key);
+  }
+
+  /** One statement: the row, with its expiry renewed (TTL) or cleared (none). */
+  async read(key: string): Promise<StoredRecord<string> | undefined> {
+    const { rows } = await this.#run(this.#sql.read, this.#params(key), key);
+    if (rows.length === 0) return undefined;
+    return { payload: rows[0].value as string, version: rows[0].version as string };
+  }
+
+  /** One upsert, conditional insert or compare-and-set, by `expected`. */
+  async write(
+    key: string,
+    payload: string,
+    expected: string | null | undefined,
+  ): Promise<string | null> {
+    if (this.#jsonb && JSONB_UNSAFE.test(payload)) throw this.#refusal(key);
+    const version = newVersion();
+    let result: PostgresQueryResult;
+    try {
+      if (expected === undefined) {
+        result = await this.#run(this.#sql.write, this.#params(key, payload, version), key);
+      } else if (expected === null) {
+        const values = this.#params(key, payload, version);
+        result = await this.#run(this.#sql.insertIfAbsent, values, key);
+      } else {
+        if (!isVersion(expected)) return null;
+        const values = this.#params(key, payload, expected, version);
+        result = await this.#run(this.#sql.updateIfVersion, values, key);
+      }
+    } catch (err) {
+      // A jsonb column of a table created by an earlier version refuses
+      // such text in the server; the statement did nothing.
+      const code = sqlState(err);
+      if (code === "22P05" || (code === "22P02" && /json/i.test(String(err)))) {
+        throw this.#refusal(key);
+      }
+      throw err;
+    }
+    if (!result.rowCount) return null;
+    await this.#maybePurge();
+    return version;
+  }
+
+  #refusal(key: string): SessionValueError {
+    return new SessionValueError(
+      `Cannot store the session of key "${key}": it contains a string with the NUL character ` +
+        `(\\u0000) or an unpaired surrogate, which the jsonb value column of ${this.#label} ` +
+        `cannot hold. Remove it, or keep the exact JSON text in a json column: valueType: ` +
+        `"json" for a new table, ALTER TABLE ${this.#label} ALTER COLUMN value TYPE json for ` +
+        `this one. Nothing was written.`,
+      key,
+      "$",
+    );
+  }
+
+  /** One `DELETE`, or one check that nothing is stored for `expected === null`. */
+  async delete(key: string, expected: string | null | undefined): Promise<boolean> {
+    if (expected === undefined) {
+      await this.#run(this.#sql.delete, [key], key);
+      return true;
+    }
+    if (expected === null) return (await this.#run(this.#sql.absent, [key], key)).rows.length > 0;
+    if (!isVersion(expected)) return false;
+    return !!(await this.#run(this.#sql.deleteIfVersion, [key, expected], key)).rowCount;
+  }
+
+  /** One `SELECT 1`; renews nothing. */
+  async has(key: string): Promise<boolean> {
+    return (await this.#run(this.#sql.has, [key], key)).rows.length > 0;
+  }
+
+  /** One page in key order after `cursor` (keyset pagination), at most 50 rows with values. */
+  async scan(
+    cursor: string | undefined,
+    limit: number,
+    values: boolean,
+  ): Promise<ScanPage<string>> {
+    const size = values ? Math.min(limit, VALUE_PAGE) : limit;
+    const sql = this.#sql;
+    const { rows } = cursor === undefined
+      ? await this.#run(values ? sql.firstEntries : sql.firstKeys, [size])
+      : await this.#run(values ? sql.nextEntries : sql.nextKeys, [cursor, size]);
+    const keys = rows.map((row) => row.key as string);
+    return {
+      keys,
+      payloads: values ? rows.map((row) => row.value as string) : undefined,
+      cursor: rows.length < size ? undefined : keys[keys.length - 1],
+    };
+  }
+
+  /** One upsert into the lease table, which is created on first use. */
+  async acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
+    const { rows } = await this.#run(this.#sql.acquireLease, [key, owner, ttl], key, "lease");
+    return rows.length > 0;
+  }
+
+  /** One `UPDATE` of an owned, unexpired lease. */
+  async renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
+    const { rows } = await this.#run(this.#sql.renewLease, [key, owner, ttl], key, "lease");
+    return rows.length > 0;
+  }
+
+  /** One `DELETE` of an owned lease. */
+  async releaseLease(key: string, owner: string): Promise<void> {
+    await this.#run(this.#sql.releaseLease, [key, owner], key, "lease");
+  }
+
+  /** Deletes up to `limit` expired rows; returns how many went. */
+  async purge(limit: number): Promise<number> {
+    return (await this.#run(this.#sql.purge, [limit])).rowCount ?? 0;
+  }
+
+  /**
+   * A purge batch on the first write and every hundredth after it, also
+   * without a TTL: rows an earlier configuration left to expire go as well.
+   */
+  async #maybePurge(): Promise<void> {
+    if (this.#writes++ % PURGE_EVERY !== 0) return;
+    try {
+      await this.purge(PURGE_BATCH);
+    } catch {
+      // Housekeeping: the write itself succeeded, and expired rows are
+      // invisible anyway. The next batch tries again.
+    }
+  }
+
+  /** Ends an adopted pool, once. */
+  close(): Promise<void> {
+    if (this.#owned === undefined) return Promise.resolve();
+    this.#closed ??= this.#owned.end();
+    return this.#closed;
+  }
+}
