@@ -1,0 +1,65 @@
+/**
+ * A counter bot keeping its sessions in MySQL or MariaDB, with long polling.
+ *
+ * Run it with:
+ *
+ *   BOT_TOKEN=123:abc MYSQL_URL=mysql://root@127.0.0.1:3306/test \
+ *     deno run --allow-net --allow-env --allow-sys examples/mysql_bot.ts
+ *
+ * The table `bot_sessions` is created on first use (`bot_sessions_leases`
+ * too, since the bot takes a lease per chat, so that several copies of it
+ * can run against one database). Sessions untouched for 30 days expire.
+ * Send /count, /reset or /stats.
+ */
+import { Bot, type Context } from "npm:grammy@^1.46";
+import { session, type SessionFlavor } from "../mod.ts";
+import { MysqlStorage } from "../storages/mysql.ts";
+
+interface Counter {
+  count: number;
+}
+type MyContext = Context & SessionFlavor<Counter>;
+
+const token = Deno.env.get("BOT_TOKEN");
+if (!token) throw new Error("Set BOT_TOKEN to the token @BotFather gave you.");
+
+const storage = MysqlStorage.connect<Counter>(
+  Deno.env.get("MYSQL_URL") ?? "mysql://root@127.0.0.1:3306/test",
+  { table: "bot_sessions", ttl: 30 * 24 * 60 * 60 * 1000 },
+);
+// Clears what expired while the bot was down (and checks the database is there).
+console.log(`purged ${await storage.purgeExpired(1000)} expired sessions`);
+
+const bot = new Bot<MyContext>(token);
+bot.use(session({
+  initial: (): Counter => ({ count: 0 }),
+  storage,
+  // One update per chat at a time across every process of this bot.
+  lock: { ttl: 10_000 },
+}));
+
+bot.command("count", (ctx) => ctx.reply(`Count: ${++ctx.session.count}`));
+bot.command("reset", (ctx) => {
+  ctx.session = { count: 0 };
+  return ctx.reply("Back to zero.");
+});
+bot.command("stats", async (ctx) => {
+  // Pages through the table in key order; never loads it all at once.
+  let chats = 0;
+  let total = 0;
+  for await (const counter of storage.readAllValues()) {
+    chats++;
+    total += counter.count;
+  }
+  await ctx.reply(`${chats} chats have counted to ${total} together.`);
+});
+bot.catch((err) => console.error("update failed:", err.error));
+
+const stop = async () => {
+  await bot.stop();
+  await storage.close();
+};
+Deno.addSignalListener("SIGINT", stop);
+Deno.addSignalListener("SIGTERM", stop);
+
+await bot.start({ onStart: (me) => console.log(`@${me.username} is running`) });

@@ -1,0 +1,267 @@
+/**
+ * `MysqlStorage`: sessions in a MySQL or MariaDB table, through
+ * [mysql2](https://sidorares.github.io/node-mysql2/docs) (`npm:mysql2`,
+ * promise API).
+ *
+ * Each session is one row: the key as `VARBINARY(767)` (primary key,
+ * compared byte for byte, so keys differing only in case, accents or
+ * trailing spaces stay apart), the exact JSON text in a `LONGTEXT utf8mb4`
+ * column, a version for conditional writes and an optional expiry. The
+ * table is created on first use, the lease table when leases are first
+ * used. Every identifier is escaped and every value is a parameter of a
+ * prepared statement. A read is one `SELECT`; expired rows are never
+ * returned and are deleted in small batches while the storage is written to.
+ * See docs/mysql.md for the key layout, limits and MariaDB/MySQL notes.
+ *
+ * @example A bot with sessions in MySQL or MariaDB
+ * ```ts
+ * import { Bot, type Context } from "npm:grammy@^1.46";
+ * import { session, type SessionFlavor } from "@sessionkit/grammy";
+ * import { MysqlStorage } from "@sessionkit/grammy/mysql";
+ *
+ * type MyContext = Context & SessionFlavor<{ count: number }>;
+ *
+ * const storage = MysqlStorage.connect<{ count: number }>(
+ *   "mysql://root@127.0.0.1:3306/test",
+ *   { table: "sessions", ttl: 30 * 24 * 60 * 60 * 1000 },
+ * );
+ * const bot = new Bot<MyContext>("token");
+ * bot.use(session({ initial: () => ({ count: 0 }), storage }));
+ * bot.command("count", (ctx) => ctx.reply(`Count: ${++ctx.session.count}`));
+ * ```
+ *
+ * @module
+ */
+
+import mysqlModule from "npm:mysql2@^3/promise";
+import type { VersionedValue } from "../src/capabilities.ts";
+import { DriverStorage } from "./shared/driver_storage.ts";
+import type { MysqlQueryable } from "./mysql/client.ts";
+import { MysqlDriver, PURGE_BATCH } from "./mysql/driver.ts";
+import { type MysqlStorageOptions, resolveOptions } from "./mysql/options.ts";
+import { createTableSql } from "./mysql/sql.ts";
+
+export type { MysqlParameter, MysqlQueryable, MysqlStatement } from "./mysql/client.ts";
+export type { MysqlStorageOptions } from "./mysql/options.ts";
+export type { MaybePromise, StorageAdapter } from "../src/storage.ts";
+export type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
+export { DriverStorage } from "./shared/driver_storage.ts";
+
+/** A pool opened by {@link MysqlStorage.connect}. */
+interface OwnedPool extends MysqlQueryable {
+  end(): Promise<void>;
+}
+
+/**
+ * The one function used from `npm:mysql2`, typed here so that the published
+ * module's types do not depend on mysql2's (and Node's) declarations.
+ */
+const mysql = mysqlModule as unknown as { createPool(uri: string): OwnedPool };
+
+/**
+ * Stores sessions in a MySQL (5.7+, 8.x) or MariaDB (10.3+) table: a
+ * {@link DriverStorage} over mysql2, so it works with `session()`,
+ * `lazySession()` and multi sessions of sessionkit and grammY alike, with
+ * conditional writes and per-key leases for running several bot processes
+ * on one database.
+ *
+ * Pass a pool of `mysql2/promise` (preferably a pool: every statement stands
+ * alone, with autocommit on, as mysql2's pools have it), or let
+ * {@link MysqlStorage.connect} open one from a URL. Every method answers
+ * with a promise; a bad key or value rejects it before anything is sent.
+ *
+ * @example With your own pool
+ * ```ts
+ * import mysql from "npm:mysql2@^3/promise";
+ * import { MysqlStorage } from "@sessionkit/grammy/mysql";
+ *
+ * const pool = mysql.createPool("mysql://root@127.0.0.1:3306/test");
+ * const storage = new MysqlStorage<{ count: number }>(pool, { table: "bot_sessions" });
+ * await storage.write("42", { count: 1 });
+ * console.log(await storage.read("42")); // { count: 1 }
+ * const { value, version } = await storage.readVersioned("42");
+ * await storage.writeIfVersion("42", { count: (value?.count ?? 0) + 1 }, version);
+ * await pool.end();
+ * ```
+ */
+export class MysqlStorage<T> extends DriverStorage<T> {
+  /** The session table name, unescaped. */
+  readonly table: string;
+  /** The lease table name, unescaped: `<table>_leases`, shortened with a hash if needed. */
+  readonly leaseTable: string;
+  /** The time to live in milliseconds, or `undefined` for none. */
+  readonly ttl: number | undefined;
+  readonly #driver: MysqlDriver;
+
+  /**
+   * Creates a storage on a pool you manage; {@link MysqlStorage.close} leaves
+   * it open. Nothing is sent until the first operation.
+   *
+   * @example
+   * ```ts
+   * import mysql from "npm:mysql2@^3/promise";
+   * import { MysqlStorage } from "@sessionkit/grammy/mysql";
+   *
+   * const pool = mysql.createPool({ uri: "mysql://root@127.0.0.1:3306/test", connectionLimit: 20 });
+   * const storage = new MysqlStorage<{ step: string }>(pool, { ttl: 3_600_000 });
+   * ```
+   *
+   * @param db A `Pool` (or `Connection`) of `mysql2/promise`: anything with
+   *   its `execute` and `query`.
+   * @param options Table, TTL and whether to create the tables.
+   */
+  constructor(db: MysqlQueryable, options?: MysqlStorageOptions) {
+    const resolved = resolveOptions(options);
+    if (typeof db?.execute !== "function" || typeof db.query !== "function") {
+      throw new TypeError(
+        "MysqlStorage: the first argument must be a mysql2 pool or connection of the promise " +
+          "API (import mysql from 'npm:mysql2@^3/promise'; mysql.createPool(url)). To connect " +
+          "with a URL, use MysqlStorage.connect(url) instead.",
+      );
+    }
+    if (typeof (db as { promise?: unknown }).promise === "function") {
+      throw new TypeError(
+        "MysqlStorage: this is a pool or connection of mysql2's callback API. Pass " +
+          "pool.promise() instead, or create it from 'npm:mysql2@^3/promise'.",
+      );
+    }
+    const driver = new MysqlDriver(db, resolved);
+    super(driver);
+    this.#driver = driver;
+    this.table = resolved.table;
+    this.leaseTable = resolved.leaseTable;
+    this.ttl = resolved.ttl;
+  }
+
+  /**
+   * Opens a mysql2 pool for `url` and returns a storage that owns it:
+   * {@link MysqlStorage.close} ends the pool. Pool options go in the URL's
+   * query (`?connectionLimit=20`). Invalid options are refused before
+   * anything is opened.
+   *
+   * @example
+   * ```ts
+   * import { MysqlStorage } from "@sessionkit/grammy/mysql";
+   *
+   * const storage = MysqlStorage.connect<{ step: string }>(
+   *   Deno.env.get("MYSQL_URL") ?? "mysql://root@127.0.0.1:3306/test",
+   *   { table: "wizard_sessions", ttl: 3_600_000 },
+   * );
+   * await storage.write("42", { step: "start" });
+   * await storage.close();
+   * ```
+   *
+   * @param url A URL like `mysql://user:password@host:3306/database`.
+   * @param options The same options as the constructor.
+   * @returns A storage owning its pool.
+   */
+  static connect<T>(url: string, options?: MysqlStorageOptions): MysqlStorage<T> {
+    resolveOptions(options);
+    const pool = mysql.createPool(url);
+    const storage = new MysqlStorage<T>(pool, options);
+    storage.#driver.own(() => pool.end());
+    return storage;
+  }
+
+  /**
+   * The DDL of the session and lease tables for `options`, for running by
+   * hand (for example in a migration) before using `createTable: false`.
+   *
+   * @example
+   * ```ts
+   * import { MysqlStorage } from "@sessionkit/grammy/mysql";
+   *
+   * console.log(MysqlStorage.createTableSql({ table: "bot_sessions" }));
+   * ```
+   *
+   * @param options The table; other options are ignored.
+   * @returns Two `CREATE TABLE IF NOT EXISTS` statements, each ending with `;`.
+   */
+  static createTableSql(options: Pick<MysqlStorageOptions, "table"> = {}): string {
+    const { table, leaseTable } = resolveOptions({ table: options.table });
+    const ddl = createTableSql(table, leaseTable);
+    return `${ddl.sessions};\n\n${ddl.leases};\n`;
+  }
+
+  /**
+   * Deletes up to `limit` expired sessions, oldest first, and returns how
+   * many went. Writes call this by themselves (on the first write and every
+   * hundredth after it); call it from a scheduled job if you want expired
+   * rows gone sooner. Expired sessions are never returned either way.
+   *
+   * @example
+   * ```ts
+   * import { MysqlStorage } from "@sessionkit/grammy/mysql";
+   *
+   * const storage = MysqlStorage.connect("mysql://root@127.0.0.1:3306/test", { ttl: 60_000 });
+   * while (await storage.purgeExpired(1000) === 1000) { }
+   * await storage.close();
+   * ```
+   *
+   * @param limit The most rows to delete in this call. Default 100.
+   * @returns The number of rows deleted.
+   */
+  async purgeExpired(limit: number = PURGE_BATCH): Promise<number> {
+    if (!(Number.isInteger(limit) && limit > 0)) {
+      throw new RangeError(`MysqlStorage: purgeExpired needs a positive integer, got ${limit}.`);
+    }
+    return await this.#driver.purge(limit);
+  }
+
+  // The overrides below only narrow the types: every method answers with a
+  // promise, which also carries a refused key or value as a rejection.
+
+  /** The session of `key`, with one `SELECT`. See {@link DriverStorage.read}. */
+  override async read(key: string): Promise<T | undefined> {
+    return await super.read(key);
+  }
+
+  /** Stores `value` under `key` with one upsert. See {@link DriverStorage.write}. */
+  override async write(key: string, value: T): Promise<void> {
+    await super.write(key, value);
+  }
+
+  /** Removes the session of `key` with one `DELETE`. See {@link DriverStorage.delete}. */
+  override async delete(key: string): Promise<void> {
+    await super.delete(key);
+  }
+
+  /** Whether `key` holds a live session, renewing nothing. See {@link DriverStorage.has}. */
+  override async has(key: string): Promise<boolean> {
+    return await super.has(key);
+  }
+
+  /** The session of `key` and its version, with one `SELECT`. See {@link DriverStorage.readVersioned}. */
+  override async readVersioned(key: string): Promise<VersionedValue<T>> {
+    return await super.readVersioned(key);
+  }
+
+  /** Compare-and-set in one `UPDATE`. See {@link DriverStorage.writeIfVersion}. */
+  override async writeIfVersion(
+    key: string,
+    value: T,
+    expected: string | null,
+  ): Promise<string | null> {
+    return await super.writeIfVersion(key, value, expected);
+  }
+
+  /** Compare-and-delete in one `DELETE`. See {@link DriverStorage.deleteIfVersion}. */
+  override async deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
+    return await super.deleteIfVersion(key, expected);
+  }
+
+  /** The keys in key order, page by page. See {@link DriverStorage.readAllKeys}. */
+  override readAllKeys(): AsyncGenerator<string> {
+    return super.readAllKeys() as AsyncGenerator<string>;
+  }
+
+  /** The sessions in key order, page by page. See {@link DriverStorage.readAllValues}. */
+  override readAllValues(): AsyncGenerator<T> {
+    return super.readAllValues() as AsyncGenerator<T>;
+  }
+
+  /** The sessions with their keys, page by page. See {@link DriverStorage.readAllEntries}. */
+  override readAllEntries(): AsyncGenerator<[key: string, value: T]> {
+    return super.readAllEntries() as AsyncGenerator<[key: string, value: T]>;
+  }
+}

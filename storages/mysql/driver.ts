@@ -1,0 +1,368 @@
+/**
+ * The MySQL/MariaDB driver behind `MysqlStorage`: each session is one row of
+ * the session table, leases are rows of a lease table of their own.
+ *
+ * | call                   | statements (each one round trip)                              |
+ * | ---------------------- | ------------------------------------------------------------- |
+ * | read                   | `SELECT`; plus an `UPDATE` of the expiry when it is due        |
+ * | write                  | `INSERT ... ON DUPLICATE KEY UPDATE`                           |
+ * | write if version       | `UPDATE ... WHERE version = ?`                                 |
+ * | write if nothing there | `INSERT`; on a duplicate key, `UPDATE` of an expired row       |
+ * | delete (if version)    | `DELETE` (`... WHERE version = ?`)                             |
+ * | has, delete if absent  | `SELECT 1`                                                     |
+ * | listing page           | `SELECT ... WHERE key > ? ORDER BY key LIMIT ?`                |
+ * | acquire lease          | `INSERT`; on a duplicate key, `UPDATE` of an expired/own lease |
+ * | renew, release lease   | `UPDATE`, `DELETE`                                             |
+ *
+ * The expiry `UPDATE` of a read changes neither value nor version and only
+ * touches the version it read. Every statement stands alone (autocommit), so
+ * no lock is held between statements; one that InnoDB rolls back as a
+ * deadlock victim or after a lock wait timeout is sent again.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { SessionError } from "../../src/errors.ts";
+import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
+import {
+  affectedOf,
+  ER,
+  errnoOf,
+  type MysqlParameter,
+  type MysqlQueryable,
+  rowsOf,
+  textOf,
+} from "./client.ts";
+import { type Expiry, expiryOf, micros } from "./expiry.ts";
+import { MAX_KEY_BYTES, MAX_KEY_REASON, MAX_OWNER_BYTES, maxValueBytes } from "./limits.ts";
+import { escapeId } from "./names.ts";
+import { buildStatements, createTableSql, type Statements } from "./sql.ts";
+import { isVersion, newVersion } from "./versions.ts";
+
+/** Keys are bytes of well-formed UTF-8 (NUL is fine), within the index limit. */
+const KEYS: KeyRules = {
+  wellFormed: true,
+  maxBytes: MAX_KEY_BYTES,
+  maxBytesReason: MAX_KEY_REASON,
+};
+
+/** Rows deleted per automatic purge. */
+export const PURGE_BATCH = 100;
+/** An automatic purge runs on the first write and then on every this many writes. */
+const PURGE_EVERY = 100;
+/** Sessions fetched per page when listing values. */
+const VALUE_PAGE = 50;
+/** How often a statement rolled back by a deadlock or lock timeout is sent again. */
+const RETRIES = 5;
+
+/** The driver's settings, checked by `MysqlStorage`. */
+export interface DriverOptions {
+  /** The session table. */
+  table: string;
+  /** The lease table. */
+  leaseTable: string;
+  /** Time to live in ms, or `undefined`. */
+  ttl: number | undefined;
+  /** Whether to create the tables. */
+  createTable: boolean;
+}
+
+/** Which table a statement needs. */
+type Table = "sessions" | "leases";
+
+/** Sessions as rows of a MySQL/MariaDB table, through `db`. */
+export class MysqlDriver implements SessionDriver<string> {
+  readonly name = "MysqlStorage";
+  readonly keys: KeyRules = KEYS;
+  readonly #db: MysqlQueryable;
+  readonly #options: DriverOptions;
+  readonly #sql: Statements;
+  readonly #expiry: Expiry | undefined;
+  readonly #ready: Record<Table, Promise<void> | undefined> = {
+    sessions: undefined,
+    leases: undefined,
+  };
+  readonly #done: Record<Table, boolean> = { sessions: false, leases: false };
+  /** The longest JSON text the server takes, known once the session table is ready. */
+  #maxValue = Infinity;
+  #packet = 0;
+  #writes = 0;
+  #close: (() => Promise<void>) | undefined;
+  #closed: Promise<void> | undefined;
+
+  /** A driver over `db` with checked `options`. */
+  constructor(db: MysqlQueryable, options: DriverOptions) {
+    this.#db = db;
+    this.#options = options;
+    this.#expiry = expiryOf(options.ttl);
+    this.#sql = buildStatements(options.table, options.leaseTable, options.ttl !== undefined);
+  }
+
+  /** Makes {@link MysqlDriver.close} end the pool with `close`. */
+  own(close: () => Promise<void>): void {
+    this.#close = close;
+  }
+
+  async read(key: string): Promise<StoredRecord<string> | undefined> {
+    const k = Buffer.from(key);
+    const e = this.#expiry;
+    const rows = rowsOf(await this.#run("sessions", this.#sql.read, e ? [e.threshold, k] : [k]));
+    if (rows.length === 0) return undefined;
+    const [value, version, stale] = rows[0];
+    const record = { payload: textOf(value), version: String(version) };
+    if (Number(stale) !== 0) {
+      // Renews (or clears) the expiry of the version just read, if it is
+      // still there: never the value or the version.
+      const params = e ? [e.lifetime, k, record.version] : [k, record.version];
+      await this.#run("sessions", this.#sql.touch, params);
+    }
+    return record;
+  }
+
+  async write(
+    key: string,
+    payload: string,
+    expected: string | null | undefined,
+  ): Promise<string | null> {
+    const k = Buffer.from(key);
+    // The size limit is known once the session table is ready.
+    if (!this.#done.sessions) await this.#ensure("sessions");
+    const value = this.#value(key, payload);
+    const version = newVersion();
+    const life = this.#expiry ? [this.#expiry.lifetime] : [];
+    let written: boolean;
+    if (expected === undefined) {
+      await this.#run("sessions", this.#sql.write, [k, value, version, ...life]);
+      written = true;
+    } else if (expected === null) {
+      written = await this.#insertOrTake(
+        () => this.#run("sessions", this.#sql.insert, [k, value, version, ...life]),
+        () => this.#run("sessions", this.#sql.replaceExpired, [value, version, ...life, k]),
+      );
+    } else {
+      if (!isVersion(expected)) return null;
+      const params = [value, version, ...life, k, expected];
+      written = affectedOf(await this.#run("sessions", this.#sql.update, params)) > 0;
+    }
+    if (!written) return null;
+    await this.#maybePurge();
+    return version;
+  }
+
+  /**
+   * Inserts a row; if one exists, takes it over where allowed (an expired
+   * session, an expired or own lease). If that finds nothing to take, the row
+   * may have gone in between (purged, released), so the insert is tried once
+   * more before giving up.
+   */
+  async #insertOrTake(
+    insert: () => Promise<unknown>,
+    take: () => Promise<unknown>,
+  ): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await insert();
+        return true;
+      } catch (err) {
+        if (errnoOf(err) !== ER.DUP_ENTRY) throw err;
+      }
+      if (attempt === 0 && affectedOf(await take()) > 0) return true;
+    }
+    return false;
+  }
+
+  async delete(key: string, expected: string | null | undefined): Promise<boolean> {
+    const k = Buffer.from(key);
+    if (expected === undefined) {
+      await this.#run("sessions", this.#sql.delete, [k]);
+      return true;
+    }
+    if (expected === null) return !(await this.has(key));
+    if (!isVersion(expected)) return false;
+    return affectedOf(await this.#run("sessions", this.#sql.deleteVersion, [k, expected])) > 0;
+  }
+
+  async has(key: string): Promise<boolean> {
+    return rowsOf(await this.#run("sessions", this.#sql.has, [Buffer.from(key)])).length > 0;
+  }
+
+  async scan(
+    cursor: string | undefined,
+    limit: number,
+    values: boolean,
+  ): Promise<ScanPage<string>> {
+    const size = values ? Math.min(limit, VALUE_PAGE) : limit;
+    const sql = this.#sql;
+    const statement = cursor === undefined
+      ? (values ? sql.firstEntries : sql.firstKeys)
+      : (values ? sql.nextEntries : sql.nextKeys);
+    const params = cursor === undefined ? [String(size)] : [Buffer.from(cursor), String(size)];
+    const rows = rowsOf(await this.#run("sessions", statement, params));
+    const keys = rows.map((row) => textOf(row[0]));
+    const page: ScanPage<string> = {
+      keys,
+      cursor: rows.length < size ? undefined : keys[keys.length - 1],
+    };
+    if (values) page.payloads = rows.map((row) => textOf(row[1]));
+    return page;
+  }
+
+  async acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
+    const k = Buffer.from(key);
+    const o = this.#owner(owner);
+    const t = micros(ttl);
+    return await this.#insertOrTake(
+      () => this.#run("leases", this.#sql.insertLease, [k, o, t]),
+      () => this.#run("leases", this.#sql.takeLease, [o, t, k, o]),
+    );
+  }
+
+  async renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
+    const params = [micros(ttl), Buffer.from(key), this.#owner(owner)];
+    return affectedOf(await this.#run("leases", this.#sql.renewLease, params)) > 0;
+  }
+
+  async releaseLease(key: string, owner: string): Promise<void> {
+    await this.#run("leases", this.#sql.releaseLease, [Buffer.from(key), this.#owner(owner)]);
+  }
+
+  /** Deletes up to `limit` expired sessions; returns how many went. */
+  async purge(limit: number): Promise<number> {
+    return affectedOf(await this.#run("sessions", this.#sql.purge, [String(limit)]));
+  }
+
+  close(): Promise<void> {
+    if (this.#close === undefined) return Promise.resolve();
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #maybePurge(): Promise<void> {
+    if (this.#writes++ % PURGE_EVERY !== 0) return;
+    try {
+      await this.purge(PURGE_BATCH);
+    } catch {
+      // Housekeeping only: the write landed, and expired rows are invisible
+      // anyway. The next batch tries again.
+    }
+  }
+
+  /** The JSON text as UTF-8 bytes, refused if the server could not take it. */
+  #value(key: string, payload: string): Buffer {
+    const value = Buffer.from(payload);
+    if (value.length > this.#maxValue) {
+      throw new SessionError(
+        `MysqlStorage: the session of key ${JSON.stringify(key)} is ${value.length} bytes of ` +
+          `JSON, over this server's limit of ${this.#maxValue} bytes per session (its ` +
+          `max_allowed_packet is ${this.#packet} bytes, and one statement must carry the ` +
+          `whole session). Keep less in the session, or raise max_allowed_packet on the ` +
+          `server (SET GLOBAL max_allowed_packet = ..., or in its configuration) and open the ` +
+          `storage again. Nothing was written.`,
+        key,
+      );
+    }
+    return value;
+  }
+
+  #owner(owner: string): Buffer {
+    const bytes = Buffer.from(owner);
+    if (bytes.length > MAX_OWNER_BYTES) {
+      throw new TypeError(
+        `MysqlStorage: a lease owner is at most ${MAX_OWNER_BYTES} bytes (the owner column ` +
+          `of the lease table), got ${bytes.length}. Use a shorter owner, such as a UUID.`,
+      );
+    }
+    return bytes;
+  }
+
+  /**
+   * Runs one statement once its table exists. A deadlock victim or a lock
+   * wait timeout is sent again (InnoDB rolled the statement back as a
+   * whole); a table dropped under a storage that creates its tables is
+   * created again.
+   */
+  async #run(table: Table, sql: string, params: MysqlParameter[]): Promise<unknown> {
+    let recreated = false;
+    for (let attempt = 0;; attempt++) {
+      if (!this.#done[table]) await this.#ensure(table);
+      try {
+        return await this.#db.execute({ sql, rowsAsArray: true }, params);
+      } catch (err) {
+        const errno = errnoOf(err);
+        if ((errno === ER.LOCK_DEADLOCK || errno === ER.LOCK_WAIT_TIMEOUT) && attempt < RETRIES) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
+          continue;
+        }
+        if (errno === ER.NO_SUCH_TABLE) {
+          if (this.#options.createTable && !recreated) {
+            recreated = true;
+            this.#done[table] = false;
+            this.#ready[table] = undefined;
+            continue;
+          }
+          throw this.#missing(table, err);
+        }
+        if (errno === ER.NET_PACKET_TOO_LARGE) {
+          throw new SessionError(
+            `MysqlStorage: the server refused a statement as larger than its ` +
+              `max_allowed_packet. Raise max_allowed_packet on the server, or keep less in ` +
+              `sessions.`,
+            undefined,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+    }
+  }
+
+  #missing(table: Table, err: unknown): SessionError {
+    const name = escapeId(table === "sessions" ? this.#options.table : this.#options.leaseTable);
+    return new SessionError(
+      `MysqlStorage: the table ${name} does not exist. With createTable: false it must be ` +
+        `created by hand: run the SQL from MysqlStorage.createTableSql() (see docs/mysql.md), ` +
+        `or leave createTable on.`,
+      undefined,
+      { cause: err },
+    );
+  }
+
+  #ensure(table: Table): Promise<void> {
+    // A failed attempt is forgotten, so that the next operation tries again.
+    this.#ready[table] ??= this.#setUp(table).then(
+      () => void (this.#done[table] = true),
+      (err) => {
+        this.#ready[table] = undefined;
+        if (err instanceof SessionError) throw err;
+        const name = table === "sessions" ? this.#options.table : this.#options.leaseTable;
+        throw new SessionError(
+          `MysqlStorage: could not prepare the table ${escapeId(name)}: ` +
+            `${(err as Error)?.message ?? err}. Check that the server is reachable and that the ` +
+            `user may create tables in the database; or create the tables by hand ` +
+            `(MysqlStorage.createTableSql()) and pass createTable: false.`,
+          undefined,
+          { cause: err },
+        );
+      },
+    );
+    return this.#ready[table];
+  }
+
+  async #setUp(table: Table): Promise<void> {
+    const ddl = createTableSql(this.#options.table, this.#options.leaseTable);
+    if (this.#options.createTable) {
+      await this.#db.query({ sql: ddl[table], rowsAsArray: true });
+    }
+    if (table === "sessions") {
+      const rows = rowsOf(
+        await this.#db.query({
+          sql: "SELECT LEAST(@@SESSION.max_allowed_packet, @@GLOBAL.max_allowed_packet)",
+          rowsAsArray: true,
+        }),
+      );
+      this.#packet = Number(rows[0][0]);
+      this.#maxValue = maxValueBytes(this.#packet);
+    }
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The options of the MySQL/MariaDB storage and their checks.
+ *
+ * @module
+ */
+
+import { checkTableName, leaseTableName } from "./names.ts";
+import type { DriverOptions } from "./driver.ts";
+
+/**
+ * Options of `MysqlStorage`.
+ *
+ * @example
+ * ```ts
+ * import type { MysqlStorageOptions } from "@sessionkit/grammy/mysql";
+ *
+ * const options: MysqlStorageOptions = { table: "bot_sessions", ttl: 7 * 86_400_000 };
+ * ```
+ */
+export interface MysqlStorageOptions {
+  /**
+   * The session table, in the connection's database, taken literally
+   * (escaped with backticks): at most 64 characters of the Basic
+   * Multilingual Plane, without a trailing space. Whether `Sessions` and
+   * `sessions` are two tables depends on the server's
+   * `lower_case_table_names` (they are on Linux, not on Windows or macOS).
+   * The lease table is `<table>_leases`. Default `sessions`.
+   */
+  table?: string;
+  /**
+   * Time to live in milliseconds: a session not read or written for this
+   * long (at most 10% longer) is gone. Default: never.
+   */
+  ttl?: number;
+  /**
+   * Whether to create the tables on first use (`CREATE TABLE IF NOT
+   * EXISTS`; the lease table when leases are first used). Set it to `false`
+   * for a database user without CREATE rights and create them with the SQL
+   * of `MysqlStorage.createTableSql()`. Default `true`.
+   */
+  createTable?: boolean;
+}
+
+/** A TTL beyond this (100 years, in ms) would overflow MySQL's DATETIME. */
+const MAX_TTL = 100 * 365.25 * 24 * 60 * 60 * 1000;
+
+/**
+ * Checks `options` and fills in the defaults; throws a `RangeError` on a bad
+ * table name or TTL.
+ *
+ * @example
+ * ```ts
+ * resolveOptions({ table: "bot" }).leaseTable; // "bot_leases"
+ * ```
+ */
+export function resolveOptions(options: MysqlStorageOptions = {}): DriverOptions {
+  const table = checkTableName(options.table ?? "sessions");
+  const ttl = options.ttl;
+  if (ttl !== undefined && !(typeof ttl === "number" && ttl > 0)) {
+    throw new RangeError(
+      `MysqlStorage: ttl must be a positive number of milliseconds, got ${ttl}. Leave it out ` +
+        `for sessions that never expire.`,
+    );
+  }
+  if (ttl !== undefined && ttl !== Infinity && ttl > MAX_TTL) {
+    throw new RangeError(
+      `MysqlStorage: ttl ${ttl} ms is more than 100 years, beyond what MySQL's DATETIME ` +
+        `holds. Leave ttl out for sessions that never expire.`,
+    );
+  }
+  return {
+    table,
+    leaseTable: leaseTableName(table),
+    ttl: ttl === Infinity ? undefined : ttl,
+    createTable: options.createTable ?? true,
+  };
+}
