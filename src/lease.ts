@@ -10,6 +10,9 @@ import type { LeaseStorage } from "./capabilities.ts";
 import { messageOf, SessionError, SessionLockError } from "./errors.ts";
 import { backgroundTimeout, delay, type TimerId } from "./timers.ts";
 
+/** The longest lease, in ms (about 24.8 days): what every backend and timer can hold. */
+export const MAX_LEASE_MS = 2 ** 31 - 1;
+
 /** Options of per-key locking (`lock` in the session options). */
 export interface LockOptions {
   /**

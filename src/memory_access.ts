@@ -61,11 +61,24 @@ interface Methods {
 
 /** The methods of the class as defined, taken before any code could replace them. */
 let originals: Methods | undefined;
+/** The base class's prototype and its methods, which the class's own call through `super`. */
+let base: Methods | undefined;
+let baseOriginals: Methods | undefined;
 
-/** Records the class's own methods (called once, right where the class is defined). */
-export function registerMemoryClass(prototype: Methods): void {
+function methodsOf(prototype: Methods): Methods {
   const { read, write, delete: remove, readVersioned, writeIfVersion, deleteIfVersion } = prototype;
-  originals = { read, write, delete: remove, readVersioned, writeIfVersion, deleteIfVersion };
+  return { read, write, delete: remove, readVersioned, writeIfVersion, deleteIfVersion };
+}
+
+/**
+ * Records the class's own methods and those of its base class, whose
+ * methods the class's own call through `super` (called once, right where
+ * the class is defined).
+ */
+export function registerMemoryClass(prototype: Methods, basePrototype: Methods): void {
+  originals = methodsOf(prototype);
+  base = basePrototype;
+  baseOriginals = methodsOf(basePrototype);
 }
 
 /** Registers the direct access of a memory storage (called by its constructor). */
@@ -81,12 +94,19 @@ export function provideMemoryAccess(storage: object, access: MemoryAccess): void
 export function memoryAccessOf(storage: object): MemoryAccess | undefined {
   const access = accesses.get(storage);
   const o = originals;
-  if (access === undefined || o === undefined) return undefined;
+  const b = base;
+  const bo = baseOriginals;
+  if (access === undefined || o === undefined || b === undefined || bo === undefined) {
+    return undefined;
+  }
   const m = storage as Methods;
-  // Named loads, one per method: cheap enough to do for every update.
+  // Named loads, one per method: cheap enough to do for every update. The
+  // base class's methods count too: the class's own reach them by `super`.
   return m.read === o.read && m.write === o.write && m.delete === o.delete &&
       m.readVersioned === o.readVersioned && m.writeIfVersion === o.writeIfVersion &&
-      m.deleteIfVersion === o.deleteIfVersion
+      m.deleteIfVersion === o.deleteIfVersion && b.read === bo.read && b.write === bo.write &&
+      b.delete === bo.delete && b.readVersioned === bo.readVersioned &&
+      b.writeIfVersion === bo.writeIfVersion && b.deleteIfVersion === bo.deleteIfVersion
     ? access
     : undefined;
 }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { MAX_LEASE_MS } from "./lease.ts";
 import type { StorageAdapter } from "./storage.ts";
 
 /** The option names of a single session (and of one fragment of a multi session). */
@@ -248,7 +249,11 @@ function checkLock(where: string, lock: unknown): void {
   for (const name of LOCK_OPTION_NAMES) {
     const value = lock[name];
     if (value === undefined || (typeof value === "number" && value > 0 && isFinite(value))) {
-      continue;
+      if (name !== "ttl" || value === undefined || (value as number) <= MAX_LEASE_MS) continue;
+      throw new RangeError(
+        `${where}: lock.ttl must be at most ${MAX_LEASE_MS} ms (about 24 days), got ${value}. ` +
+          `A lease only needs to outlast the longest handler.`,
+      );
     }
     throw new (typeof value === "number" ? RangeError : TypeError)(
       `${where}: lock.${name} must be a positive number of milliseconds, got ${describe(value)}.`,

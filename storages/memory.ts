@@ -259,4 +259,4 @@ export class MemorySessionStorage<S> extends DriverStorage<S, unknown> {
   }
 }
 
-registerMemoryClass(MemorySessionStorage.prototype as never);
+registerMemoryClass(MemorySessionStorage.prototype as never, DriverStorage.prototype as never);

@@ -177,6 +177,22 @@ export async function leaseContract(
     await assert.rejects(async () => await storage.acquireLease("bad", "", 1000), TypeError);
     await assert.rejects(async () => await storage.acquireLease("bad", "a", 0), RangeError);
     await assert.rejects(async () => await storage.renewLease("bad", "a", NaN), RangeError);
+    // Review findings: a missing ttl made a lease that excluded nobody, and
+    // a huge one reached the server as a command it refused.
+    for (const ttl of [undefined, 1e300, "5000"]) {
+      await assert.rejects(
+        async () => await storage.acquireLease("bad", "a", ttl as never),
+        RangeError,
+        String(ttl),
+      );
+      await assert.rejects(
+        async () => await storage.renewLease("bad", "a", ttl as never),
+        RangeError,
+        String(ttl),
+      );
+    }
+    assert.equal(await storage.acquireLease("bad", "b", 1000), true, "nothing was taken");
+    await storage.releaseLease("bad", "b");
   });
 }
 

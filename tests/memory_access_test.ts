@@ -106,6 +106,31 @@ Deno.test("memory storage: methods replaced after the middleware was made, or on
     }
     assert.ok(memoryAccessOf(new MemorySessionStorage()), "restored: the direct way is back");
   });
+  await t.step("read and write of DriverStorage, which the class's own call by super", async () => {
+    // Review finding: patching them went unnoticed, as the class's own
+    // read/write (type-narrowing overrides) were all that was compared.
+    const proto = DriverStorage.prototype as unknown as Record<string, unknown>;
+    const originals = { read: proto.read, write: proto.write };
+    for (const name of ["read", "write"] as const) {
+      const original = originals[name] as (...a: unknown[]) => unknown;
+      proto[name] = function (this: unknown, ...args: unknown[]) {
+        calls.push(name);
+        return original.apply(this, args);
+      };
+    }
+    try {
+      const storage = new MemorySessionStorage<Data>();
+      assert.equal(memoryAccessOf(storage), undefined);
+      const h = createHarness<C>();
+      h.bot.use(session({ initial: () => ({ count: 0 }), storage, onConflict: "overwrite" }));
+      h.bot.on("message", (ctx) => void ctx.session.count++);
+      await h.send(message(1));
+      assert.deepEqual(calls.splice(0), ["read", "write"]);
+    } finally {
+      Object.assign(proto, originals);
+    }
+    assert.ok(memoryAccessOf(new MemorySessionStorage()), "restored: the direct way is back");
+  });
 });
 
 Deno.test("memory storage: the direct way in and the public methods share one store", async () => {

@@ -423,6 +423,7 @@ Deno.test("validate: known options of the wrong type fail", async (t) => {
     );
     fails(() => session({ lock: { wait: -5 } }), RangeError, /lock\.wait must be a positive/);
     fails(() => session(loose({ lock: { ttl: "1000" } })), TypeError, /lock\.ttl must be/);
+    fails(() => session({ lock: { ttl: 2 ** 31 } }), RangeError, /lock\.ttl must be at most/);
   });
   await t.step("type", () => {
     fails(

@@ -13,7 +13,7 @@ import { SessionError } from "../../src/errors.ts";
 import { isPromiseLike } from "../../src/values.ts";
 import type { ScanPage, SessionDriver } from "./driver.ts";
 import { jsonText, type PayloadCodec } from "./codec.ts";
-import { checkKey, checkLease } from "./keys.ts";
+import { checkKey, checkLeaseTtl, checkOwner } from "./keys.ts";
 
 /** Keys asked of the driver per listing page. */
 const PAGE = 500;
@@ -259,7 +259,8 @@ export class DriverStorage<T, P = string>
   acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
     return this.#lease(() => {
       const k = this.#key(key);
-      checkLease(this.#driver.name, owner, ttl);
+      checkOwner(this.#driver.name, owner);
+      checkLeaseTtl(this.#driver.name, ttl);
       return this.#driver.acquireLease(k, owner, ttl);
     });
   }
@@ -284,7 +285,8 @@ export class DriverStorage<T, P = string>
   renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
     return this.#lease(() => {
       const k = this.#key(key);
-      checkLease(this.#driver.name, owner, ttl);
+      checkOwner(this.#driver.name, owner);
+      checkLeaseTtl(this.#driver.name, ttl);
       return this.#driver.renewLease(k, owner, ttl);
     });
   }
@@ -307,7 +309,7 @@ export class DriverStorage<T, P = string>
   releaseLease(key: string, owner: string): Promise<void> {
     return this.#lease(() => {
       const k = this.#key(key);
-      checkLease(this.#driver.name, owner);
+      checkOwner(this.#driver.name, owner);
       return this.#driver.releaseLease(k, owner);
     });
   }

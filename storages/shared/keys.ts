@@ -7,6 +7,7 @@
 
 import { SessionError } from "../../src/errors.ts";
 import type { KeyRules } from "./driver.ts";
+import { MAX_LEASE_MS } from "../../src/lease.ts";
 
 const encoder = new TextEncoder();
 
@@ -50,14 +51,19 @@ export function checkKey(name: string, rules: KeyRules | undefined, key: unknown
   return key;
 }
 
-/** Throws unless `owner` and `ttl` are fit for a lease. */
-export function checkLease(name: string, owner: unknown, ttl?: unknown): void {
+/** Throws unless `owner` is fit to hold a lease. */
+export function checkOwner(name: string, owner: unknown): void {
   if (typeof owner !== "string" || owner === "" || owner.includes("\0") || !owner.isWellFormed()) {
     throw new TypeError(`${name}: a lease owner must be non-empty, well-formed text without NUL.`);
   }
-  if (ttl !== undefined && !(typeof ttl === "number" && ttl > 0 && Number.isFinite(ttl))) {
+}
+
+/** Throws unless `ttl` is a lease time in ms: positive, finite, at most {@link MAX_LEASE_MS}. */
+export function checkLeaseTtl(name: string, ttl: unknown): void {
+  if (!(typeof ttl === "number" && ttl > 0 && ttl <= MAX_LEASE_MS)) {
     throw new RangeError(
-      `${name}: a lease ttl must be a positive, finite number of milliseconds, got ${ttl}.`,
+      `${name}: a lease ttl must be a number of milliseconds above 0 and at most ` +
+        `${MAX_LEASE_MS}, got ${typeof ttl === "string" ? JSON.stringify(ttl) : String(ttl)}.`,
     );
   }
 }
