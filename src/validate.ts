@@ -328,7 +328,7 @@ function describe(value: unknown): string {
  * The name in `names` closest to `name`: equal ignoring case, containing it
  * (or contained in it), or within a small edit distance.
  */
-function closest(name: string, names: readonly string[]): string | undefined {
+export function closest(name: string, names: readonly string[]): string | undefined {
   const lower = name.toLowerCase();
   let best: string | undefined;
   let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;

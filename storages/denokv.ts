@@ -38,7 +38,6 @@
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import { KvDriver } from "./denokv/driver.ts";
 import type { KvKeyPartLike, KvLike } from "./denokv/kv.ts";
-import type { VersionedValue } from "../src/capabilities.ts";
 
 export type {
   KvAtomicLike,

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { checkOptionNames, checkTtl } from "./shared/options.ts";
 import { DriverStorage } from "./shared/driver_storage.ts";
 import { jsonCopy } from "./shared/codec.ts";
 import { MemoryDriver } from "./memory/driver.ts";
@@ -28,20 +29,17 @@ const NAME = "MemorySessionStorage";
 
 /** Checks the constructor's argument; returns the TTL (`Infinity`: none) and the bound. */
 function resolve(options: number | MemorySessionStorageOptions | undefined) {
-  const opts = typeof options === "number" ? { ttl: options } : options ?? {};
-  if (opts.ttl !== undefined && !(opts.ttl > 0)) {
-    throw new RangeError(
-      `${NAME}: ttl must be a positive number of milliseconds, got ${opts.ttl}. ` +
-        `Leave it out for sessions that never expire.`,
-    );
-  }
+  const opts = typeof options === "number"
+    ? { ttl: options }
+    : checkOptionNames(NAME, options, ["ttl", "maxEntries"]) as MemorySessionStorageOptions;
+  const ttl = checkTtl(NAME, opts.ttl);
   if (
     opts.maxEntries !== undefined &&
     !(Number.isInteger(opts.maxEntries) && opts.maxEntries > 0)
   ) {
     throw new RangeError(`${NAME}: maxEntries must be a positive integer, got ${opts.maxEntries}.`);
   }
-  return { ttl: opts.ttl === Infinity ? undefined : opts.ttl, maxEntries: opts.maxEntries };
+  return { ttl, maxEntries: opts.maxEntries };
 }
 
 /**

@@ -32,6 +32,7 @@
  * @module
  */
 
+import { checkOptionNames, checkTtl } from "./shared/options.ts";
 import pgModule from "npm:pg@^8";
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import { checkIdentifier } from "./postgres/names.ts";
@@ -151,21 +152,22 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
           "query method). To connect with a URL, use PostgresStorage.connect(url) instead.",
       );
     }
+    checkOptionNames("PostgresStorage", options, [
+      "table",
+      "schema",
+      "ttl",
+      "createTable",
+      "valueType",
+    ]);
     const table = checkIdentifier("table", options.table ?? "sessions");
     const schema = schemaOf(options);
-    const ttl = options.ttl;
-    if (ttl !== undefined && !(typeof ttl === "number" && ttl > 0)) {
-      throw new RangeError(
-        `PostgresStorage: ttl must be a positive number of milliseconds, got ${ttl}. ` +
-          `Leave it out for sessions that never expire.`,
-      );
-    }
+    const ttl = checkTtl("PostgresStorage", options.ttl);
     const names = tableNames(schema, table);
     const valueType = valueTypeOf(options);
     const driver = new PostgresDriver(db, {
       names,
       escape: pg.escapeIdentifier,
-      ttl: ttl === Infinity ? undefined : ttl,
+      ttl,
       valueType,
       createTable: options.createTable ?? true,
     });
@@ -174,7 +176,7 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
     this.schema = schema;
     this.table = table;
     this.leaseTable = names.leaseTable;
-    this.ttl = ttl === Infinity ? undefined : ttl;
+    this.ttl = ttl;
     this.valueType = valueType;
   }
 

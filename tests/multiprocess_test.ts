@@ -1,7 +1,7 @@
 /**
  * Several bot processes on one key (issue 6): real OS processes, each a small
  * bot (tests/fixtures/counter_worker.ts), sharing a file-backed Deno KV, the
- * Redis server or the PostgreSQL server.
+ * Redis server, the PostgreSQL server or a SQLite database file.
  */
 import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
@@ -10,6 +10,7 @@ import { createHarness, message } from "./helpers/bot.ts";
 import { type Backend, type Job, modeOptions, openStorage } from "./fixtures/counter_worker.ts";
 import { REDIS_URL, redisTest } from "./redis_env.ts";
 import { admin, DATABASE_URL, pgTest, RUN } from "./postgres_setup.ts";
+import * as mysql from "./mysql_setup.ts";
 
 const WORKER = new URL("./fixtures/counter_worker.ts", import.meta.url).pathname;
 const PROCESSES = 3;
@@ -142,6 +143,22 @@ redisTest("several processes: Redis", async (t) => {
   }
 });
 
+Deno.test("several processes: SQLite (node:sqlite, one WAL file)", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "sk-mp-sqlite-" });
+  try {
+    // WAL mode is a property of the file: set once before the bots start (as
+    // docs/sqlite.md advises), since processes switching a new file at the
+    // same moment can get "database is locked" without waiting.
+    const { DatabaseSync } = await import("node:sqlite");
+    const setup = new DatabaseSync(`${dir}/shared.sqlite`);
+    setup.exec("PRAGMA journal_mode = WAL");
+    setup.close();
+    await suite(t, { kind: "sqlite", path: `${dir}/shared.sqlite`, table: "mp" });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 pgTest("several processes: PostgreSQL", async (t) => {
   const table = `${RUN}_multiprocess`;
   try {
@@ -149,6 +166,17 @@ pgTest("several processes: PostgreSQL", async (t) => {
   } finally {
     const db = await admin();
     await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
+    await db.end();
+  }
+});
+
+mysql.mysqlTest("several processes: MySQL/MariaDB", async (t) => {
+  const table = `${mysql.RUN}_multiprocess`;
+  try {
+    await suite(t, { kind: "mysql", url: mysql.MYSQL_URL, table });
+  } finally {
+    const db = mysql.admin();
+    await mysql.dropTables(db, { table, leaseTable: `${table}_leases` });
     await db.end();
   }
 });

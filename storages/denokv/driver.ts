@@ -7,6 +7,7 @@
  * @module
  */
 
+import { checkOptionNames, checkTtl } from "../shared/options.ts";
 import { SessionError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
 import { readGeneration } from "./chunks.ts";
@@ -57,13 +58,9 @@ export class KvDriver implements SessionDriver<string> {
    * @param options The key prefix (default `["sessions"]`) and the time to live.
    */
   constructor(kv: KvLike, options: { prefix?: readonly KvKeyPartLike[]; ttl?: number } = {}) {
-    const { prefix = ["sessions"], ttl } = options;
-    if (ttl !== undefined && !(ttl > 0)) {
-      throw new RangeError(
-        `DenoKvStorage: ttl must be a positive number of milliseconds, got ${ttl}. ` +
-          `Leave it out for sessions that never expire.`,
-      );
-    }
+    checkOptionNames("DenoKvStorage", options, ["prefix", "ttl"]);
+    const { prefix = ["sessions"] } = options;
+    const ttl = checkTtl("DenoKvStorage", options.ttl);
     if (!Array.isArray(prefix) || !prefix.every(isKeyPart)) {
       throw new TypeError(
         `DenoKvStorage: prefix must be an array of KV key parts (strings, numbers, bigints, ` +
@@ -71,7 +68,7 @@ export class KvDriver implements SessionDriver<string> {
       );
     }
     this.prefix = [...prefix];
-    this.ttl = ttl === Infinity ? undefined : ttl;
+    this.ttl = ttl;
     const layout = new Layout(this.prefix);
     const longest = keyBytes(layout.longest(""));
     if (KV_LIMITS.maxKeyBytes - longest < 16) {

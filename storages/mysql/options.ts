@@ -4,6 +4,7 @@
  * @module
  */
 
+import { checkOptionNames, checkTtl } from "../shared/options.ts";
 import { checkTableName, leaseTableName } from "./names.ts";
 import type { DriverOptions } from "./driver.ts";
 
@@ -41,9 +42,6 @@ export interface MysqlStorageOptions {
   createTable?: boolean;
 }
 
-/** A TTL beyond this (100 years, in ms) would overflow MySQL's DATETIME. */
-const MAX_TTL = 100 * 365.25 * 24 * 60 * 60 * 1000;
-
 /**
  * Checks `options` and fills in the defaults; throws a `RangeError` on a bad
  * table name or TTL.
@@ -54,24 +52,13 @@ const MAX_TTL = 100 * 365.25 * 24 * 60 * 60 * 1000;
  * ```
  */
 export function resolveOptions(options: MysqlStorageOptions = {}): DriverOptions {
+  checkOptionNames("MysqlStorage", options, ["table", "ttl", "createTable"]);
   const table = checkTableName(options.table ?? "sessions");
-  const ttl = options.ttl;
-  if (ttl !== undefined && !(typeof ttl === "number" && ttl > 0)) {
-    throw new RangeError(
-      `MysqlStorage: ttl must be a positive number of milliseconds, got ${ttl}. Leave it out ` +
-        `for sessions that never expire.`,
-    );
-  }
-  if (ttl !== undefined && ttl !== Infinity && ttl > MAX_TTL) {
-    throw new RangeError(
-      `MysqlStorage: ttl ${ttl} ms is more than 100 years, beyond what MySQL's DATETIME ` +
-        `holds. Leave ttl out for sessions that never expire.`,
-    );
-  }
+  const ttl = checkTtl("MysqlStorage", options.ttl);
   return {
     table,
     leaseTable: leaseTableName(table),
-    ttl: ttl === Infinity ? undefined : ttl,
+    ttl,
     createTable: options.createTable ?? true,
   };
 }

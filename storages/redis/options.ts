@@ -4,6 +4,8 @@
  * @module
  */
 
+import { checkOptionNames, checkTtl } from "../shared/options.ts";
+
 /**
  * Options of `RedisStorage`.
  *
@@ -89,6 +91,7 @@ function overlaps(a: string, b: string): boolean {
 
 /** Checks `options` and fills in the defaults. Throws before anything is opened. */
 export function resolveOptions(options: RedisStorageOptions = {}): ResolvedOptions {
+  checkOptionNames("RedisStorage", options, ["prefix", "ttl", "leasePrefix"]);
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   if (typeof prefix !== "string" || !prefix.isWellFormed()) {
     throw new TypeError(
@@ -96,17 +99,8 @@ export function resolveOptions(options: RedisStorageOptions = {}): ResolvedOptio
         `Pass a string such as "session:" (or "" for none).`,
     );
   }
-  let ttl: number | undefined;
-  if (options.ttl !== undefined) {
-    if (typeof options.ttl !== "number" || !Number.isFinite(options.ttl) || options.ttl <= 0) {
-      throw new RangeError(
-        `RedisStorage: ttl must be a positive, finite number of milliseconds, got ${
-          String(options.ttl)
-        }. Leave ttl out for sessions that never expire.`,
-      );
-    }
-    ttl = Math.ceil(options.ttl);
-  }
+  const given = checkTtl("RedisStorage", options.ttl);
+  const ttl = given === undefined ? undefined : Math.ceil(given);
   const explicit = options.leasePrefix !== undefined;
   const leasePrefix = options.leasePrefix ?? LEASE_NAMESPACE + prefix;
   if (typeof leasePrefix !== "string" || !leasePrefix.isWellFormed()) {

@@ -1,0 +1,271 @@
+/**
+ * The SQLite driver behind `SqliteStorage`: each session is one row of the
+ * session table, each lease one row of the lease table.
+ *
+ * | call                      | statements                                               |
+ * | ------------------------- | -------------------------------------------------------- |
+ * | read                      | `SELECT`; an `UPDATE` of `expires_at` only when needed    |
+ * | write                     | one upsert (`INSERT ... ON CONFLICT DO UPDATE`)          |
+ * | conditional write         | one `INSERT ... ON CONFLICT DO UPDATE ... WHERE`, or `UPDATE ... WHERE version = ?` |
+ * | delete, conditional       | one `DELETE` (`... WHERE version = ?`)                   |
+ * | has                       | one `SELECT`                                             |
+ * | listing page              | one `SELECT ... WHERE key > ? ORDER BY key LIMIT ?`       |
+ * | acquire, renew, release   | one statement on the lease table                         |
+ *
+ * Every change is a single statement, which SQLite runs atomically; none
+ * needs a transaction, so none can run into the lock upgrade of a deferred
+ * transaction (`SQLITE_BUSY` without waiting). The read's second statement
+ * only sets the expiry of the version it read, so it never undoes a write
+ * that came in between.
+ *
+ * @module
+ */
+
+import { SessionError } from "../../src/errors.ts";
+import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
+import {
+  changes,
+  integer,
+  isBusy,
+  isNoTable,
+  type Row,
+  type SqliteDatabase,
+  type SqliteStatement,
+  type SqliteValue,
+  withObjectRows,
+} from "./database.ts";
+import { expiryOfRead, expiryOfWrite } from "../shared/expiry.ts";
+import { buildSql, type SqliteSql } from "./sql.ts";
+import { newVersion } from "./versions.ts";
+
+/**
+ * Keys are bound as UTF-8 text: a lone surrogate would become U+FFFD (two
+ * keys, one row), and `node:sqlite` cuts text read back at a NUL.
+ */
+const KEYS: KeyRules = { wellFormed: true, noNul: true };
+
+/** Expired rows deleted per batch while writing. */
+export const PURGE_BATCH = 100;
+/** A purge batch runs on the first write and then on every this many writes. */
+export const PURGE_EVERY = 100;
+/** Rows per listing page with values (sessions may be large). */
+const ENTRY_PAGE = 100;
+
+/** The driver's settings, checked by `SqliteStorage`. */
+export interface SqliteDriverOptions {
+  table: string;
+  leaseTable: string;
+  ttl: number | undefined;
+  /** Set this busy timeout; `undefined`: 5000 ms unless the handle has one. */
+  busyTimeout: number | undefined;
+}
+
+/** The busy timeout set when neither the options nor the handle give one. */
+export const DEFAULT_BUSY_TIMEOUT = 5000;
+
+type Statements = { [K in Exclude<keyof SqliteSql, "create">]: SqliteStatement };
+
+/** Sessions as rows of a SQLite table, through a synchronous handle. */
+export class SqliteDriver implements SessionDriver<string> {
+  readonly name = "SqliteStorage";
+  readonly keys: KeyRules = KEYS;
+  readonly #db: SqliteDatabase;
+  readonly #options: SqliteDriverOptions;
+  readonly #sql: SqliteSql;
+  #statements: Statements | undefined;
+  /** The busy timeout in force since setup, in ms. */
+  #timeout = 0;
+  #writes = 0;
+
+  /** A driver over `db`; nothing runs until the first call. */
+  constructor(db: SqliteDatabase, options: SqliteDriverOptions) {
+    this.#db = db;
+    this.#options = options;
+    this.#sql = buildSql(options.table, options.leaseTable);
+  }
+
+  read(key: string): StoredRecord<string> | undefined {
+    return this.#call(key, (s) => {
+      const now = Date.now();
+      const row = s.read.get(key, now) as Row | undefined;
+      if (row === undefined) return undefined;
+      const version = String(row.version);
+      // With a TTL: renew once less than a TTL is left (the shared rule).
+      // Without: clear an expiry an earlier configuration left. Only on the
+      // version read, so a write in between is never touched.
+      const expires = expiryOfRead(this.#options.ttl, integer(row.expires_at), now);
+      if (expires !== undefined) s.touch.run(bounded(expires), key, version, now);
+      return { payload: String(row.value), version };
+    });
+  }
+
+  write(key: string, payload: string, expected: string | null | undefined): string | null {
+    return this.#call(key, (s) => {
+      const now = Date.now();
+      const version = newVersion();
+      const expires = bounded(expiryOfWrite(this.#options.ttl, now));
+      let landed: boolean;
+      if (expected === undefined) {
+        s.write.run(key, payload, version, expires);
+        landed = true;
+      } else if (expected === null) {
+        landed = changes(s.insert.run(key, payload, version, expires, now)) > 0;
+      } else {
+        landed = changes(s.update.run(payload, version, expires, key, expected, now)) > 0;
+      }
+      if (!landed) return null;
+      this.#maybePurge(now);
+      return version;
+    });
+  }
+
+  delete(key: string, expected: string | null | undefined): boolean {
+    return this.#call(key, (s) => {
+      if (expected === undefined) {
+        s.delete.run(key);
+        return true;
+      }
+      const now = Date.now();
+      // "Nothing stored" holds when no live row exists; an expired one is nothing.
+      if (expected === null) return s.has.get(key, now) === undefined;
+      return changes(s.deleteVersion.run(key, expected, now)) > 0;
+    });
+  }
+
+  has(key: string): boolean {
+    return this.#call(key, (s) => s.has.get(key, Date.now()) !== undefined);
+  }
+
+  scan(cursor: string | undefined, limit: number, values: boolean): ScanPage<string> {
+    return this.#call(undefined, (s) => {
+      const size = values ? Math.min(limit, ENTRY_PAGE) : limit;
+      const now = Date.now();
+      const params: SqliteValue[] = cursor === undefined ? [now, size] : [cursor, now, size];
+      const statement = values
+        ? (cursor === undefined ? s.firstEntries : s.nextEntries)
+        : (cursor === undefined ? s.firstKeys : s.nextKeys);
+      const rows = statement.all(...params) as Row[];
+      const keys = rows.map((row) => String(row.key));
+      const page: ScanPage<string> = {
+        keys,
+        cursor: rows.length < size ? undefined : keys[keys.length - 1],
+      };
+      if (values) page.payloads = rows.map((row) => String(row.value));
+      return page;
+    });
+  }
+
+  acquireLease(key: string, owner: string, ttl: number): boolean {
+    return this.#call(key, (s) => {
+      const now = Date.now();
+      return changes(s.acquireLease.run(key, owner, leaseEnd(now, ttl), now)) > 0;
+    });
+  }
+
+  renewLease(key: string, owner: string, ttl: number): boolean {
+    return this.#call(key, (s) => {
+      const now = Date.now();
+      return changes(s.renewLease.run(leaseEnd(now, ttl), key, owner, now)) > 0;
+    });
+  }
+
+  releaseLease(key: string, owner: string): void {
+    this.#call(key, (s) => void s.releaseLease.run(key, owner));
+  }
+
+  /** Deletes up to `limit` expired sessions and expired leases; the sessions deleted. */
+  purge(limit: number): number {
+    return this.#call(undefined, (s) => {
+      const now = Date.now();
+      s.purgeLeases.run(now, limit);
+      return changes(s.purge.run(now, limit));
+    });
+  }
+
+  /** A purge batch on the first write and then every `PURGE_EVERY` writes. */
+  #maybePurge(now: number): void {
+    if (this.#writes++ % PURGE_EVERY !== 0) return;
+    const s = this.#statements!;
+    try {
+      s.purgeLeases.run(now, PURGE_BATCH);
+      s.purge.run(now, PURGE_BATCH);
+    } catch {
+      // Housekeeping: the write itself landed, and expired rows are never
+      // returned. The next write tries again.
+      this.#writes = 0;
+    }
+  }
+
+  /**
+   * Runs `body` on the prepared statements, creating the tables first if
+   * needed. A table dropped behind the storage's back is created again once;
+   * a lock held longer than the busy timeout becomes an error that says so.
+   */
+  #call<R>(key: string | undefined, body: (s: Statements) => R): R {
+    try {
+      try {
+        return body(this.#prepared());
+      } catch (err) {
+        if (!isNoTable(err)) throw err;
+        this.#statements = undefined;
+        return body(this.#prepared());
+      }
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      throw new SessionError(
+        `SqliteStorage: the database stayed locked by another connection for longer than the ` +
+          `busy timeout (${this.#timeout} ms), so the operation was given up. Keep write ` +
+          `transactions on this database short, switch it to WAL mode ` +
+          `(db.exec("PRAGMA journal_mode = WAL")), or raise the busyTimeout option.`,
+        key,
+        { cause: err },
+      );
+    }
+  }
+
+  /** The handle's busy timeout in ms (`PRAGMA busy_timeout`). */
+  #busyTimeout(): number {
+    const row = withObjectRows(this.#db.prepare("PRAGMA busy_timeout")).get() as Row | undefined;
+    return integer(row?.timeout) ?? 0;
+  }
+
+  /** Sets the busy timeout, creates the tables and prepares the statements, once. */
+  #prepared(): Statements {
+    if (this.#statements !== undefined) return this.#statements;
+    const db = this.#db;
+    const wanted = this.#options.busyTimeout ??
+      (this.#busyTimeout() === 0 ? DEFAULT_BUSY_TIMEOUT : undefined);
+    if (wanted !== undefined) db.exec(`PRAGMA busy_timeout = ${wanted}`);
+    this.#timeout = this.#busyTimeout();
+    const statements = {} as Statements;
+    try {
+      for (const ddl of this.#sql.create) db.exec(ddl);
+      for (const [name, text] of Object.entries(this.#sql)) {
+        if (name === "create") continue;
+        statements[name as keyof Statements] = withObjectRows(db.prepare(text as string));
+      }
+    } catch (err) {
+      const message = String((err as Error)?.message);
+      if (!/no such column|has no column/.test(message)) throw err;
+      throw new SessionError(
+        `SqliteStorage: the table ${JSON.stringify(this.#options.table)} or ` +
+          `${JSON.stringify(this.#options.leaseTable)} exists but is not a sessionkit table ` +
+          `(${message}). Give the storage another table name, or drop that table.`,
+        undefined,
+        { cause: err },
+      );
+    }
+    this.#statements = statements;
+    return statements;
+  }
+}
+
+/** When a lease taken now for `ttl` ms ends. */
+function leaseEnd(now: number, ttl: number): number {
+  return Math.min(Math.ceil(now + ttl), Number.MAX_SAFE_INTEGER);
+}
+
+/** An expiry as a whole number of ms that SQLite stores as an INTEGER. */
+function bounded(expires: number | null): number | null {
+  return expires === null ? null : Math.min(Math.ceil(expires), Number.MAX_SAFE_INTEGER);
+}
