@@ -66,10 +66,11 @@ export class Lease {
       try {
         ok = await this.storage.acquireLease(this.key, this.#owner, this.#ttl);
       } catch (err) {
+        // A SessionError already says what to do; anything else came from the backend.
+        const reason = messageOf(err).replace(/\.$/, "");
         throw new SessionError(
-          `Could not take the lease of key "${this.key}": ${
-            messageOf(err)
-          }. Check that the storage is reachable.`,
+          `Could not take the lease of key "${this.key}": ${reason}.` +
+            (err instanceof SessionError ? "" : " Check that the storage is reachable."),
           this.key,
           { cause: err },
         );

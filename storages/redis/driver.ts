@@ -21,7 +21,8 @@
 
 import { SessionError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
-import { type RedisClientLike, replyText } from "./client.ts";
+import { utf8Length } from "../shared/keys.ts";
+import { isErrorCode, type RedisClientLike, replyText } from "./client.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { KeyScanner } from "./scan.ts";
 import * as scripts from "./scripts.ts";
@@ -29,10 +30,26 @@ import * as scripts from "./scripts.ts";
 /** Redis keys are binary-safe, but text must be well-formed to survive UTF-8. */
 const KEYS: KeyRules = { wellFormed: true };
 
+/**
+ * A `WRONGTYPE` reply means something else lives at a session's key: say
+ * so, naming the key. Any other error is passed on as it is.
+ */
+function foreign(err: unknown, redisKey: string, key: string): unknown {
+  if (!isErrorCode(err, "WRONGTYPE")) return err;
+  return new SessionError(
+    `RedisStorage: the Redis key "${redisKey}" holds something other than a string, so it was ` +
+      `not written by sessionkit. Delete it, or give this storage a prefix of its own.`,
+    key,
+    { cause: err },
+  );
+}
+
 /** Sessions as Redis strings, through `client`. */
 export class RedisDriver implements SessionDriver<string> {
   readonly name = "RedisStorage";
   readonly keys: KeyRules = KEYS;
+  /** `SCAN` may return a key twice in one listing. */
+  readonly repeats = true;
   readonly #client: RedisClientLike;
   readonly #options: ResolvedOptions;
   /** The `PX` argument, or `""` without a TTL (as the write script takes it). */
@@ -57,9 +74,17 @@ export class RedisDriver implements SessionDriver<string> {
   }
 
   async read(key: string): Promise<StoredRecord<string> | undefined> {
-    const command = ["GETEX", this.#options.prefix + key, ...this.#getex];
-    const text = replyText(await this.#client.sendCommand(command));
-    return text === undefined ? undefined : { payload: text, version: text };
+    const redisKey = this.#options.prefix + key;
+    let reply: unknown;
+    try {
+      reply = await this.#client.sendCommand(["GETEX", redisKey, ...this.#getex]);
+    } catch (err) {
+      throw foreign(err, redisKey, key);
+    }
+    const text = replyText(reply);
+    if (text === undefined) return undefined;
+    if (text.includes("\uFFFD")) await this.#checkUtf8(redisKey, key, text);
+    return { payload: text, version: text };
   }
 
   async write(
@@ -74,7 +99,11 @@ export class RedisDriver implements SessionDriver<string> {
       return text;
     }
     const args = expected === null ? [text, this.#px] : [text, this.#px, expected];
-    return await this.#run(scripts.writeIfText, redisKey, args) ? text : null;
+    try {
+      return await this.#run(scripts.writeIfText, redisKey, args) ? text : null;
+    } catch (err) {
+      throw foreign(err, redisKey, key);
+    }
   }
 
   async delete(key: string, expected: string | null | undefined): Promise<boolean> {
@@ -121,6 +150,23 @@ export class RedisDriver implements SessionDriver<string> {
     const close = this.#closeClient;
     this.#closeClient = undefined;
     await close?.();
+  }
+
+  /**
+   * Text with U+FFFD may be what the client made of bytes that are not
+   * UTF-8 (written by something else): then it is not the stored text, and
+   * as a version it could never match. Its stored length tells (one more
+   * round trip, only for text holding U+FFFD).
+   */
+  async #checkUtf8(redisKey: string, key: string, text: string): Promise<void> {
+    const stored = Number(await this.#client.sendCommand(["STRLEN", redisKey]));
+    if (stored === utf8Length(text)) return;
+    throw new SessionError(
+      `RedisStorage: the value at Redis key "${redisKey}" is not UTF-8 text, so it was not ` +
+        `written by sessionkit (and could never be saved over by a conditional write). Delete ` +
+        `it, or give this storage a prefix of its own.`,
+      key,
+    );
   }
 
   /** Runs `script` on one key; whether it answered 1. */

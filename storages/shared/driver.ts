@@ -37,7 +37,7 @@ export interface StoredRecord<P> {
 
 /** One page of a listing. */
 export interface ScanPage<P> {
-  /** Session keys, each at most once per listing. */
+  /** Session keys; each at most once per listing unless the driver `repeats`. */
   keys: string[];
   /**
    * With `values`, the payload of each key (same index); `undefined` for a
@@ -102,6 +102,12 @@ export interface SessionDriver<P = string> {
    * listings are then returned as arrays.
    */
   readonly synchronous?: boolean;
+  /**
+   * Set when `scan` may return a key more than once in one listing (Redis's
+   * `SCAN` does while the server resizes its tables): the layer then
+   * remembers the keys of each listing and hands every key out once.
+   */
+  readonly repeats?: boolean;
   /** What keys the backend accepts; checked by the layer before any call. */
   readonly keys?: KeyRules;
   /**

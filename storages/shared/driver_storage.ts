@@ -375,8 +375,14 @@ export class DriverStorage<T, P = string>
    */
   #list<R>(values: boolean, make: (key: string, value: T) => R): R[] | AsyncIterable<R> {
     const driver = this.#driver;
+    // Per listing, and only for a driver whose listing may repeat keys.
+    const seen = driver.repeats ? new Set<string>() : undefined;
     const emit = (page: ScanPage<P>, out: R[]) => {
       for (const [i, key] of page.keys.entries()) {
+        if (seen !== undefined) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
         if (!values) {
           out.push(make(key, undefined as T));
           continue;
