@@ -55,7 +55,7 @@ whenReachable(
       maxValueBytes: maxValueBytes(packet),
       ttl: true,
       ttlMs: 1000,
-      // Writes and renewals store 1.1 TTLs, renewed once less than a TTL is left.
-      lifetime: 1.1,
+      // Writes and renewals store 1.5 TTLs, renewed once less than a TTL is left.
+      lifetime: 1.5,
     }),
 );

@@ -2,22 +2,22 @@
  * How long a session of the MySQL/MariaDB storage lives, and when a read
  * renews it.
  *
- * A write stores an expiry of TTL × 1.1 from now. A read renews it (a second
+ * The rule every lazily renewing storage follows (storages/shared/expiry.ts):
+ * a write stores an expiry of 1.5 TTLs from now. A read renews it (a second
  * statement, guarded by the version it read) only when less than the TTL is
- * left, back to TTL × 1.1. So after any read or write the session lives at
- * least the TTL and at most 1.1 × TTL longer, and a read within the first
- * tenth of the TTL after a write or renewal is a single `SELECT`: with a
- * 30-day TTL, a session read all day long is renewed once every three days.
+ * left, back to 1.5 TTLs. So after any read or write the session lives at
+ * least the TTL and at most 1.5 TTLs, and a read within half a TTL after a
+ * write or renewal is a single `SELECT`: with a 30-day TTL, a session read
+ * all day long is renewed once every 15 days.
  *
  * @module
  */
 
-/** The share of the TTL a session may live beyond it. */
-export const RENEWAL_SLACK = 0.1;
+import { LIFETIME } from "../shared/expiry.ts";
 
 /** The parameters of a storage's TTL, in microseconds as statements take them. */
 export interface Expiry {
-  /** What writes and renewals store: TTL × (1 + slack) from now. */
+  /** What writes and renewals store: 1.5 TTLs from now. */
   lifetime: string;
   /** A read renews when less than this (the TTL) is left. */
   threshold: string;
@@ -28,12 +28,12 @@ export interface Expiry {
  *
  * @example
  * ```ts
- * expiryOf(1000); // { lifetime: "1100000", threshold: "1000000" }
+ * expiryOf(1000); // { lifetime: "1500000", threshold: "1000000" }
  * ```
  */
 export function expiryOf(ttl: number | undefined): Expiry | undefined {
   if (ttl === undefined) return undefined;
-  return { lifetime: micros(ttl * (1 + RENEWAL_SLACK)), threshold: micros(ttl) };
+  return { lifetime: micros(ttl * LIFETIME), threshold: micros(ttl) };
 }
 
 /**
