@@ -37,6 +37,8 @@ const files = args.length > 0 ? args : [
   "bench/middleware_bench.ts",
   "bench/redis_bench.ts",
   "bench/postgres_bench.ts",
+  "bench/sqlite_bench.ts",
+  "bench/mysql_bench.ts",
   "bench/denokv_bench.ts",
 ];
 

@@ -31,6 +31,7 @@
  * @module
  */
 
+import { checkOptionNames, checkTtl } from "./shared/options.ts";
 import { DriverStorage } from "./shared/driver_storage.ts";
 import type { SqliteDatabase } from "./sqlite/database.ts";
 import { SqliteDriver } from "./sqlite/driver.ts";
@@ -142,14 +143,9 @@ export class SqliteStorage<T> extends DriverStorage<T> {
           'DatabaseSync(path) from "node:sqlite", or new Database(path) from "better-sqlite3".',
       );
     }
+    checkOptionNames("SqliteStorage", options, ["table", "ttl", "busyTimeout"]);
     const table = checkTableName(options.table ?? "sessions");
-    const ttl = options.ttl;
-    if (ttl !== undefined && !(typeof ttl === "number" && ttl > 0)) {
-      throw new RangeError(
-        `SqliteStorage: ttl must be a positive number of milliseconds, got ${ttl}. ` +
-          `Leave it out for sessions that never expire.`,
-      );
-    }
+    const ttl = checkTtl("SqliteStorage", options.ttl);
     const busyTimeout = options.busyTimeout;
     if (
       busyTimeout !== undefined &&
@@ -164,14 +160,14 @@ export class SqliteStorage<T> extends DriverStorage<T> {
     const driver = new SqliteDriver(db, {
       table,
       leaseTable,
-      ttl: ttl === Infinity ? undefined : ttl,
+      ttl,
       busyTimeout,
     });
     super(driver);
     this.#driver = driver;
     this.table = table;
     this.leaseTable = leaseTable;
-    this.ttl = ttl === Infinity ? undefined : ttl;
+    this.ttl = ttl;
   }
 
   /**

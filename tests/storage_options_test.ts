@@ -11,6 +11,8 @@ import { DenoKvStorage } from "../storages/denokv.ts";
 import { MysqlStorage } from "../storages/mysql.ts";
 import { PostgresStorage } from "../storages/postgres.ts";
 import { RedisStorage } from "../storages/redis.ts";
+import { SqliteStorage } from "../storages/sqlite.ts";
+import { DatabaseSync } from "node:sqlite";
 
 // Nothing below reaches a server: every check runs before any I/O.
 const fakeRedis = { sendCommand: () => Promise.resolve(null) } as never;
@@ -20,6 +22,7 @@ const fakeMysql = {
   execute: () => Promise.resolve([[], []]),
 } as never;
 const kv = await Deno.openKv(":memory:");
+const sqlite = new DatabaseSync(":memory:");
 
 const makers: [string, (options: unknown) => unknown][] = [
   ["MemorySessionStorage", (o) => new MemorySessionStorage(o as never)],
@@ -27,6 +30,7 @@ const makers: [string, (options: unknown) => unknown][] = [
   ["PostgresStorage", (o) => new PostgresStorage(fakePg, o as never)],
   ["MysqlStorage", (o) => new MysqlStorage(fakeMysql, o as never)],
   ["DenoKvStorage", (o) => new DenoKvStorage(kv, o as never)],
+  ["SqliteStorage", (o) => new SqliteStorage(sqlite, o as never)],
 ];
 
 Deno.test("storages: a misspelt option fails at creation, naming the right one", () => {
@@ -71,4 +75,5 @@ Deno.test("storages: options that are not an object are refused", () => {
     assert.throws(() => make([]), TypeError, name);
   }
   kv.close();
+  sqlite.close();
 });
