@@ -4,8 +4,8 @@
  * storage object it was given, so a subclass that overrides them sees every
  * call.
  *
- * For each sessionkit storage (memory, Deno KV, Redis, PostgreSQL) a
- * subclass overrides `read`, `readVersioned`, `write`, `writeIfVersion`,
+ * For each sessionkit storage (memory, Deno KV, Redis, PostgreSQL, SQLite,
+ * MySQL/MariaDB) a subclass overrides `read`, `readVersioned`, `write`, `writeIfVersion`,
  * `delete`, `deleteIfVersion` and the lease methods. Each override records
  * the call and "encrypts" the `note` field (base64 behind a marker) before
  * handing the value to `super`, and decrypts what `super` read. A real
@@ -13,19 +13,22 @@
  * conflict detection (the default), with `onConflict: "overwrite"` and with
  * `lock`. Every step checks that:
  *
- * - the backend (the Redis client, the PostgreSQL pool, the Deno KV handle)
- *   saw no operation outside an overridden method;
+ * - the backend (the Redis client, the PostgreSQL pool, the Deno KV handle,
+ *   the SQLite handle and its statements, the MySQL pool) saw no operation
+ *   outside an overridden method;
  * - the overrides saw exactly the calls the rules promise (one read, one
  *   write or delete of the right kind, leases around them with `lock`);
  * - the backend holds the encrypted form, and handlers see the plain one.
  */
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import type { Context } from "npm:grammy@^1.46";
 import {
   type ConditionalStorage,
   lazySession,
   type LazySessionFlavor,
   type LeaseStorage,
+  type MaybePromise,
   MemorySessionStorage,
   session,
   type SessionFlavor,
@@ -39,8 +42,22 @@ import {
   type PostgresQueryResult,
   PostgresStorage,
 } from "../storages/postgres.ts";
+import { type SqliteDatabase, type SqliteStatement, SqliteStorage } from "../storages/sqlite.ts";
+import {
+  type MysqlParameter,
+  type MysqlQueryable,
+  type MysqlStatement,
+  MysqlStorage,
+} from "../storages/mysql.ts";
 import { RedisFixture, redisTest, uniquePrefix } from "./redis_env.ts";
 import { DATABASE_URL, dropTables, pg, pgTest, RUN } from "./postgres_setup.ts";
+import {
+  dropTables as dropMysqlTables,
+  mysql,
+  MYSQL_URL,
+  mysqlTest,
+  RUN as MYSQL_RUN,
+} from "./mysql_setup.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
 
 type Data = { count: number; note: string };
@@ -168,6 +185,60 @@ class SealedMemory extends MemorySessionStorage<Data> {
   }
 }
 
+/**
+ * The answer of a synchronous storage (SQLite, like memory, answers `read`,
+ * `write` and `delete` without a promise, docs/sqlite.md): a promise here
+ * is an error of the storage, not something to await.
+ */
+function now<R>(answer: MaybePromise<R>, method: string): R {
+  if (answer instanceof Promise) {
+    answer.catch(() => {});
+    throw new Error(`SqliteStorage.${method} answered with a promise; it answers synchronously`);
+  }
+  return answer as R;
+}
+
+/**
+ * A subclass of the synchronous SQLite storage overriding every public
+ * method, as `SealedMemory` does for the memory storage: `read`, `write`
+ * and `delete` stay synchronous.
+ */
+class SealedSqlite extends SqliteStorage<Data> {
+  constructor(db: SqliteDatabase, table: string, readonly tracker: Tracker) {
+    super(db, { table });
+  }
+  override read(key: string): Data | undefined {
+    return this.tracker.sync("read", () => unseal(now(super.read(key), "read")));
+  }
+  override readVersioned(key: string): Promise<VersionedValue<Data>> {
+    return this.tracker.call("readVersioned", () => versioned(super.readVersioned(key)));
+  }
+  override write(key: string, value: Data): void {
+    this.tracker.sync("write", () => now(super.write(key, seal(value)), "write"));
+  }
+  override writeIfVersion(key: string, value: Data, expected: string | null) {
+    return this.tracker.call(
+      "writeIfVersion",
+      () => super.writeIfVersion(key, seal(value), expected),
+    );
+  }
+  override delete(key: string): void {
+    this.tracker.sync("delete", () => now(super.delete(key), "delete"));
+  }
+  override deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
+    return this.tracker.call("deleteIfVersion", () => super.deleteIfVersion(key, expected));
+  }
+  override acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
+    return this.tracker.call("acquireLease", () => super.acquireLease(key, owner, ttl));
+  }
+  override renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
+    return this.tracker.call("renewLease", () => super.renewLease(key, owner, ttl));
+  }
+  override releaseLease(key: string, owner: string): Promise<void> {
+    return this.tracker.call("releaseLease", () => super.releaseLease(key, owner));
+  }
+}
+
 /** The public methods of an async sessionkit storage that the sealing subclasses override. */
 interface AsyncStorage extends ConditionalStorage<Data>, LeaseStorage {
   read(key: string): Promise<Data | undefined>;
@@ -176,7 +247,7 @@ interface AsyncStorage extends ConditionalStorage<Data>, LeaseStorage {
 }
 
 /**
- * A subclass of `Base` (Deno KV, Redis or PostgreSQL) overriding every
+ * A subclass of `Base` (Deno KV, Redis, PostgreSQL or MySQL) overriding every
  * public method: each records its call on the tracker and seals or
  * unseals before calling `super`.
  */
@@ -238,6 +309,13 @@ class SealedPostgres extends sealing(PostgresStorage<Data>) {
   }
 }
 
+class SealedMysql extends sealing(MysqlStorage<Data>) {
+  constructor(db: MysqlQueryable, table: string, tracker: Tracker) {
+    super(db, { table });
+    this.tracker = tracker;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Spies on the backend handles: they report every operation to the tracker.
 
@@ -291,6 +369,52 @@ class SpyPostgres implements PostgresQueryable {
   query(text: string, values?: unknown[]): Promise<PostgresQueryResult> {
     this.tracker.backend(text.trim().split(/\s+/, 1)[0]);
     return this.inner.query(text, values);
+  }
+}
+
+/**
+ * A SQLite handle that reports every `exec` and `prepare`, and every run of
+ * a statement it prepared (the storage prepares its statements once and
+ * runs them on later calls).
+ */
+function spySqlite(db: DatabaseSync, tracker: Tracker): SqliteDatabase {
+  const spyStatement = (statement: SqliteStatement, sql: string): SqliteStatement => {
+    const op = sql.trim().split(/\s+/, 1)[0];
+    return new Proxy(statement, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== "function") return value;
+        const fn = value.bind(target);
+        if (prop !== "run" && prop !== "get" && prop !== "all" && prop !== "iterate") return fn;
+        return (...args: unknown[]) => {
+          tracker.backend(`${op} (${String(prop)})`);
+          return fn(...args);
+        };
+      },
+    });
+  };
+  return {
+    prepare(sql: string): SqliteStatement {
+      tracker.backend(`prepare ${sql.trim().split(/\s+/, 1)[0]}`);
+      return spyStatement(db.prepare(sql), sql);
+    },
+    exec(sql: string): unknown {
+      tracker.backend(`exec ${sql.trim().split(/\s+/, 1)[0]}`);
+      return db.exec(sql);
+    },
+  };
+}
+
+/** A MySQL pool that reports every statement. */
+class SpyMysql implements MysqlQueryable {
+  constructor(readonly inner: MysqlQueryable, readonly tracker: Tracker) {}
+  execute(statement: MysqlStatement, values: MysqlParameter[]): Promise<unknown> {
+    this.tracker.backend(statement.sql.trim().split(/\s+/, 1)[0]);
+    return this.inner.execute(statement, values);
+  }
+  query(statement: MysqlStatement): Promise<unknown> {
+    this.tracker.backend(statement.sql.trim().split(/\s+/, 1)[0]);
+    return this.inner.query(statement);
   }
 }
 
@@ -393,6 +517,64 @@ const postgres: Backend = {
       close: async () => {
         try {
           await dropTables(pool, storage);
+        } finally {
+          await pool.end();
+        }
+      },
+    });
+  },
+};
+
+const sqlite: Backend = {
+  name: "SqliteStorage",
+  register: plainTest,
+  open() {
+    const tracker = new Tracker();
+    const dir = Deno.makeTempDirSync({ prefix: "sk-subclass-" });
+    const path = `${dir}/subclass.sqlite`;
+    // Two handles on one file, as two processes would have: the subclass's
+    // (spied) and the observer's.
+    const db = new DatabaseSync(path);
+    const observerDb = new DatabaseSync(path);
+    const table = "subclass";
+    const storage = new SealedSqlite(spySqlite(db, tracker), table, tracker);
+    const observer = new SqliteStorage<Data>(observerDb, { table });
+    return Promise.resolve({
+      storage,
+      tracker,
+      stored: (key) => Promise.resolve(observer.read(key)),
+      leaseFree: (key) => leaseFreeIn(observer, key),
+      close: () => {
+        try {
+          db.close();
+          observerDb.close();
+        } finally {
+          Deno.removeSync(dir, { recursive: true });
+        }
+        return Promise.resolve();
+      },
+    });
+  },
+};
+
+let mysqlTables = 0;
+const mysqlBackend: Backend = {
+  name: "MysqlStorage",
+  register: (name, fn) => mysqlTest(name, fn),
+  open() {
+    const tracker = new Tracker();
+    const pool = mysql.createPool({ uri: MYSQL_URL, connectionLimit: 5 });
+    const table = `${MYSQL_RUN}_subclass_${++mysqlTables}`;
+    const storage = new SealedMysql(new SpyMysql(pool, tracker), table, tracker);
+    const observer = new MysqlStorage<Data>(pool, { table });
+    return Promise.resolve({
+      storage,
+      tracker,
+      stored: (key) => observer.read(key),
+      leaseFree: (key) => leaseFreeIn(observer, key),
+      close: async () => {
+        try {
+          await dropMysqlTables(pool, storage);
         } finally {
           await pool.end();
         }
@@ -629,7 +811,7 @@ async function lazyScenario(rig: Rig, mode: Mode): Promise<void> {
   await assertSealed(rig, "/drop", undefined);
 }
 
-for (const backend of [memory, denoKv, redis, postgres]) {
+for (const backend of [memory, denoKv, redis, postgres, sqlite, mysqlBackend]) {
   for (const mode of MODES) {
     for (
       const [kind, scenario] of [["session()", strictScenario], [

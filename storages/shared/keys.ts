@@ -62,7 +62,7 @@ export function checkOwner(name: string, owner: unknown): void {
 export function checkLeaseTtl(name: string, ttl: unknown): void {
   if (!(typeof ttl === "number" && ttl > 0 && ttl <= MAX_LEASE_MS)) {
     throw new RangeError(
-      `${name}: a lease ttl must be a positive number of milliseconds, at most ` +
+      `${name}: a lease ttl must be a positive, finite number of milliseconds, at most ` +
         `${MAX_LEASE_MS}, got ${typeof ttl === "string" ? JSON.stringify(ttl) : String(ttl)}.`,
     );
   }

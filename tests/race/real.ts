@@ -1,6 +1,7 @@
 /**
  * The race suite on the real storages: Redis (REDIS_URL), PostgreSQL
- * (DATABASE_URL) and Deno KV in a temporary file. The scheduler orders the
+ * (DATABASE_URL), MySQL/MariaDB (MYSQL_URL), and Deno KV and SQLite in a
+ * temporary file. The scheduler orders the
  * handler steps (storage replies come when the server sends them), and the
  * checks that need a call log (scheduled storage only) are left out; the
  * final state, versions, leases and probes are checked as on the memory
@@ -14,11 +15,21 @@
  * @module
  */
 import fc from "npm:fast-check@^4";
+import { DatabaseSync } from "node:sqlite";
 import { DenoKvStorage } from "../../storages/denokv.ts";
+import { MysqlStorage } from "../../storages/mysql.ts";
 import { PostgresStorage } from "../../storages/postgres.ts";
 import type { RedisStorage } from "../../storages/redis.ts";
+import { SqliteStorage } from "../../storages/sqlite.ts";
 import { REDIS_URL, redisAvailable, RedisFixture, uniquePrefix } from "../redis_env.ts";
 import { admin, DATABASE_URL, dropTables, RUN, whenReachable } from "../postgres_setup.ts";
+import {
+  admin as mysqlAdmin,
+  dropTables as dropMysqlTables,
+  MYSQL_URL,
+  RUN as MYSQL_RUN,
+  whenReachable as whenMysqlReachable,
+} from "../mysql_setup.ts";
 import { type BackendFactory, directBackend, type FullStorage, memoryBackend } from "./backends.ts";
 import { CONFIGS } from "./configs.ts";
 import type { Data } from "./data.ts";
@@ -99,6 +110,39 @@ whenReachable("race on PostgreSQL", () => {
       } finally {
         await storage.close();
         await dropTables(db, storage);
+        await db.end();
+      }
+    },
+  });
+});
+
+Deno.test({
+  name: "race on SQLite (temporary file)",
+  ...loose,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "sessionkit-race-" });
+    const db = new DatabaseSync(`${dir}/race.sqlite`);
+    try {
+      await runAll(t, "SQLite", new SqliteStorage<Data>(db, { table: "race" }));
+    } finally {
+      db.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+whenMysqlReachable("race on MySQL", () => {
+  Deno.test({
+    name: `race on MySQL (${MYSQL_URL.replace(/\/\/[^@]*@/, "//…@")})`,
+    ...loose,
+    async fn(t) {
+      const storage = MysqlStorage.connect<Data>(MYSQL_URL, { table: `${MYSQL_RUN}_race` });
+      const db = mysqlAdmin();
+      try {
+        await runAll(t, "MySQL", storage);
+      } finally {
+        await storage.close();
+        await dropMysqlTables(db, storage);
         await db.end();
       }
     },
