@@ -67,6 +67,12 @@ export interface LeaseStorage {
   renewLease(key: string, owner: string, ttl: number): Promise<boolean>;
   /** Gives the lease up if `owner` still holds it. */
   releaseLease(key: string, owner: string): Promise<void>;
+  /**
+   * Set when this instance cannot hold leases after all (a Redis storage
+   * with an empty prefix, say), saying why and what to do: `lock` then fails
+   * when the middleware is created instead of at every update.
+   */
+  readonly leaseProblem?: string;
 }
 
 /**

@@ -39,6 +39,12 @@ export class Fragment<S, C extends SessionContext> {
           `releaseLease); this storage has none. Use a sessionkit storage, or leave lock out.`,
       );
     }
+    const problem = lock === undefined
+      ? undefined
+      : (storage as unknown as LeaseStorage).leaseProblem;
+    if (problem !== undefined) {
+      throw new Error(`ctx.${property}: lock cannot be used with this storage: ${problem}`);
+    }
     this.table = new SlotTable<S>({
       storage,
       initial: options.initial,

@@ -1,6 +1,6 @@
 /** RedisStorage against the real server: what Redis holds, TTLs, prefixes, listings. */
 import assert from "node:assert/strict";
-import { serializeSession, SessionError, SessionValueError } from "../mod.ts";
+import { serializeSession, session, SessionError, SessionValueError } from "../mod.ts";
 import { RedisStorage } from "../storages/redis.ts";
 import { REDIS_URL, RedisFixture, redisTest, uniquePrefix } from "./redis_env.ts";
 import { sleep } from "./helpers/bot.ts";
@@ -137,6 +137,15 @@ redisTest("RedisStorage: the default prefix is session:, and an empty prefix wor
     // With no prefix the whole database is listed: our key is among it, unstripped.
     assert.ok((await collect(bare.readAllKeys())).includes(key));
     await assert.rejects(() => bare.acquireLease(key, "me", 1000), SessionError);
+    // lock on it fails when the middleware is created, saying why (review
+    // finding: it was accepted, and every update then failed).
+    assert.match(bare.leaseProblem ?? "", /cannot use leases: .*non-empty prefix/);
+    assert.throws(
+      () => session({ storage: bare, lock: {} }),
+      /lock cannot be used with this storage: RedisStorage: cannot use leases/,
+    );
+    assert.doesNotThrow(() => session({ storage: bare }));
+    assert.equal(byDefault.leaseProblem, undefined);
     await bare.delete(key);
     assert.equal(await bare.has(key), false);
   } finally {

@@ -50,6 +50,8 @@ export class RedisDriver implements SessionDriver<string> {
   readonly keys: KeyRules = KEYS;
   /** `SCAN` may return a key twice in one listing. */
   readonly repeats = true;
+  /** Why leases cannot be used (an empty prefix, or a lease prefix overlapping it). */
+  readonly leaseProblem: string | undefined;
   readonly #client: RedisClientLike;
   readonly #options: ResolvedOptions;
   /** The `PX` argument, or `""` without a TTL (as the write script takes it). */
@@ -66,6 +68,9 @@ export class RedisDriver implements SessionDriver<string> {
     this.#px = options.ttl === undefined ? "" : String(options.ttl);
     this.#getex = options.ttl === undefined ? ["PERSIST"] : ["PX", this.#px];
     this.#scanner = new KeyScanner(client, options.prefix);
+    this.leaseProblem = options.leaseProblem === undefined ? undefined : `RedisStorage: cannot ` +
+      `use leases: ${options.leaseProblem}. Give the storage a non-empty prefix, or a ` +
+      `leasePrefix that does not overlap it.`;
   }
 
   /** Makes {@link RedisDriver.close} close the client with `close`. */
@@ -175,14 +180,7 @@ export class RedisDriver implements SessionDriver<string> {
   }
 
   #leaseKey(key: string): string {
-    const { leasePrefix, leaseProblem } = this.#options;
-    if (leaseProblem !== undefined) {
-      throw new SessionError(
-        `RedisStorage: cannot use leases: ${leaseProblem}. Give the storage a non-empty ` +
-          `prefix, or a leasePrefix that does not overlap it.`,
-        key,
-      );
-    }
-    return leasePrefix + key;
+    if (this.leaseProblem !== undefined) throw new SessionError(this.leaseProblem, key);
+    return this.#options.leasePrefix + key;
   }
 }

@@ -137,6 +137,12 @@ export interface SessionDriver<P = string> {
    * every key that exists throughout it; renews nothing.
    */
   scan(cursor: string | undefined, limit: number, values: boolean): MaybePromise<ScanPage<P>>;
+  /**
+   * Set when this driver cannot hold leases after all, saying why and what
+   * to do (its lease methods then throw that): `lock` fails when the
+   * middleware is created.
+   */
+  readonly leaseProblem?: string;
   /** Takes the lease of `key` for `owner` for `ttl` ms unless another owner holds it. */
   acquireLease(key: string, owner: string, ttl: number): MaybePromise<boolean>;
   /** Extends `owner`'s unexpired lease of `key` to `ttl` ms from now; `false` if it is gone. */

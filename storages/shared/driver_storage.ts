@@ -241,6 +241,21 @@ export class DriverStorage<T, P = string>
   }
 
   /**
+   * Why this storage cannot hold leases, when it cannot (see
+   * {@link SessionDriver.leaseProblem}); `undefined` normally.
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * console.log(new MemorySessionStorage().leaseProblem); // undefined
+   * ```
+   */
+  get leaseProblem(): string | undefined {
+    return this.#driver.leaseProblem;
+  }
+
+  /**
    * Takes the lease of `key` for `owner` for `ttl` ms; `false` if someone
    * else holds it. Leases never show up among sessions.
    *
