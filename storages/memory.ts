@@ -129,6 +129,21 @@ export class MemorySessionStorage<S> extends DriverStorage<S, unknown> {
 
   // The overrides below only narrow the types: this storage answers synchronously.
 
+  /**
+   * Returns a copy of the session stored under `key`, or `undefined`, and
+   * renews its TTL.
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage<{ count: number }>();
+   * storage.write("42", { count: 1 });
+   * console.log(storage.read("42")); // { count: 1 }
+   * ```
+   *
+   * @param key The session key.
+   */
   override read(key: string): S | undefined {
     return super.read(key) as S | undefined;
   }
