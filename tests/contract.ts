@@ -209,6 +209,33 @@ async function runContract(t: Deno.TestContext, subject: ContractSubject): Promi
     for (const key of stored.keys()) await storage.delete(key);
   });
 
+  await t.step("listings page through many more sessions than one page", async () => {
+    // Review finding: a listing once stopped after its second page.
+    const count = 1234;
+    const keys = Array.from({ length: count }, (_, i) => `many-${String(i).padStart(4, "0")}`);
+    for (let i = 0; i < count; i += 100) {
+      await Promise.all(keys.slice(i, i + 100).map((key, j) => storage.write(key, { i: i + j })));
+    }
+    try {
+      const listed = await collect(storage.readAllKeys?.());
+      assert.equal(listed.length, count);
+      assert.deepEqual([...new Set(listed)].sort(), keys);
+      const values = await collect(storage.readAllValues?.());
+      assert.equal(values.length, count);
+      const entries = await collect(storage.readAllEntries?.());
+      assert.equal(entries.length, count);
+      assert.equal(new Set(entries.map(([key]) => key)).size, count);
+      for (const [key, value] of entries) {
+        assert.deepEqual(value, { i: Number(key.slice(5)) }, key);
+      }
+    } finally {
+      for (let i = 0; i < count; i += 100) {
+        await Promise.all(keys.slice(i, i + 100).map((key) => storage.delete(key)));
+      }
+    }
+    assert.deepEqual(await collect(storage.readAllKeys?.()), []);
+  });
+
   await t.step("two instances never see each other's sessions", async () => {
     const other = await subject.create();
     await storage.write("shared", { owner: "first" });
@@ -296,6 +323,20 @@ async function runContract(t: Deno.TestContext, subject: ContractSubject): Promi
       assert.deepEqual(await collect(timed.readAllKeys?.()), []);
       assert.deepEqual(await collect(timed.readAllValues?.()), []);
       assert.deepEqual(await collect(timed.readAllEntries?.()), []);
+    });
+
+    await t.step("a TTL and a lease time that are not whole milliseconds work", async () => {
+      // Review finding: Deno KV refused 1.5 x an odd TTL, and fractional lease times.
+      const odd = await subject.create({ ttl: ttl + 1.5 });
+      await odd.write("odd", { n: 1 });
+      assert.deepEqual(await odd.read("odd"), { n: 1 });
+      const leasing = odd as unknown as {
+        acquireLease(k: string, o: string, t: number): Promise<boolean>;
+        releaseLease(k: string, o: string): Promise<void>;
+      };
+      assert.equal(await leasing.acquireLease("odd", "me", 1500.5), true);
+      await leasing.releaseLease("odd", "me");
+      await odd.delete("odd");
     });
 
     await t.step("a session lives at least a TTL after its last read", async () => {

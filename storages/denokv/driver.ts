@@ -210,16 +210,29 @@ export class KvDriver implements SessionDriver<string> {
     };
     let seen = 0;
     let last: string | undefined;
-    const list = kv.list(selector, { limit: size + 1, batchSize: Math.min(size + 1, 500) });
+    // One more than a page tells whether another follows; `start` is
+    // inclusive, so from a cursor the first entry may be the cursor itself.
+    const asked = size + (cursor === undefined ? 1 : 2);
+    const list = kv.list(selector, { limit: asked, batchSize: Math.min(asked, 500) });
     for await (const entry of list) {
       const key = entry.key[prefix.length];
-      if (key === cursor && cursor !== undefined) continue; // `start` is inclusive
+      if (key === cursor && cursor !== undefined && entry.key.length === prefix.length + 1) {
+        continue;
+      }
       if (++seen > size) {
         page.cursor = last;
         break;
       }
-      if (entry.key.length !== prefix.length + 1 || typeof key !== "string") continue;
+      if (typeof key !== "string") {
+        const kind = key instanceof Uint8Array ? "a Uint8Array" : `a ${typeof key}`;
+        throw new SessionError(
+          `DenoKvStorage: a KV key under this storage's prefix holds ${kind} where sessionkit ` +
+            `keeps a session key string, so it was not written by sessionkit. Delete it, or ` +
+            `give this storage a prefix of its own.`,
+        );
+      }
       last = key;
+      if (entry.key.length !== prefix.length + 1) continue;
       const head = parseHead(entry.value, key);
       if (isExpired(head, Date.now())) continue;
       page.keys.push(key);

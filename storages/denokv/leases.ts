@@ -43,7 +43,7 @@ export async function putLease(
   const live = lease !== undefined && lease.exp > now;
   if (renew ? !(live && lease.owner === owner) : live && lease.owner !== owner) return false;
   const plan = new AtomicPlan().check(key, cur.versionstamp)
-    .add({ type: "set", key, value: { owner, exp: now + ttl }, expireIn: ttl });
+    .add({ type: "set", key, value: { owner, exp: now + ttl }, expireIn: Math.ceil(ttl) });
   return await plan.commit(kv) !== null;
 }
 

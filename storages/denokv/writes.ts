@@ -72,7 +72,8 @@ const ORPHAN_AGE_MS = 10 * 60 * 1000;
  * @returns Milliseconds from now (at least 1), or `undefined`.
  */
 export function expireIn(exp: number | null): number | undefined {
-  return exp === null ? undefined : Math.max(1, exp - Date.now());
+  // KV takes whole milliseconds only; rounding up never shortens a life.
+  return exp === null ? undefined : Math.max(1, Math.ceil(exp - Date.now()));
 }
 
 /**
