@@ -36,7 +36,7 @@ export function serializeSession(value: unknown, key?: string): string {
   const text = stringify(value, key);
   // No copy is needed here, so the detailed walk checks directly: it costs
   // little next to the storage round trip every public write makes.
-  check(value, [], [], key);
+  checkAll(value, key);
   return text;
 }
 
@@ -45,7 +45,7 @@ function stringify(value: unknown, key: string | undefined): string {
   try {
     return JSON.stringify(value);
   } catch (err) {
-    check(value, [], [], key); // a cycle or a BigInt: throws with its path
+    checkAll(value, key); // a cycle or a BigInt: throws with its path
     throw err;
   }
 }
@@ -63,10 +63,10 @@ export function copySession(value: unknown, key?: string): unknown {
   } catch (err) {
     // The quick walk keeps no stack, so a cycle overflows it; the detailed
     // walk finds the cycle and names its path.
-    check(value, [], [], key);
+    checkAll(value, key);
     throw err;
   }
-  if (copy === NOT_JSON) check(value, [], [], key);
+  if (copy === NOT_JSON) checkAll(value, key);
   return copy;
 }
 
@@ -207,6 +207,28 @@ function fail(
 }
 
 /** Walks `value`; `path` is the location (built into text only on failure). */
+/**
+ * {@link check} from the top. A value nested so deeply that the walk
+ * overflows the call stack is refused as such: it could not be read back
+ * either, on most platforms.
+ */
+function checkAll(value: unknown, key: string | undefined): void {
+  try {
+    check(value, [], [], key);
+  } catch (err) {
+    if (!(err instanceof RangeError) || err instanceof SessionValueError) throw err;
+    if (!/call stack/i.test(err.message)) throw err;
+    const where = key === undefined ? "" : ` of key "${key}"`;
+    throw new SessionValueError(
+      `Cannot store the session${where}: it is nested too deeply to be checked (thousands of ` +
+        `levels of objects or arrays overflow the call stack). Store it flatter, for example ` +
+        `as a list instead of a chain of nested objects. Nothing was written.`,
+      key,
+      "$",
+    );
+  }
+}
+
 function check(
   value: unknown,
   path: (string | number)[],

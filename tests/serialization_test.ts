@@ -90,3 +90,22 @@ Deno.test("serialization: shared references are fine and become copies", () => {
   assert.deepEqual(back.a, back.b);
   assert.notEqual(back.a, back.b);
 });
+
+Deno.test("a session nested too deeply to check is a SessionValueError, not a stack overflow", () => {
+  // Review finding: 5,000 to 200,000 levels gave a bare RangeError naming neither key nor fix.
+  let tip: Record<string, unknown> = {};
+  const deep = tip;
+  for (let i = 0; i < 200_000; i++) {
+    const next = {};
+    tip.a = next;
+    tip = next;
+  }
+  for (const store of [() => serializeSession(deep, "k"), () => copySession(deep, "k")]) {
+    assert.throws(
+      store,
+      (err: Error) =>
+        err instanceof SessionValueError && err.key === "k" &&
+        /nested too deeply/.test(err.message),
+    );
+  }
+});
