@@ -1,6 +1,8 @@
 /**
- * The PostgreSQL driver: one statement per read, write, delete, `has` and
- * lease call (a purge batch now and then after a write), keyset listing, and
+ * The PostgreSQL driver: one statement per read (a second one when its
+ * expiry is due for renewal or clearing, about once per half TTL), write,
+ * delete, `has` and lease call (a purge batch now and then after a write),
+ * keyset listing, and
  * the key rules of PostgreSQL `text`. `DriverStorage` turns it into
  * `PostgresStorage`.
  *
@@ -124,7 +126,10 @@ export class PostgresDriver implements SessionDriver<string> {
   async read(key: string): Promise<StoredRecord<string> | undefined> {
     const { rows } = await this.#run(this.#sql.read, this.#params(key), key);
     if (rows.length === 0) return undefined;
-    return { payload: rows[0].value as string, version: rows[0].version as string };
+    const version = rows[0].version as string;
+    // Renewing (or clearing) the expiry is a second statement, only when due.
+    if (rows[0].due === true) await this.#run(this.#sql.touch, this.#params(key, version), key);
+    return { payload: rows[0].value as string, version };
   }
 
   /** One upsert, conditional insert or compare-and-set, by `expected`. */
