@@ -61,10 +61,9 @@ if (pool === undefined) {
 
   /**
    * The limit rows' table: PostgresStorage's key column (`text COLLATE "C"`)
-   * without its version and expiry bookkeeping. The value is `json`, not the
-   * storage's default `jsonb`, so the raw middleware's text comparison sees
-   * an unchanged session as unchanged (jsonb gives normalized text back);
-   * for these small sessions json and jsonb measure the same.
+   * without its version and expiry bookkeeping. The value is `json`, the
+   * storage's default, so the raw middleware's text comparison sees an
+   * unchanged session as unchanged (jsonb would give normalized text back).
    */
   const rawTable = async (tag: string) => {
     const name = `${RUN}_raw_${tag}`;
