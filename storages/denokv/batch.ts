@@ -38,6 +38,26 @@ export function valueBytes(value: unknown): number {
 }
 
 /**
+ * What one mutation adds to an atomic operation's total mutation size, the
+ * way Deno KV counts it: a delete its key; a set its key twice (once as a
+ * key, once more with its value) plus its value. A check adds its key.
+ *
+ * @example
+ * ```ts
+ * import { mutationBytes } from "./batch.ts";
+ *
+ * mutationBytes({ type: "set", key: ["a"], value: new Uint8Array(10) }); // 16
+ * ```
+ *
+ * @param mutation A mutation.
+ * @returns Its share of the mutation size limit, at most.
+ */
+export function mutationBytes(mutation: Mutation): number {
+  const k = keyBytes(mutation.key);
+  return mutation.type === "set" ? 2 * k + valueBytes(mutation.value) : k;
+}
+
+/**
  * Checks and mutations planned for one atomic commit, with their cost.
  *
  * @example
@@ -88,7 +108,8 @@ export class AtomicPlan {
    * Tells whether the plan, plus `extra` mutations of the given cost, fits
    * into one atomic commit.
    *
-   * @param extra Further mutations: their count, bytes and key bytes.
+   * @param extra Further mutations: their count, bytes (as
+   *   {@link mutationBytes} counts them) and key bytes.
    * @returns Whether it fits.
    */
   fits(extra: { count?: number; bytes?: number; keyBytes?: number } = {}): boolean {
@@ -108,9 +129,8 @@ export class AtomicPlan {
     }
     for (; this.#sizedMutations < this.mutations.length; this.#sizedMutations++) {
       const m = this.mutations[this.#sizedMutations];
-      const k = keyBytes(m.key);
-      this.#bytes += k + (m.type === "set" ? valueBytes(m.value) : 0);
-      this.#keyBytes += k;
+      this.#bytes += mutationBytes(m);
+      this.#keyBytes += keyBytes(m.key);
     }
   }
 
@@ -198,7 +218,7 @@ export async function commitInBatches(kv: KvLike, mutations: Mutation[]): Promis
     const single = new AtomicPlan().add(m);
     const cost = {
       count: 1,
-      bytes: keyBytes(m.key) + (m.type === "set" ? valueBytes(m.value) : 0),
+      bytes: mutationBytes(m),
       keyBytes: keyBytes(m.key),
     };
     if (plan.mutations.length > 0 && !plan.fits(cost)) {

@@ -22,7 +22,8 @@ import { ATTEMPTS, deleteSession, type KvContext, removeHead, storeSession } fro
 /** Listings with values fetch this many sessions per page at most. */
 const VALUE_PAGE = 32;
 
-const text = new TextDecoder();
+// `ignoreBOM`: a payload's leading U+FEFF is its own, not a byte order mark.
+const text = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * A {@link SessionDriver} over a Deno KV database.

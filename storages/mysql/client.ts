@@ -107,10 +107,14 @@ export function affectedOf(result: unknown): number {
   return n;
 }
 
-const decoder = new TextDecoder();
+// `ignoreBOM`: a leading U+FEFF is part of a key or value, not a byte order
+// mark to drop.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const strict = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true });
 
 /**
- * A binary column (`VARBINARY`, `CAST(... AS BINARY)`) as text.
+ * A binary column (`VARBINARY`, `CAST(... AS BINARY)`) as text. Bytes that
+ * are not UTF-8 become U+FFFD; a leading U+FEFF is kept.
  *
  * @example
  * ```ts
@@ -120,5 +124,37 @@ const decoder = new TextDecoder();
 export function textOf(value: unknown): string {
   if (typeof value === "string") return value;
   if (value instanceof Uint8Array) return decoder.decode(value);
+  throw new TypeError(`MysqlStorage: expected a binary column, got ${typeof value}.`);
+}
+
+/**
+ * The bytes of a binary column exactly as stored, decoded as UTF-8, or
+ * `undefined` if they are not UTF-8 (so no key sessionkit wrote).
+ *
+ * @example
+ * ```ts
+ * exactTextOf(new Uint8Array([0xef, 0xbb, 0xbf, 0x61])); // "\uFEFFa"
+ * exactTextOf(new Uint8Array([0xff])); // undefined
+ * ```
+ */
+export function exactTextOf(value: Uint8Array): string | undefined {
+  try {
+    return strict.decode(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A binary column as a `Uint8Array`.
+ *
+ * @example
+ * ```ts
+ * bytesOf(new Uint8Array([1])); // Uint8Array [1]
+ * ```
+ */
+export function bytesOf(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === "string") return new TextEncoder().encode(value);
   throw new TypeError(`MysqlStorage: expected a binary column, got ${typeof value}.`);
 }

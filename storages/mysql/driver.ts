@@ -10,7 +10,7 @@
  * | write if nothing there | `INSERT`; on a duplicate key, `UPDATE` of an expired row       |
  * | delete (if version)    | `DELETE` (`... WHERE version = ?`)                             |
  * | has, delete if absent  | `SELECT 1`                                                     |
- * | listing page           | `SELECT ... WHERE key > ? ORDER BY key LIMIT ?`                |
+ * | listing page           | `SELECT ... WHERE key > ? ORDER BY key LIMIT ?` (key bytes)    |
  * | acquire lease          | `INSERT`; on a duplicate key, `UPDATE` of an expired/own lease |
  * | renew, release lease   | `UPDATE`, `DELETE`                                             |
  *
@@ -27,8 +27,10 @@ import { SessionError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
 import {
   affectedOf,
+  bytesOf,
   ER,
   errnoOf,
+  exactTextOf,
   type MysqlParameter,
   type MysqlQueryable,
   rowsOf,
@@ -197,15 +199,32 @@ export class MysqlDriver implements SessionDriver<string> {
     const statement = cursor === undefined
       ? (values ? sql.firstEntries : sql.firstKeys)
       : (values ? sql.nextEntries : sql.nextKeys);
-    const params = cursor === undefined ? [String(size)] : [Buffer.from(cursor), String(size)];
-    const rows = rowsOf(await this.#run("sessions", statement, params));
-    const keys = rows.map((row) => textOf(row[0]));
+    // The cursor is the hex of the last key's stored bytes, so the next page
+    // starts exactly after it, whatever those bytes are.
+    const after = cursor === undefined ? [] : [Buffer.from(cursor, "hex")];
+    const rows = rowsOf(await this.#run("sessions", statement, [...after, String(size)]));
+    const raw = rows.map((row) => bytesOf(row[0]));
+    const keys = raw.map((bytes) => exactTextOf(bytes) ?? this.#foreign(bytes));
+    const last = raw[raw.length - 1];
     const page: ScanPage<string> = {
       keys,
-      cursor: rows.length < size ? undefined : keys[keys.length - 1],
+      cursor: rows.length < size ? undefined : Buffer.from(last).toString("hex"),
     };
     if (values) page.payloads = rows.map((row) => textOf(row[1]));
     return page;
+  }
+
+  /** The error for a row whose key bytes sessionkit cannot have written. */
+  #foreign(bytes: Uint8Array): never {
+    const t = escapeId(this.#options.table);
+    const hex = Buffer.from(bytes).toString("hex").toUpperCase();
+    const shown = hex.length > 64 ? `${hex.slice(0, 64)}…` : hex;
+    throw new SessionError(
+      `MysqlStorage: the table ${t} holds a row whose key is not UTF-8 (bytes ${shown}), so ` +
+        `sessionkit did not write it and cannot list it. Delete the rows sessionkit did not ` +
+        `write (such as DELETE FROM ${t} WHERE \`key\` = X'${hex}'), or give this storage ` +
+        `a table of its own (the table option).`,
+    );
   }
 
   async acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {

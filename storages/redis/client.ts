@@ -29,7 +29,9 @@ export interface RedisClientLike {
   sendCommand(args: string[]): Promise<unknown>;
 }
 
-const decoder = new TextDecoder();
+// `ignoreBOM`: a key's or value's leading U+FEFF is its own, not a byte
+// order mark to drop.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** A bulk-string reply as a string, or `undefined` for a nil reply. */
 export function replyText(reply: unknown): string | undefined {

@@ -35,7 +35,8 @@ import {
   withObjectRows,
 } from "./database.ts";
 import { expiryOfRead, expiryOfWrite } from "../shared/expiry.ts";
-import { buildSql, type SqliteSql } from "./sql.ts";
+import { encodingOf, listedKey, payloadOf, type TextEncoding } from "./rows.ts";
+import { buildSql, COLUMNS, type SqliteSql, TABLE_INFO } from "./sql.ts";
 import { newVersion } from "./versions.ts";
 
 /**
@@ -75,6 +76,8 @@ export class SqliteDriver implements SessionDriver<string> {
   #statements: Statements | undefined;
   /** The busy timeout in force since setup, in ms. */
   #timeout = 0;
+  /** The database's text encoding, read at setup. */
+  #encoding: TextEncoding = "UTF-8";
   #writes = 0;
 
   /** A driver over `db`; nothing runs until the first call. */
@@ -95,7 +98,7 @@ export class SqliteDriver implements SessionDriver<string> {
       // version read, so a write in between is never touched.
       const expires = expiryOfRead(this.#options.ttl, integer(row.expires_at), now);
       if (expires !== undefined) s.touch.run(bounded(expires), key, version, now);
-      return { payload: String(row.value), version };
+      return { payload: payloadOf(row.value, key, this.#options.table), version };
     });
   }
 
@@ -145,12 +148,15 @@ export class SqliteDriver implements SessionDriver<string> {
         ? (cursor === undefined ? s.firstEntries : s.nextEntries)
         : (cursor === undefined ? s.firstKeys : s.nextKeys);
       const rows = statement.all(...params) as Row[];
-      const keys = rows.map((row) => String(row.key));
+      // Every key is checked to be exactly the stored text, so the last one
+      // is an exact cursor: the next page starts right after it.
+      const table = this.#options.table;
+      const keys = rows.map((row) => listedKey(row, table, this.#encoding));
       const page: ScanPage<string> = {
         keys,
         cursor: rows.length < size ? undefined : keys[keys.length - 1],
       };
-      if (values) page.payloads = rows.map((row) => String(row.value));
+      if (values) page.payloads = rows.map((row, i) => payloadOf(row.value, keys[i], table));
       return page;
     });
   }
@@ -237,16 +243,21 @@ export class SqliteDriver implements SessionDriver<string> {
       (this.#busyTimeout() === 0 ? DEFAULT_BUSY_TIMEOUT : undefined);
     if (wanted !== undefined) db.exec(`PRAGMA busy_timeout = ${wanted}`);
     this.#timeout = this.#busyTimeout();
+    this.#encoding = encodingOf(withObjectRows(db.prepare("PRAGMA encoding")).get() as Row);
     const statements = {} as Statements;
     try {
       for (const ddl of this.#sql.create) db.exec(ddl);
+      this.#checkTables();
       for (const [name, text] of Object.entries(this.#sql)) {
         if (name === "create") continue;
         statements[name as keyof Statements] = withObjectRows(db.prepare(text as string));
       }
     } catch (err) {
+      if (err instanceof SessionError) throw err;
       const message = String((err as Error)?.message);
-      if (!/no such column|has no column/.test(message)) throw err;
+      if (!/no such column|has no column|ON CONFLICT clause does not match/.test(message)) {
+        throw err;
+      }
       throw new SessionError(
         `SqliteStorage: the table ${JSON.stringify(this.#options.table)} or ` +
           `${JSON.stringify(this.#options.leaseTable)} exists but is not a sessionkit table ` +
@@ -257,6 +268,39 @@ export class SqliteDriver implements SessionDriver<string> {
     }
     this.#statements = statements;
     return statements;
+  }
+
+  /**
+   * Refuses a session or lease table that exists with another layout (made
+   * by something else): it needs sessionkit's columns, with `key` alone as
+   * the primary key, for the upserts and the keyset listing.
+   */
+  #checkTables(): void {
+    const info = withObjectRows(this.#db.prepare(TABLE_INFO));
+    const tables: [string, readonly string[]][] = [
+      [this.#options.table, COLUMNS.sessions],
+      [this.#options.leaseTable, COLUMNS.leases],
+    ];
+    for (const [table, columns] of tables) {
+      const rows = info.all(table) as Row[];
+      const names = new Set(rows.map((row) => String(row.name).toLowerCase()));
+      const keys = rows.filter((row) => Number(row.pk) > 0).map((row) => String(row.name));
+      const missing = columns.filter((column) => !names.has(column));
+      let problem: string | undefined;
+      if (missing.length > 0) {
+        problem = `it has no column ${missing.map((c) => JSON.stringify(c)).join(", ")}`;
+      } else if (keys.length !== 1 || keys[0].toLowerCase() !== "key") {
+        problem = keys.length === 0
+          ? `it has no primary key; sessionkit's is "key"`
+          : `its primary key is ${keys.map((c) => JSON.stringify(c)).join(", ")}, not "key"`;
+      }
+      if (problem === undefined) continue;
+      throw new SessionError(
+        `SqliteStorage: the table ${JSON.stringify(table)} exists but is not a sessionkit ` +
+          `table (${problem}). Give the storage another table name (the table option), or ` +
+          `drop that table.`,
+      );
+    }
   }
 }
 

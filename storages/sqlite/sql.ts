@@ -72,13 +72,13 @@ export interface SqliteSql {
   deleteVersion: string;
   /** `key`, `now` → a row if a live session exists. */
   has: string;
-  /** `now`, `limit` → `key` from the start. */
+  /** `now`, `limit` → `key`, `raw` (its stored bytes in hex) from the start. */
   firstKeys: string;
-  /** `after`, `now`, `limit` → `key` after a key. */
+  /** `after`, `now`, `limit` → `key`, `raw` after a key. */
   nextKeys: string;
-  /** `now`, `limit` → `key`, `value` from the start. */
+  /** `now`, `limit` → `key`, `raw`, `value` from the start. */
   firstEntries: string;
-  /** `after`, `now`, `limit` → `key`, `value` after a key. */
+  /** `after`, `now`, `limit` → `key`, `raw`, `value` after a key. */
   nextEntries: string;
   /** `now`, `limit`: deletes up to `limit` expired sessions. */
   purge: string;
@@ -92,12 +92,41 @@ export interface SqliteSql {
   purgeLeases: string;
 }
 
+/**
+ * The columns each table must have; `key` is the primary key of both.
+ *
+ * @example
+ * ```ts
+ * COLUMNS.leases; // ["key", "owner", "expires_at"]
+ * ```
+ */
+export const COLUMNS: { sessions: readonly string[]; leases: readonly string[] } = {
+  sessions: ["key", "value", "version", "expires_at"],
+  leases: ["key", "owner", "expires_at"],
+};
+
+/**
+ * `table` → `name`, `pk` of each of its columns (SQLite's `table_info`).
+ *
+ * @example
+ * ```ts
+ * import { DatabaseSync } from "node:sqlite";
+ *
+ * new DatabaseSync(":memory:").prepare(TABLE_INFO).all("sessions"); // [] (no such table)
+ * ```
+ */
+export const TABLE_INFO = `SELECT "name", "pk" FROM pragma_table_info(?)`;
+
 /** The statements for the session table `table` and the lease table `leaseTable`. */
 export function buildSql(table: string, leaseTable: string): SqliteSql {
   const t = quoteIdentifier(table);
   const l = quoteIdentifier(leaseTable);
   const index = quoteIdentifier(`${table}_expires_at`);
   const live = `("expires_at" IS NULL OR "expires_at" > ?)`;
+  // A listed key comes with its stored bytes, so that a key the driver
+  // would read back differently (a BLOB, text with a NUL or that is not
+  // UTF-8: no key sessionkit wrote) is recognized.
+  const listed = `"key", hex("key") AS "raw"`;
   return {
     create: [
       `CREATE TABLE IF NOT EXISTS ${t} (
@@ -127,10 +156,10 @@ WHERE "key" = ? AND "version" = ? AND ${live}`,
     delete: `DELETE FROM ${t} WHERE "key" = ?`,
     deleteVersion: `DELETE FROM ${t} WHERE "key" = ? AND "version" = ? AND ${live}`,
     has: `SELECT 1 AS "found" FROM ${t} WHERE "key" = ? AND ${live}`,
-    firstKeys: `SELECT "key" FROM ${t} WHERE ${live} ORDER BY "key" LIMIT ?`,
-    nextKeys: `SELECT "key" FROM ${t} WHERE "key" > ? AND ${live} ORDER BY "key" LIMIT ?`,
-    firstEntries: `SELECT "key", "value" FROM ${t} WHERE ${live} ORDER BY "key" LIMIT ?`,
-    nextEntries: `SELECT "key", "value" FROM ${t} WHERE "key" > ? AND ${live}
+    firstKeys: `SELECT ${listed} FROM ${t} WHERE ${live} ORDER BY "key" LIMIT ?`,
+    nextKeys: `SELECT ${listed} FROM ${t} WHERE "key" > ? AND ${live} ORDER BY "key" LIMIT ?`,
+    firstEntries: `SELECT ${listed}, "value" FROM ${t} WHERE ${live} ORDER BY "key" LIMIT ?`,
+    nextEntries: `SELECT ${listed}, "value" FROM ${t} WHERE "key" > ? AND ${live}
 ORDER BY "key" LIMIT ?`,
     purge: `DELETE FROM ${t} WHERE rowid IN
   (SELECT rowid FROM ${t} WHERE "expires_at" <= ? LIMIT ?)`,
