@@ -34,8 +34,7 @@
  */
 
 import mysqlModule from "npm:mysql2@^3/promise";
-import type { VersionedValue } from "../src/capabilities.ts";
-import { DriverStorage } from "./shared/driver_storage.ts";
+import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import type { MysqlQueryable } from "./mysql/client.ts";
 import { MysqlDriver, PURGE_BATCH } from "./mysql/driver.ts";
 import { type MysqlStorageOptions, resolveOptions } from "./mysql/options.ts";
@@ -45,6 +44,7 @@ export type { MysqlParameter, MysqlQueryable, MysqlStatement } from "./mysql/cli
 export type { MysqlStorageOptions } from "./mysql/options.ts";
 export type { MaybePromise, StorageAdapter } from "../src/storage.ts";
 export type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
+export { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 export { DriverStorage } from "./shared/driver_storage.ts";
 
 /** A pool opened by {@link MysqlStorage.connect}. */
@@ -60,7 +60,7 @@ const mysql = mysqlModule as unknown as { createPool(uri: string): OwnedPool };
 
 /**
  * Stores sessions in a MySQL (5.7+, 8.x) or MariaDB (10.3+) table: a
- * {@link DriverStorage} over mysql2, so it works with `session()`,
+ * {@link AsyncDriverStorage} over mysql2, so it works with `session()`,
  * `lazySession()` and multi sessions of sessionkit and grammY alike, with
  * conditional writes and per-key leases for running several bot processes
  * on one database.
@@ -84,7 +84,7 @@ const mysql = mysqlModule as unknown as { createPool(uri: string): OwnedPool };
  * await pool.end();
  * ```
  */
-export class MysqlStorage<T> extends DriverStorage<T> {
+export class MysqlStorage<T> extends AsyncDriverStorage<T> {
   /** The session table name, unescaped. */
   readonly table: string;
   /** The lease table name, unescaped: `<table>_leases`, shortened with a hash if needed. */
@@ -206,62 +206,5 @@ export class MysqlStorage<T> extends DriverStorage<T> {
       throw new RangeError(`MysqlStorage: purgeExpired needs a positive integer, got ${limit}.`);
     }
     return await this.#driver.purge(limit);
-  }
-
-  // The overrides below only narrow the types: every method answers with a
-  // promise, which also carries a refused key or value as a rejection.
-
-  /** The session of `key`, with one `SELECT`. See {@link DriverStorage.read}. */
-  override async read(key: string): Promise<T | undefined> {
-    return await super.read(key);
-  }
-
-  /** Stores `value` under `key` with one upsert. See {@link DriverStorage.write}. */
-  override async write(key: string, value: T): Promise<void> {
-    await super.write(key, value);
-  }
-
-  /** Removes the session of `key` with one `DELETE`. See {@link DriverStorage.delete}. */
-  override async delete(key: string): Promise<void> {
-    await super.delete(key);
-  }
-
-  /** Whether `key` holds a live session, renewing nothing. See {@link DriverStorage.has}. */
-  override async has(key: string): Promise<boolean> {
-    return await super.has(key);
-  }
-
-  /** The session of `key` and its version, with one `SELECT`. See {@link DriverStorage.readVersioned}. */
-  override async readVersioned(key: string): Promise<VersionedValue<T>> {
-    return await super.readVersioned(key);
-  }
-
-  /** Compare-and-set in one `UPDATE`. See {@link DriverStorage.writeIfVersion}. */
-  override async writeIfVersion(
-    key: string,
-    value: T,
-    expected: string | null,
-  ): Promise<string | null> {
-    return await super.writeIfVersion(key, value, expected);
-  }
-
-  /** Compare-and-delete in one `DELETE`. See {@link DriverStorage.deleteIfVersion}. */
-  override async deleteIfVersion(key: string, expected: string | null): Promise<boolean> {
-    return await super.deleteIfVersion(key, expected);
-  }
-
-  /** The keys in key order, page by page. See {@link DriverStorage.readAllKeys}. */
-  override readAllKeys(): AsyncGenerator<string> {
-    return super.readAllKeys() as AsyncGenerator<string>;
-  }
-
-  /** The sessions in key order, page by page. See {@link DriverStorage.readAllValues}. */
-  override readAllValues(): AsyncGenerator<T> {
-    return super.readAllValues() as AsyncGenerator<T>;
-  }
-
-  /** The sessions with their keys, page by page. See {@link DriverStorage.readAllEntries}. */
-  override readAllEntries(): AsyncGenerator<[key: string, value: T]> {
-    return super.readAllEntries() as AsyncGenerator<[key: string, value: T]>;
   }
 }

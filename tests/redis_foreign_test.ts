@@ -105,3 +105,33 @@ redisTest("RedisStorage: a listing hands each key out once while SCAN repeats ke
     await f.cleanup();
   }
 });
+
+redisTest(
+  "RedisStorage: a key starting with U+FEFF keeps it, with a client that replies in bytes",
+  async () => {
+    // Review finding: the decoder of byte replies dropped a leading BOM, so with
+    // an empty prefix such a key was listed as another key.
+    const f = new RedisFixture();
+    const admin = await f.admin();
+    const encoder = new TextEncoder();
+    const bytes = (reply: unknown): unknown =>
+      typeof reply === "string"
+        ? encoder.encode(reply)
+        : Array.isArray(reply)
+        ? reply.map(bytes)
+        : reply;
+    const client = { sendCommand: async (args: string[]) => bytes(await admin.sendCommand(args)) };
+    const storage = new RedisStorage<{ who: string }>(client as never, { prefix: "" });
+    const key = `\uFEFFsessionkit-test:${crypto.randomUUID()}`;
+    try {
+      await storage.write(key, { who: "bom" });
+      assert.deepEqual(await storage.read(key), { who: "bom" });
+      const listed: string[] = [];
+      for await (const k of storage.readAllKeys()) if (k.includes(key.slice(1))) listed.push(k);
+      assert.deepEqual(listed, [key]);
+    } finally {
+      await storage.delete(key);
+      await f.cleanup();
+    }
+  },
+);
