@@ -30,7 +30,7 @@ export interface MysqlStorageOptions {
   table?: string;
   /**
    * Time to live in milliseconds: a session not read or written for this
-   * long (at most 10% longer) is gone. Default: never.
+   * long (at most 1.5 times as long) is gone. Default: never.
    */
   ttl?: number;
   /**
