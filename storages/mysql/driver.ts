@@ -40,7 +40,7 @@ import { type Expiry, expiryOf, micros } from "./expiry.ts";
 import { MAX_KEY_BYTES, MAX_KEY_REASON, MAX_OWNER_BYTES, maxValueBytes } from "./limits.ts";
 import { escapeId } from "./names.ts";
 import { buildStatements, createTableSql, type Statements } from "./sql.ts";
-import { isVersion, newVersion } from "./versions.ts";
+import { isVersion, newVersion } from "../shared/bigint_versions.ts";
 
 /** Keys are bytes of well-formed UTF-8 (NUL is fine), within the index limit. */
 const KEYS: KeyRules = {

@@ -117,6 +117,9 @@ export function buildStatements(table: string, leaseTable: string, ttl: boolean)
   const stale = ttl
     ? `(\`expires_at\` IS NULL OR \`expires_at\` < ${LATER})`
     : "(`expires_at` IS NOT NULL)";
+  // Versions (shared/bigint_versions.ts) travel as decimal text: MySQL would
+  // compare an integer column with a text parameter as floating-point
+  // numbers, which cannot tell large neighbours apart.
   const version = "CAST(? AS UNSIGNED)";
   const page = (columns: string, first: boolean) =>
     `SELECT ${columns} FROM ${t} WHERE ${first ? "" : "`key` > ? AND "}${LIVE}

@@ -14,7 +14,7 @@ import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/
 import { Runner, sqlState, type TableKind } from "./runner.ts";
 import { buildStatements, type EscapeIdentifier, type Statements, type TableNames } from "./sql.ts";
 import type { PostgresQueryable, PostgresQueryResult, ValueType } from "./types.ts";
-import { isVersion, newVersion } from "./versions.ts";
+import { isVersion, newVersion } from "../shared/bigint_versions.ts";
 
 /** What a driver is built from; everything already checked. */
 export interface PostgresDriverOptions {

@@ -194,7 +194,7 @@ WHERE s.key = $1 AND s.version = $2::bigint AND ${live}${
     ttl ? "" : " AND s.expires_at IS NOT NULL"
   }`;
 
-  // The writer picks the new version (see versions.ts), so a conditional
+  // The writer picks the new version (see shared/bigint_versions.ts), so a conditional
   // write needs no RETURNING: its row count says whether it landed.
   const insert = `INSERT INTO ${t} AS s (key, value, version, expires_at, updated_at)
 VALUES ($1, $2, $3::bigint, ${expiry(4)}, now())`;

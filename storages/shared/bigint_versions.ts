@@ -1,15 +1,12 @@
 /**
- * Version tokens of the MySQL/MariaDB storage: the `version BIGINT UNSIGNED`
- * column.
+ * Version tokens kept in a signed 64-bit integer column (PostgreSQL's
+ * `bigint`, MySQL's `BIGINT`): a random number in 0 .. 2^63 - 1, drawn by
+ * the writer and sent with the write, as decimal text.
  *
- * The writer picks the new version itself, a random 63-bit number, and sends
- * it with the write, so a conditional write learns whether it landed from the
- * affected-row count alone: MySQL has no `UPDATE ... RETURNING`. A stale
+ * Because the writer picks the version, a conditional write learns whether
+ * it landed from the row count alone and needs no `RETURNING` row. A stale
  * reader's version comes back only if a later write draws the very same
- * number: about 1 in 10^19 per write. Versions travel as decimal text and are
- * compared with `CAST(? AS UNSIGNED)`, because MySQL compares an integer
- * column with a text parameter as floating-point numbers, which cannot tell
- * large neighbours apart.
+ * number: about 1 in 10^19 per write.
  *
  * @module
  */
@@ -21,6 +18,8 @@ const draw = new BigUint64Array(1);
  *
  * @example
  * ```ts
+ * import { isVersion, newVersion } from "./bigint_versions.ts";
+ *
  * isVersion(newVersion()); // true
  * ```
  */
@@ -35,6 +34,8 @@ export function newVersion(): string {
  *
  * @example
  * ```ts
+ * import { isVersion } from "./bigint_versions.ts";
+ *
  * isVersion("42"); // true
  * isVersion("not a version"); // false
  * ```
