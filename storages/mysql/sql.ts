@@ -60,7 +60,10 @@ export interface Statements {
    * renewing (with a TTL: less than the TTL left) or clearing (without one).
    */
   read: string;
-  /** (lifetime µs,) key, version: renews or clears the expiry of that version only. */
+  /**
+   * (lifetime µs,) key, version: renews or clears the expiry of that version
+   * only, even if it passed since the read (the read handed the session out).
+   */
   touch: string;
   /** key: one row if a live session exists. */
   has: string;
@@ -131,8 +134,10 @@ ORDER BY \`key\` LIMIT ?`;
   return {
     read: `SELECT ${values}, CAST(\`version\` AS CHAR), ${stale} FROM ${t}
 WHERE \`key\` = ? AND ${LIVE}`,
+    // No liveness check: the read just handed this version out as live, so
+    // it is renewed even if its old expiry passed between the two statements.
     touch: `UPDATE ${t} SET \`expires_at\` = ${expiry}
-WHERE \`key\` = ? AND \`version\` = ${version} AND ${LIVE}`,
+WHERE \`key\` = ? AND \`version\` = ${version}`,
     has: `SELECT 1 FROM ${t} WHERE \`key\` = ? AND ${LIVE}`,
     write: `INSERT INTO ${t} ${row}
 ON DUPLICATE KEY UPDATE \`value\` = VALUES(\`value\`), \`version\` = VALUES(\`version\`),
