@@ -344,6 +344,8 @@ export function enhanceStorage<T>(
     enhanced.acquireLease = (key, owner, ms) => storage.acquireLease(key, owner, ms);
     enhanced.renewLease = (key, owner, ms) => storage.renewLease(key, owner, ms);
     enhanced.releaseLease = (key, owner) => storage.releaseLease(key, owner);
+    // Read when the middleware is created, from the storage as it is then.
+    Object.defineProperty(enhanced, "leaseProblem", { get: () => storage.leaseProblem });
   }
   return enhanced;
 }

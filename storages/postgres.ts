@@ -32,7 +32,7 @@
  * @module
  */
 
-import { checkOptionNames, checkTtl } from "./shared/options.ts";
+import { checkFlag, checkOptionNames, checkTtl } from "./shared/options.ts";
 import pgModule from "npm:pg@^8";
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import { checkIdentifier } from "./postgres/names.ts";
@@ -169,7 +169,7 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
       escape: pg.escapeIdentifier,
       ttl,
       valueType,
-      createTable: options.createTable ?? true,
+      createTable: checkFlag("PostgresStorage", "createTable", options.createTable) ?? true,
     });
     super(driver);
     this.#driver = driver;

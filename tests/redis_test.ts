@@ -1,6 +1,12 @@
 /** RedisStorage against the real server: what Redis holds, TTLs, prefixes, listings. */
 import assert from "node:assert/strict";
-import { serializeSession, session, SessionError, SessionValueError } from "../mod.ts";
+import {
+  enhanceStorage,
+  serializeSession,
+  session,
+  SessionError,
+  SessionValueError,
+} from "../mod.ts";
 import { RedisStorage } from "../storages/redis.ts";
 import { REDIS_URL, RedisFixture, redisTest, uniquePrefix } from "./redis_env.ts";
 import { sleep } from "./helpers/bot.ts";
@@ -146,6 +152,11 @@ redisTest("RedisStorage: the default prefix is session:, and an empty prefix wor
     );
     assert.doesNotThrow(() => session({ storage: bare }));
     assert.equal(byDefault.leaseProblem, undefined);
+    // Through enhanceStorage too (review finding: the wrapper dropped it).
+    assert.throws(
+      () => session({ storage: enhanceStorage({ storage: bare as never }), lock: {} }),
+      /lock cannot be used with this storage/,
+    );
     await bare.delete(key);
     assert.equal(await bare.has(key), false);
   } finally {

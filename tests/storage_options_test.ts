@@ -69,6 +69,21 @@ Deno.test("MemorySessionStorage: the argument is a ttl number or an options obje
   assert.equal(new MemorySessionStorage().ttl, undefined);
 });
 
+Deno.test("storages: createTable is a boolean, and Deno KV wants an open database", () => {
+  // Review findings: createTable: "no" was taken as true; a forgotten await
+  // on Deno.openKv() failed only at the first read, with "kv.get is not a function".
+  assert.throws(() => new PostgresStorage(fakePg, { createTable: "no" as never }), TypeError);
+  assert.throws(() => new MysqlStorage(fakeMysql, { createTable: "no" as never }), TypeError);
+  assert.throws(
+    () => new DenoKvStorage(Deno.openKv(":memory:") as never),
+    /await Deno\.openKv\(\)/,
+  );
+  assert.throws(() => new DenoKvStorage({} as never), /open Deno KV database/);
+  for (const [name, make] of makers) {
+    assert.throws(() => make({ ttl: 1e-9 }), RangeError, name);
+  }
+});
+
 Deno.test("storages: options that are not an object are refused", () => {
   for (const [name, make] of makers) {
     assert.throws(() => make("sessions"), TypeError, name);

@@ -59,6 +59,19 @@ export class KvDriver implements SessionDriver<string> {
    * @param options The key prefix (default `["sessions"]`) and the time to live.
    */
   constructor(kv: KvLike, options: { prefix?: readonly KvKeyPartLike[]; ttl?: number } = {}) {
+    const api = kv as Partial<Record<"get" | "getMany" | "list" | "atomic" | "then", unknown>>;
+    if (typeof api?.then === "function") {
+      throw new TypeError(
+        "DenoKvStorage: the first argument is a promise: await Deno.openKv() (or openKv from " +
+          "npm:@deno/kv) first, then pass the database: new DenoKvStorage(await Deno.openKv()).",
+      );
+    }
+    if (["get", "getMany", "list", "atomic"].some((m) => typeof api?.[m as "get"] !== "function")) {
+      throw new TypeError(
+        "DenoKvStorage: the first argument must be an open Deno KV database: " +
+          "await Deno.openKv(), or openKv() from npm:@deno/kv.",
+      );
+    }
     checkOptionNames("DenoKvStorage", options, ["prefix", "ttl"]);
     const { prefix = ["sessions"] } = options;
     const ttl = checkTtl("DenoKvStorage", options.ttl);

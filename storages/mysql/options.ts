@@ -4,7 +4,7 @@
  * @module
  */
 
-import { checkOptionNames, checkTtl } from "../shared/options.ts";
+import { checkFlag, checkOptionNames, checkTtl } from "../shared/options.ts";
 import { checkTableName, leaseTableName } from "./names.ts";
 import type { DriverOptions } from "./driver.ts";
 
@@ -59,6 +59,6 @@ export function resolveOptions(options: MysqlStorageOptions = {}): DriverOptions
     table,
     leaseTable: leaseTableName(table),
     ttl,
-    createTable: options.createTable ?? true,
+    createTable: checkFlag("MysqlStorage", "createTable", options.createTable) ?? true,
   };
 }

@@ -52,7 +52,7 @@ export function checkOptionNames(
 
 /**
  * Checks a `ttl` option: `undefined` or `Infinity` for none, otherwise a
- * number of milliseconds above 0 and at most {@link MAX_TTL_MS}.
+ * number of milliseconds from 1 to {@link MAX_TTL_MS}.
  *
  * @example
  * ```ts
@@ -68,10 +68,34 @@ export function checkOptionNames(
  */
 export function checkTtl(name: string, ttl: unknown): number | undefined {
   if (ttl === undefined || ttl === Infinity) return undefined;
-  if (typeof ttl === "number" && ttl > 0 && ttl <= MAX_TTL_MS) return ttl;
+  if (typeof ttl === "number" && ttl >= 1 && ttl <= MAX_TTL_MS) return ttl;
   throw new (typeof ttl === "number" ? RangeError : TypeError)(
     `${name}: ttl must be a positive number of milliseconds, got ${
       typeof ttl === "string" ? JSON.stringify(ttl) : String(ttl)
-    } (at most 100 years). Leave it out for sessions that never expire.`,
+    } (at least 1, at most 100 years). Leave it out for sessions that never expire.`,
+  );
+}
+
+/**
+ * Checks an option that must be `true`, `false` or left out.
+ *
+ * @example
+ * ```ts
+ * import { checkFlag } from "./options.ts";
+ *
+ * checkFlag("MyStorage", "createTable", false); // false
+ * ```
+ *
+ * @param name The storage's name, which starts the error message.
+ * @param option The option's name.
+ * @param value What the user passed.
+ * @returns The value, or `undefined`.
+ */
+export function checkFlag(name: string, option: string, value: unknown): boolean | undefined {
+  if (value === undefined || typeof value === "boolean") return value;
+  throw new TypeError(
+    `${name}: ${option} must be true or false, got ${
+      typeof value === "string" ? JSON.stringify(value) : String(value)
+    }.`,
   );
 }
