@@ -134,6 +134,10 @@ export class Runner {
     if (creating === undefined) {
       creating = this.#ddl(table === "session" ? this.#sql.sessionDdl : this.#sql.leaseDdl)
         .catch((err) => {
+          // A lost connection is not a problem of the table: the caller reports
+          // it as the failed read or write it is. Anything else needs the user.
+          const code = sqlState(err);
+          if (code === "" || code.startsWith("08") || code.startsWith("57")) throw err;
           throw new SessionError(
             `PostgresStorage: could not create the ${table} table ${
               this.#options.labels[table]
