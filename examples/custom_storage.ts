@@ -4,7 +4,10 @@
  * docs/storages.md walks through it; tests/custom_storage_test.ts runs the
  * storage contract against it.
  *
- * Run: deno run --allow-env examples/custom_storage.ts
+ * Run it (no token, no network: three made-up updates go through
+ * `bot.handleUpdate`, then it prints what was stored):
+ *
+ *   deno run --allow-env examples/custom_storage.ts
  *
  * @module
  */

@@ -14,7 +14,8 @@
  *
  *   BOT_TOKEN=123:abc deno task demo
  *
- * Delete `data/demo.kv*` to start from zero.
+ * Delete `data/demo.kv*` to start from zero (or set KV_PATH to use another
+ * file).
  */
 
 import { createBot, type DemoStorages, demoStorages } from "./demo/bot.ts";
@@ -26,9 +27,11 @@ import {
   textMessage,
 } from "./demo/telegram.ts";
 
+const kvPath = Deno.env.get("KV_PATH");
+const where = kvPath ?? "data/demo.kv";
 const dataDir = new URL("../data/", import.meta.url);
-await Deno.mkdir(dataDir, { recursive: true });
-const kv = await Deno.openKv(filePath(new URL("demo.kv", dataDir)));
+if (kvPath === undefined) await Deno.mkdir(dataDir, { recursive: true });
+const kv = await Deno.openKv(kvPath ?? filePath(new URL("demo.kv", dataDir)));
 const storages = demoStorages(kv);
 const token = Deno.env.get("BOT_TOKEN");
 
@@ -41,7 +44,9 @@ try {
 
 /** Long polling with a real token, until Ctrl+C. */
 async function runForReal(token: string, storages: DemoStorages): Promise<void> {
-  const bot = createBot(token, storages);
+  const bot = createBot(token, storages, {
+    client: { apiRoot: Deno.env.get("TELEGRAM_API_ROOT") },
+  });
   const stop = () => bot.stop();
   Deno.addSignalListener("SIGINT", stop);
   try {
@@ -55,10 +60,10 @@ async function runForReal(token: string, storages: DemoStorages): Promise<void> 
 
 /** The scripted conversation, with a local stand-in for Telegram. */
 async function runScript(storages: DemoStorages): Promise<void> {
-  console.log("sessionkit demo: sessions in Deno KV at data/demo.kv (set BOT_TOKEN to go live)\n");
+  console.log(`sessionkit demo: sessions in Deno KV at ${where} (set BOT_TOKEN to go live)\n`);
   await printStoredCounts(storages);
 
-  const bot = createBot("0:demo", storages, demoBotInfo);
+  const bot = createBot("0:demo", storages, { botInfo: demoBotInfo });
   answerLocally(bot, (line) => console.log(`  ${line}`));
 
   const alice: Person = { id: 101, name: "Alice" };
@@ -100,7 +105,7 @@ async function printStoredCounts(storages: DemoStorages): Promise<void> {
   storages.chat.take();
   console.log(
     counts.length === 0
-      ? "No counts stored yet: this is the first run (or data/demo.kv was deleted).\n"
+      ? `No counts stored yet: this is the first run (or ${where} was deleted).\n`
       : `Counts persisted from the previous run: ${counts.join(", ")}\n`,
   );
 }

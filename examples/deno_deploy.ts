@@ -14,9 +14,11 @@
  *   3. Point Telegram at the deployment once:
  *      curl "https://api.telegram.org/bot$BOT_TOKEN/setWebhook?url=https://my-bot.deno.dev/&secret_token=$WEBHOOK_SECRET"
  *
- * Run locally (KV is then a SQLite file next to Deno's cache; expose the port
- * with a tunnel and call setWebhook with its URL):
- *   BOT_TOKEN=... WEBHOOK_SECRET=... deno run --unstable-kv --allow-net --allow-env examples/deno_deploy.ts
+ * Run locally (KV is then a SQLite file next to Deno's cache, or the file
+ * named by KV_PATH; the port is 8000, or PORT; expose it with a tunnel and
+ * call setWebhook with its URL):
+ *   BOT_TOKEN=... WEBHOOK_SECRET=... deno run --unstable-kv --allow-net \
+ *     --allow-env --allow-sys --allow-read --allow-write examples/deno_deploy.ts
  *
  * @module
  */
@@ -36,8 +38,8 @@ if (!token) {
   throw new Error("Set the BOT_TOKEN environment variable to the token @BotFather gave you.");
 }
 
-const bot = new Bot<MyContext>(token);
-const kv = await Deno.openKv();
+const bot = new Bot<MyContext>(token, { client: { apiRoot: Deno.env.get("TELEGRAM_API_ROOT") } });
+const kv = await Deno.openKv(Deno.env.get("KV_PATH")); // on Deno Deploy: the project's database
 
 bot.use(lazySession({
   initial: (): SessionData => ({ count: 0, notes: [] }),
@@ -76,7 +78,7 @@ const handleUpdate = webhookCallback(bot, "std/http", {
   secretToken: Deno.env.get("WEBHOOK_SECRET"),
 });
 
-Deno.serve(async (req) => {
+Deno.serve({ port: Number(Deno.env.get("PORT") ?? 8000) }, async (req) => {
   if (req.method === "POST" && new URL(req.url).pathname === "/") {
     try {
       return await handleUpdate(req);

@@ -10,7 +10,8 @@
  *
  *   BOT_TOKEN=123:abc deno run -A examples/lazy.ts
  *
- * (From outside this repository, add --unstable-kv.)
+ * (From outside this repository, add --unstable-kv.) Sessions go to Deno's
+ * default local database, or to the file named by KV_PATH.
  */
 
 import { Bot, type Context } from "npm:grammy@^1.46";
@@ -25,8 +26,8 @@ type MyContext = Context & LazySessionFlavor<Notes>;
 const token = Deno.env.get("BOT_TOKEN");
 if (!token) throw new Error("Set BOT_TOKEN to your bot's token from @BotFather.");
 
-const kv = await Deno.openKv();
-const bot = new Bot<MyContext>(token);
+const kv = await Deno.openKv(Deno.env.get("KV_PATH"));
+const bot = new Bot<MyContext>(token, { client: { apiRoot: Deno.env.get("TELEGRAM_API_ROOT") } });
 
 bot.use(lazySession({
   initial: (): Notes => ({ notes: [] }),

@@ -6,9 +6,10 @@
  *   BOT_TOKEN=123:abc MYSQL_URL=mysql://root@127.0.0.1:3306/test \
  *     deno run --allow-net --allow-env --allow-sys examples/mysql_bot.ts
  *
- * The table `bot_sessions` is created on first use (`bot_sessions_leases`
- * too, since the bot takes a lease per chat, so that several copies of it
- * can run against one database). Sessions untouched for 30 days expire.
+ * The table `bot_sessions` (or the one in SESSION_TABLE) is created on first
+ * use (`bot_sessions_leases` too, since the bot takes a lease per chat, so
+ * that several copies of it can run against one database). Sessions
+ * untouched for 30 days expire.
  * Send /count, /reset or /stats.
  */
 import { Bot, type Context } from "npm:grammy@^1.46";
@@ -25,12 +26,12 @@ if (!token) throw new Error("Set BOT_TOKEN to the token @BotFather gave you.");
 
 const storage = MysqlStorage.connect<Counter>(
   Deno.env.get("MYSQL_URL") ?? "mysql://root@127.0.0.1:3306/test",
-  { table: "bot_sessions", ttl: 30 * 24 * 60 * 60 * 1000 },
+  { table: Deno.env.get("SESSION_TABLE") ?? "bot_sessions", ttl: 30 * 24 * 60 * 60 * 1000 },
 );
 // Clears what expired while the bot was down (and checks the database is there).
 console.log(`purged ${await storage.purgeExpired(1000)} expired sessions`);
 
-const bot = new Bot<MyContext>(token);
+const bot = new Bot<MyContext>(token, { client: { apiRoot: Deno.env.get("TELEGRAM_API_ROOT") } });
 bot.use(session({
   initial: (): Counter => ({ count: 0 }),
   storage,
@@ -55,11 +56,13 @@ bot.command("stats", async (ctx) => {
 });
 bot.catch((err) => console.error("update failed:", err.error));
 
-const stop = async () => {
-  await bot.stop();
-  await storage.close();
-};
-Deno.addSignalListener("SIGINT", stop);
-Deno.addSignalListener("SIGTERM", stop);
+// Ctrl+C stops polling; once the update in hand is saved, bot.start()
+// returns and the connections are closed.
+Deno.addSignalListener("SIGINT", () => bot.stop());
+Deno.addSignalListener("SIGTERM", () => bot.stop());
 
-await bot.start({ onStart: (me) => console.log(`@${me.username} is running`) });
+try {
+  await bot.start({ onStart: (me) => console.log(`@${me.username} is running`) });
+} finally {
+  await storage.close();
+}

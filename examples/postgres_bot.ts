@@ -4,10 +4,10 @@
  * Run it with:
  *
  *   BOT_TOKEN=123:abc DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
- *     deno run --allow-net --allow-env examples/postgres_bot.ts
+ *     deno run --allow-net --allow-env --allow-sys examples/postgres_bot.ts
  *
- * The table `bot_sessions` is created on first use. Sessions untouched for
- * 30 days expire. Send /count, /reset or /stats.
+ * The table `bot_sessions` (or the one in SESSION_TABLE) is created on first
+ * use. Sessions untouched for 30 days expire. Send /count, /reset or /stats.
  */
 import { Bot, type Context } from "npm:grammy@^1.46";
 import { session, type SessionFlavor } from "../mod.ts";
@@ -23,10 +23,10 @@ if (!token) throw new Error("Set BOT_TOKEN to the token @BotFather gave you.");
 
 const storage = PostgresStorage.connect<Counter>(
   Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/test",
-  { table: "bot_sessions", ttl: 30 * 24 * 60 * 60 * 1000 },
+  { table: Deno.env.get("SESSION_TABLE") ?? "bot_sessions", ttl: 30 * 24 * 60 * 60 * 1000 },
 );
 
-const bot = new Bot<MyContext>(token);
+const bot = new Bot<MyContext>(token, { client: { apiRoot: Deno.env.get("TELEGRAM_API_ROOT") } });
 bot.use(session({ initial: (): Counter => ({ count: 0 }), storage }));
 
 bot.command("count", (ctx) => ctx.reply(`Count: ${++ctx.session.count}`));
@@ -46,11 +46,13 @@ bot.command("stats", async (ctx) => {
 });
 bot.catch((err) => console.error("update failed:", err.error));
 
-const stop = async () => {
-  await bot.stop();
-  await storage.close();
-};
-Deno.addSignalListener("SIGINT", stop);
-Deno.addSignalListener("SIGTERM", stop);
+// Ctrl+C stops polling; once the update in hand is saved, bot.start()
+// returns and the connections are closed.
+Deno.addSignalListener("SIGINT", () => bot.stop());
+Deno.addSignalListener("SIGTERM", () => bot.stop());
 
-await bot.start({ onStart: (me) => console.log(`@${me.username} is running`) });
+try {
+  await bot.start({ onStart: (me) => console.log(`@${me.username} is running`) });
+} finally {
+  await storage.close();
+}

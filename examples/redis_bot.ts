@@ -4,11 +4,12 @@
  * Run it with:
  *
  *   BOT_TOKEN=123:abc REDIS_URL=redis://127.0.0.1:6379 \
- *     deno run --allow-net --allow-env examples/redis_bot.ts
+ *     deno run --allow-net --allow-env --allow-sys examples/redis_bot.ts
  *
- * Sessions live at `counter:<chat id>` as JSON text and expire after 30 days
- * without an update. Send /count, /reset or /stats. Stop it with Ctrl+C: the
- * bot stops polling and the Redis connection is closed.
+ * Sessions live at `counter:<chat id>` (or under the prefix in REDIS_PREFIX)
+ * as JSON text and expire after 30 days without an update. Send /count,
+ * /reset or /stats. Stop it with Ctrl+C: the bot stops polling and the Redis
+ * connection is closed.
  */
 import { Bot, type Context } from "npm:grammy@^1.46";
 import { session, type SessionFlavor } from "../mod.ts";
@@ -25,10 +26,10 @@ if (!token) throw new Error("Set BOT_TOKEN to the token @BotFather gave you.");
 // The storage opens this connection, so storage.close() closes it.
 const storage = await RedisStorage.connect<Counter>(
   Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379",
-  { prefix: "counter:", ttl: 30 * 24 * 60 * 60 * 1000 },
+  { prefix: Deno.env.get("REDIS_PREFIX") ?? "counter:", ttl: 30 * 24 * 60 * 60 * 1000 },
 );
 
-const bot = new Bot<MyContext>(token);
+const bot = new Bot<MyContext>(token, { client: { apiRoot: Deno.env.get("TELEGRAM_API_ROOT") } });
 bot.use(session({ initial: (): Counter => ({ count: 0 }), storage }));
 
 bot.command("count", (ctx) => ctx.reply(`Count: ${++ctx.session.count}`));

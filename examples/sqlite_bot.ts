@@ -4,7 +4,8 @@
  *
  * Run it with:
  *
- *   BOT_TOKEN=123:abc deno run --allow-net --allow-env --allow-read --allow-write examples/sqlite_bot.ts
+ *   BOT_TOKEN=123:abc deno run --allow-net --allow-env --allow-sys --allow-read \
+ *     --allow-write examples/sqlite_bot.ts
  *
  * Without BOT_TOKEN it drives itself with made-up updates instead (API calls
  * are answered locally), prints what it stored, and exits:
@@ -55,6 +56,7 @@ const bot = new Bot<MyContext>(token ?? "0:offline", {
     has_topics_enabled: false,
     allows_users_to_create_topics: false,
   } as UserFromGetMe, // the fields grammY's version of the type asks for vary
+  client: { apiRoot: Deno.env.get("TELEGRAM_API_ROOT") },
 });
 bot.use(session({ initial: (): Counter => ({ count: 0 }), storage }));
 
@@ -76,13 +78,15 @@ bot.command("stats", async (ctx) => {
 bot.catch((err) => console.error("update failed:", err.error));
 
 if (token) {
-  const stop = async () => {
-    await bot.stop();
+  // Ctrl+C stops polling; once the update in hand is saved, bot.start()
+  // returns and the database is closed.
+  Deno.addSignalListener("SIGINT", () => bot.stop());
+  Deno.addSignalListener("SIGTERM", () => bot.stop());
+  try {
+    await bot.start({ onStart: (me) => console.log(`@${me.username} is running on ${path}`) });
+  } finally {
     db.close();
-  };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
-  await bot.start({ onStart: (me) => console.log(`@${me.username} is running on ${path}`) });
+  }
 } else {
   // Answer API calls locally and print the replies.
   bot.api.config.use((_prev, method, payload) => {

@@ -8,7 +8,8 @@
  *   BOT_TOKEN=123:abc deno run -A examples/strict.ts
  *
  * (From outside this repository, add --unstable-kv: the repository's
- * deno.json turns Deno KV on for you.)
+ * deno.json turns Deno KV on for you.) Sessions go to Deno's default local
+ * database, or to the file named by KV_PATH.
  */
 
 import { Bot, type Context } from "npm:grammy@^1.46";
@@ -23,8 +24,8 @@ type MyContext = Context & SessionFlavor<Counter>;
 const token = Deno.env.get("BOT_TOKEN");
 if (!token) throw new Error("Set BOT_TOKEN to your bot's token from @BotFather.");
 
-const kv = await Deno.openKv(); // Deno's default local database
-const bot = new Bot<MyContext>(token);
+const kv = await Deno.openKv(Deno.env.get("KV_PATH")); // unset: Deno's default local database
+const bot = new Bot<MyContext>(token, { client: { apiRoot: Deno.env.get("TELEGRAM_API_ROOT") } });
 
 bot.use(session({
   initial: (): Counter => ({ count: 0 }),

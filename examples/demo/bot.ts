@@ -11,8 +11,7 @@
  * chat fragment and the user fragment but `/reset` reads only the chat one.
  */
 
-import { Bot, type Context } from "npm:grammy@^1.46";
-import type { UserFromGetMe } from "npm:grammy@^1.46/types";
+import { Bot, type BotConfig, type Context } from "npm:grammy@^1.46";
 import { type LazyMultiSessionFlavor, lazySession, perUser } from "../../mod.ts";
 import { DenoKvStorage } from "../../storages/denokv.ts";
 
@@ -76,15 +75,16 @@ export function demoStorages(kv: Deno.Kv): DemoStorages {
 }
 
 /**
- * Builds the bot. Pass `botInfo` to skip the `getMe` call (the scripted demo
- * does; a real bot started with `bot.start()` fetches it itself).
+ * Builds the bot. `config` goes to grammY's `Bot`: `botInfo` skips the
+ * `getMe` call (the scripted demo gives it; a real bot started with
+ * `bot.start()` fetches it itself), `client.apiRoot` picks the Bot API server.
  */
 export function createBot(
   token: string,
   storages: DemoStorages,
-  botInfo?: UserFromGetMe,
+  config?: BotConfig<DemoContext>,
 ): Bot<DemoContext> {
-  const bot = new Bot<DemoContext>(token, botInfo === undefined ? {} : { botInfo });
+  const bot = new Bot<DemoContext>(token, config);
 
   bot.use(lazySession({
     type: "multi",
