@@ -36,7 +36,8 @@
 import mysqlModule from "npm:mysql2@^3/promise";
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import type { MysqlQueryable } from "./mysql/client.ts";
-import { MysqlDriver, PURGE_BATCH } from "./mysql/driver.ts";
+import { MysqlDriver } from "./mysql/driver.ts";
+import { checkPurgeLimit, PURGE_BATCH } from "./shared/purging.ts";
 import { type MysqlStorageOptions, resolveOptions } from "./mysql/options.ts";
 import { createTableSql } from "./mysql/sql.ts";
 
@@ -202,9 +203,7 @@ export class MysqlStorage<T> extends AsyncDriverStorage<T> {
    * @returns The number of rows deleted.
    */
   async purgeExpired(limit: number = PURGE_BATCH): Promise<number> {
-    if (!(Number.isInteger(limit) && limit > 0)) {
-      throw new RangeError(`MysqlStorage: purgeExpired needs a positive integer, got ${limit}.`);
-    }
+    checkPurgeLimit("MysqlStorage", limit);
     return await this.#driver.purge(limit);
   }
 }

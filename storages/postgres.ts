@@ -37,7 +37,8 @@ import pgModule from "npm:pg@^8";
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import { checkIdentifier } from "./postgres/names.ts";
 import { createTableSql, tableNames } from "./postgres/sql.ts";
-import { PostgresDriver, PURGE_BATCH } from "./postgres/driver.ts";
+import { PostgresDriver } from "./postgres/driver.ts";
+import { checkPurgeLimit, PURGE_BATCH } from "./shared/purging.ts";
 import type { PostgresQueryable, PostgresStorageOptions, ValueType } from "./postgres/types.ts";
 
 export type {
@@ -263,10 +264,10 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
    * @returns The number of rows deleted.
    */
   purgeExpired(limit: number = PURGE_BATCH): Promise<number> {
-    if (!(Number.isInteger(limit) && limit > 0)) {
-      return Promise.reject(
-        new RangeError(`PostgresStorage: purgeExpired needs a positive integer, got ${limit}.`),
-      );
+    try {
+      checkPurgeLimit("PostgresStorage", limit);
+    } catch (err) {
+      return Promise.reject(err);
     }
     return this.#driver.purge(limit);
   }

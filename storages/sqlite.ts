@@ -31,6 +31,7 @@
  * @module
  */
 
+import { checkPurgeLimit } from "./shared/purging.ts";
 import { checkOptionNames, checkTtl } from "./shared/options.ts";
 import { DriverStorage } from "./shared/driver_storage.ts";
 import type { SqliteDatabase } from "./sqlite/database.ts";
@@ -189,9 +190,7 @@ export class SqliteStorage<T> extends DriverStorage<T> {
    * @returns The number of sessions deleted.
    */
   purgeExpired(limit: number = 1000): number {
-    if (!(Number.isInteger(limit) && limit > 0)) {
-      throw new RangeError(`SqliteStorage: purgeExpired needs a positive integer, got ${limit}.`);
-    }
+    checkPurgeLimit("SqliteStorage", limit);
     return this.#driver.purge(limit);
   }
 }

@@ -10,7 +10,7 @@ import { Buffer } from "node:buffer";
 import type { DatabaseSync, DatabaseSyncOptions, SQLInputValue } from "node:sqlite";
 import { SessionError } from "../mod.ts";
 import { type SqliteDatabase, SqliteStorage } from "../storages/sqlite.ts";
-import { PURGE_BATCH, PURGE_EVERY } from "../storages/sqlite/driver.ts";
+import { PURGE_BATCH, PURGE_EVERY } from "../storages/shared/purging.ts";
 import { sleep } from "./helpers/bot.ts";
 import { rawCount, rawRows, SqliteFiles } from "./sqlite_env.ts";
 

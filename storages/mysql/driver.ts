@@ -22,6 +22,7 @@
  * @module
  */
 
+import { PURGE_BATCH, PurgeSchedule } from "../shared/purging.ts";
 import { Buffer } from "node:buffer";
 import { SessionError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
@@ -49,10 +50,6 @@ const KEYS: KeyRules = {
   maxBytesReason: MAX_KEY_REASON,
 };
 
-/** Rows deleted per automatic purge. */
-export const PURGE_BATCH = 100;
-/** An automatic purge runs on the first write and then on every this many writes. */
-const PURGE_EVERY = 100;
 /** Sessions fetched per page when listing values. */
 const VALUE_PAGE = 50;
 /** How often a statement rolled back by a deadlock or lock timeout is sent again. */
@@ -89,7 +86,7 @@ export class MysqlDriver implements SessionDriver<string> {
   /** The longest JSON text the server takes, known once the session table is ready. */
   #maxValue = Infinity;
   #packet = 0;
-  #writes = 0;
+  readonly #purging = new PurgeSchedule();
   #close: (() => Promise<void>) | undefined;
   #closed: Promise<void> | undefined;
 
@@ -258,7 +255,7 @@ export class MysqlDriver implements SessionDriver<string> {
   }
 
   async #maybePurge(): Promise<void> {
-    if (this.#writes++ % PURGE_EVERY !== 0) return;
+    if (!this.#purging.due()) return;
     try {
       await this.purge(PURGE_BATCH);
     } catch {

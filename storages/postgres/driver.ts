@@ -9,6 +9,7 @@
  * @module
  */
 
+import { PURGE_BATCH, PurgeSchedule } from "../shared/purging.ts";
 import { SessionValueError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
 import { Runner, sqlState, type TableKind } from "./runner.ts";
@@ -50,10 +51,6 @@ const KEY_RULES: KeyRules = {
  */
 const JSONB_UNSAFE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 
-/** Rows deleted per purge batch, unless the caller asks for another number. */
-export const PURGE_BATCH = 100;
-/** A purge batch runs on the first write and then on every this many writes. */
-const PURGE_EVERY = 100;
 /** The most rows fetched per page when listing values. */
 const VALUE_PAGE = 50;
 
@@ -86,7 +83,7 @@ export class PostgresDriver implements SessionDriver<string> {
   readonly #ttl: number | undefined;
   readonly #jsonb: boolean;
   readonly #label: string;
-  #writes = 0;
+  readonly #purging = new PurgeSchedule();
   #owned: { end(): Promise<void> } | undefined;
   #closed: Promise<void> | undefined;
 
@@ -240,7 +237,7 @@ export class PostgresDriver implements SessionDriver<string> {
    * without a TTL: rows an earlier configuration left to expire go as well.
    */
   async #maybePurge(): Promise<void> {
-    if (this.#writes++ % PURGE_EVERY !== 0) return;
+    if (!this.#purging.due()) return;
     try {
       await this.purge(PURGE_BATCH);
     } catch {

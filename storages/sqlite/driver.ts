@@ -21,6 +21,7 @@
  * @module
  */
 
+import { PURGE_BATCH, PurgeSchedule } from "../shared/purging.ts";
 import { SessionError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
 import {
@@ -45,10 +46,6 @@ import { newVersion } from "./versions.ts";
  */
 const KEYS: KeyRules = { wellFormed: true, noNul: true };
 
-/** Expired rows deleted per batch while writing. */
-export const PURGE_BATCH = 100;
-/** A purge batch runs on the first write and then on every this many writes. */
-export const PURGE_EVERY = 100;
 /** Rows per listing page with values (sessions may be large). */
 const ENTRY_PAGE = 100;
 
@@ -78,7 +75,7 @@ export class SqliteDriver implements SessionDriver<string> {
   #timeout = 0;
   /** The database's text encoding, read at setup. */
   #encoding: TextEncoding = "UTF-8";
-  #writes = 0;
+  readonly #purging = new PurgeSchedule();
 
   /** A driver over `db`; nothing runs until the first call. */
   constructor(db: SqliteDatabase, options: SqliteDriverOptions) {
@@ -188,9 +185,9 @@ export class SqliteDriver implements SessionDriver<string> {
     });
   }
 
-  /** A purge batch on the first write and then every `PURGE_EVERY` writes. */
+  /** A purge batch on the first write and then every `PURGE_EVERY` writes (shared/purging.ts). */
   #maybePurge(now: number): void {
-    if (this.#writes++ % PURGE_EVERY !== 0) return;
+    if (!this.#purging.due()) return;
     const s = this.#statements!;
     try {
       s.purgeLeases.run(now, PURGE_BATCH);
@@ -198,7 +195,7 @@ export class SqliteDriver implements SessionDriver<string> {
     } catch {
       // Housekeeping: the write itself landed, and expired rows are never
       // returned. The next write tries again.
-      this.#writes = 0;
+      this.#purging.again();
     }
   }
 
