@@ -80,8 +80,9 @@ pgTest("PostgresStorage: reads apply the TTL configured now", async (t) => {
     });
 
     await t.step("an expiry is cleared only on the version that was read", async () => {
-      // A write landing between the read's snapshot and its update keeps the
-      // expiry it was written with: the update re-checks the version.
+      // A write landing between the read's SELECT and its renewal: the
+      // renewal re-checks the version, finds it replaced, and the read reads
+      // again instead of handing out what is no longer stored.
       const app = `${RUN}_ttl_race`;
       const url = new URL(DATABASE_URL);
       url.searchParams.set("application_name", app);
@@ -107,8 +108,13 @@ pgTest("PostgresStorage: reads apply the TTL configured now", async (t) => {
              expires_at = now() + interval '1 minute' WHERE key = 'raced'`,
         );
         await db.query("COMMIT");
-        assert.deepEqual(await read, { n: 1 }, "the snapshot it read");
-        assert.ok((await row("raced")).expires_at !== null, "the newer write keeps its expiry");
+        // The renewal found the version it read replaced, so it changed
+        // nothing and the read read again: it hands out the newer write, and
+        // (having no TTL) clears that one's expiry, as every read of it would.
+        assert.deepEqual(await read, { n: 2 }, "the newer write, read again");
+        const after = await row("raced");
+        assert.equal(after.expires_at, null, "cleared on the version read, the newer one");
+        assert.equal(after.v, '{"n":2}', "the newer write itself is untouched");
       } finally {
         await db.query("ROLLBACK").catch(() => {});
         await reader.close();

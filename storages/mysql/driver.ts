@@ -106,17 +106,21 @@ export class MysqlDriver implements SessionDriver<string> {
   async read(key: string): Promise<StoredRecord<string> | undefined> {
     const k = Buffer.from(key);
     const e = this.#expiry;
-    const rows = rowsOf(await this.#run("sessions", this.#sql.read, e ? [e.threshold, k] : [k]));
-    if (rows.length === 0) return undefined;
-    const [value, version, stale] = rows[0];
-    const record = { payload: textOf(value), version: String(version) };
-    if (Number(stale) !== 0) {
-      // Renews (or clears) the expiry of the version just read, if it is
-      // still there: never the value or the version.
+    // Renewing (or clearing) the expiry is a second statement, only when due.
+    // If it changes nothing (the version replaced, or expired and perhaps
+    // purged since the SELECT, or renewed in the same millisecond), the
+    // session is read again, once: what a read hands out is live for at
+    // least a TTL, or nothing.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const rows = rowsOf(await this.#run("sessions", this.#sql.read, e ? [e.threshold, k] : [k]));
+      if (rows.length === 0) return undefined;
+      const [value, version, stale] = rows[0];
+      const record = { payload: textOf(value), version: String(version) };
+      if (Number(stale) === 0) return record;
       const params = e ? [e.lifetime, k, record.version] : [k, record.version];
-      await this.#run("sessions", this.#sql.touch, params);
+      if (affectedOf(await this.#run("sessions", this.#sql.touch, params)) > 0) return record;
     }
-    return record;
+    return undefined;
   }
 
   async write(

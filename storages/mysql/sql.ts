@@ -62,7 +62,7 @@ export interface Statements {
   read: string;
   /**
    * (lifetime µs,) key, version: renews or clears the expiry of that version
-   * only, even if it passed since the read (the read handed the session out).
+   * only, while it is live; nothing changed otherwise.
    */
   touch: string;
   /** key: one row if a live session exists. */
@@ -134,10 +134,9 @@ ORDER BY \`key\` LIMIT ?`;
   return {
     read: `SELECT ${values}, CAST(\`version\` AS CHAR), ${stale} FROM ${t}
 WHERE \`key\` = ? AND ${LIVE}`,
-    // No liveness check: the read just handed this version out as live, so
-    // it is renewed even if its old expiry passed between the two statements.
+    // Only while live: an expired row stays expired (the driver reads again).
     touch: `UPDATE ${t} SET \`expires_at\` = ${expiry}
-WHERE \`key\` = ? AND \`version\` = ${version}`,
+WHERE \`key\` = ? AND \`version\` = ${version} AND ${LIVE}`,
     has: `SELECT 1 FROM ${t} WHERE \`key\` = ? AND ${LIVE}`,
     write: `INSERT INTO ${t} ${row}
 ON DUPLICATE KEY UPDATE \`value\` = VALUES(\`value\`), \`version\` = VALUES(\`version\`),

@@ -121,12 +121,20 @@ export class PostgresDriver implements SessionDriver<string> {
 
   /** One statement: the row, with its expiry renewed (TTL) or cleared (none). */
   async read(key: string): Promise<StoredRecord<string> | undefined> {
-    const { rows } = await this.#run(this.#sql.read, this.#params(key), key);
-    if (rows.length === 0) return undefined;
-    const version = rows[0].version as string;
     // Renewing (or clearing) the expiry is a second statement, only when due.
-    if (rows[0].due === true) await this.#run(this.#sql.touch, this.#params(key, version), key);
-    return { payload: rows[0].value as string, version };
+    // If it finds the version gone (replaced, or expired and perhaps purged
+    // since the SELECT), the session is read again, once: what a read hands
+    // out is always live for at least a TTL, or nothing.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { rows } = await this.#run(this.#sql.read, this.#params(key), key);
+      if (rows.length === 0) return undefined;
+      const version = rows[0].version as string;
+      const record = { payload: rows[0].value as string, version };
+      if (rows[0].due !== true) return record;
+      const touched = await this.#run(this.#sql.touch, this.#params(key, version), key);
+      if (touched.rowCount) return record;
+    }
+    return undefined;
   }
 
   /** One upsert, conditional insert or compare-and-set, by `expected`. */

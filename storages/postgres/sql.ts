@@ -110,7 +110,7 @@ export interface Statements {
   /**
    * `$1` key, `$2` version read (`$3` ttl): with a TTL, sets the expiry
    * {@link LIFETIME} TTLs ahead; without, clears it. Only on that version
-   * (live, or expired since the read), never changing the version.
+   * while it is live, never changing the version; row count 0 otherwise.
    */
   touch: string;
   /** `$1` key: one row if a live session exists. */
@@ -187,12 +187,11 @@ export function buildStatements(
     : "(s.expires_at IS NOT NULL)";
   const read = `SELECT s.value::text AS value, s.version::text AS version, ${due} AS due
 FROM ${t} AS s WHERE s.key = $1 AND ${live}`;
-  // The expiry changes only on the version that was read (a concurrent
-  // write keeps its own), and the version never. No liveness check: the read
-  // just handed this version out as live, so it is renewed even if its old
-  // expiry passed between the two statements (else its save would conflict).
+  // The expiry changes only on the version that was read, while it is live
+  // (a concurrent write keeps its own; an expired row stays expired), and the
+  // version never. No row touched: the driver reads again.
   const touch = `UPDATE ${t} AS s SET expires_at = ${ttl ? life(3) : "NULL"}
-WHERE s.key = $1 AND s.version = $2::bigint${ttl ? "" : " AND s.expires_at IS NOT NULL"}`;
+WHERE s.key = $1 AND s.version = $2::bigint AND ${live}`;
 
   // The writer picks the new version (see shared/bigint_versions.ts), so a conditional
   // write needs no RETURNING: its row count says whether it landed.
