@@ -7,13 +7,14 @@
  *   this user counted anywhere.
  *
  * The session is lazy: a fragment is read from storage only when a handler
- * awaits it, so `/start` does no storage I/O at all, and `/count` reads the
- * chat fragment and the user fragment but `/reset` reads only the chat one.
+ * awaits it, and written only when it changed. So `/start` does no storage
+ * I/O at all, `/count` reads and writes both fragments, `/me` only reads the
+ * user fragment, and `/reset` writes the chat fragment without reading it.
  */
 
 import { Bot, type BotConfig, type Context } from "npm:grammy@^1.46";
 import { type LazyMultiSessionFlavor, lazySession, perUser } from "../../mod.ts";
-import { DenoKvStorage } from "../../storages/denokv.ts";
+import { CountingKvStorage } from "./counting_storage.ts";
 
 /** What is stored per chat. */
 export interface ChatData {
@@ -33,32 +34,6 @@ export interface Data {
 
 /** The bot's context type. */
 export type DemoContext = Context & LazyMultiSessionFlavor<Data>;
-
-/**
- * A `DenoKvStorage` that counts how often it was read, so the demo can show
- * which updates touched storage (lazy sessions read nothing they don't need).
- */
-export class CountingKvStorage<T> extends DenoKvStorage<T> {
-  /** Reads since the last `take()`. */
-  reads = 0;
-
-  override read(key: string): Promise<T | undefined> {
-    this.reads++;
-    return super.read(key);
-  }
-
-  override readVersioned(key: string): ReturnType<DenoKvStorage<T>["readVersioned"]> {
-    this.reads++;
-    return super.readVersioned(key);
-  }
-
-  /** Returns the reads counted so far and starts again from zero. */
-  take(): number {
-    const n = this.reads;
-    this.reads = 0;
-    return n;
-  }
-}
 
 /** The storages of both fragments, over one KV database. */
 export interface DemoStorages {
