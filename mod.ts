@@ -7,8 +7,10 @@
  * stored data with initial data after a failed read, and refuses values JSON
  * cannot hold before anything is written.
  *
- * Storages: `MemorySessionStorage` here, and Deno KV, Redis and PostgreSQL at
- * `./denokv`, `./redis` and `./postgres`.
+ * Storages: `MemorySessionStorage` here, and Deno KV, Redis, PostgreSQL,
+ * SQLite and MySQL/MariaDB at `./denokv`, `./redis`, `./postgres`, `./sqlite`
+ * and `./mysql`. `telegrafStore` makes any of them the store of Telegraf 4's
+ * `session()`.
  *
  * @example Strict sessions
  * ```ts
@@ -64,6 +66,11 @@ export {
   type MigrationOptions,
   type Migrations,
 } from "./src/enhance.ts";
+export {
+  type TelegrafSessionStore,
+  telegrafStore,
+  type TelegrafStoreOptions,
+} from "./src/telegraf.ts";
 export { MemorySessionStorage, type MemorySessionStorageOptions } from "./storages/memory.ts";
 export { DriverStorage } from "./storages/shared/driver_storage.ts";
 export { AsyncDriverStorage } from "./storages/shared/async_driver_storage.ts";

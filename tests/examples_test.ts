@@ -644,6 +644,75 @@ Deno.test("examples/sqlite_bot.ts: offline, then live on the same file", async (
   });
 });
 
+Deno.test("examples/telegraf_bot.ts: Telegraf's session() on a sessionkit SQLite storage", async () => {
+  await withTempDir(async (dir) => {
+    const SQLITE_PATH = `${dir}/telegraf.db`;
+    const api = startFakeBotApi();
+    const proc = new Proc(headerCommand("examples/telegraf_bot.ts", true), {
+      ...apiEnv(api),
+      SQLITE_PATH,
+    });
+    let stopped: { status: Deno.CommandStatus; killed: boolean } | undefined;
+    try {
+      // Telegraf handles the updates of one getUpdates batch at the same time,
+      // so they go in one at a time, each after the reply to the one before.
+      const updates = privately(
+        [61, "/count"],
+        [61, "/count"],
+        [62, "/count"],
+        [62, "/stats"],
+        [63, "/count"],
+        [63, "/reset"],
+        [61, "/count"],
+      );
+      for (const [i, update] of updates.entries()) {
+        api.push(update);
+        await proc.until(api.waitFor(() => api.texts().length > i, REPLY_MS, `reply ${i + 1}`));
+      }
+      const last = updates.at(-1)!.update_id;
+      await proc.until(api.waitFor(
+        () =>
+          api.calls.some((c) =>
+            c.method === "getUpdates" && Number(c.params.timeout ?? 0) > 0 &&
+            Number(c.params.offset ?? 0) > last
+          ),
+        REPLY_MS,
+        "the poll after the last update",
+      ));
+      stopped = await proc.stop();
+    } finally {
+      if (stopped === undefined) await proc.stop();
+      await api.close();
+    }
+    assert.ok(!stopped.killed, `the example ignored SIGTERM${proc.output()}`);
+    assert.equal(stopped.status.code, 0, `the example did not stop cleanly${proc.output()}`);
+    assert.deepEqual(api.sent().map((s) => [s.chat_id, s.text]), [
+      [61, "Count: 1"],
+      [61, "Count: 2"],
+      [62, "Count: 1"],
+      [62, "2 sessions have counted to 3 together."],
+      [63, "Count: 1"],
+      [63, "Forgotten. /count starts at 1 again."],
+      [61, "Count: 3"],
+    ], proc.output());
+    const calls = api.calls.map((c) => c.method);
+    assert.ok(calls.includes("getMe") && calls.includes("deleteWebhook"), calls.join());
+    assert.deepEqual(api.calls.filter((c) => c.token !== TOKEN), [], "every call uses BOT_TOKEN");
+    assert.doesNotMatch(proc.stderr, /failed|error/i, proc.output());
+    // Telegraf's keys, <user id>:<chat id>; /reset deleted chat 63's session.
+    const db = new DatabaseSync(SQLITE_PATH);
+    try {
+      const storage = new SqliteStorage(db, { table: "telegraf_sessions" });
+      assert.deepEqual(
+        ["61:61", "62:62", "63:63"].map((k) => storage.read(k)),
+        [{ count: 3 }, { count: 1 }, undefined],
+      );
+    } finally {
+      db.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------
 // Storage servers
 

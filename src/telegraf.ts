@@ -1,0 +1,296 @@
+/**
+ * `telegrafStore`: any sessionkit storage (or grammY storage adapter) as the
+ * `store` of Telegraf 4's `session()` middleware.
+ *
+ * Telegraf's store shape is `get(key)`, `set(key, value)` and `delete(key)`;
+ * sessionkit storages speak grammY's `read`, `write` and `delete`. The
+ * adapter maps one onto the other, and adds what a store can add without
+ * help from Telegraf's middleware: values checked as JSON data before
+ * anything is written, calls of one key sent to the storage in the order
+ * Telegraf made them, no write of a session that did not change, and
+ * conflict detection across processes. docs/telegraf.md says what that does
+ * and does not fix. Only structural types are used: Telegraf is not imported.
+ *
+ * @module
+ */
+
+import { isConditionalStorage } from "./capabilities.ts";
+import { SessionConflictError } from "./errors.ts";
+import { deserializeSession, serializeSession } from "./serialization.ts";
+import type { StorageAdapter } from "./storage.ts";
+
+/**
+ * The store shape Telegraf 4's `session({ store })` takes (its
+ * `AsyncSessionStore`), written out so that sessionkit need not depend on
+ * Telegraf.
+ *
+ * @example
+ * ```ts
+ * import { MemorySessionStorage, type TelegrafSessionStore, telegrafStore } from "@sessionkit/grammy";
+ *
+ * const store: TelegrafSessionStore<{ count: number }> = telegrafStore(
+ *   new MemorySessionStorage<{ count: number }>(),
+ * );
+ * await store.set("7:7", { count: 1 });
+ * console.log(await store.get("7:7")); // { count: 1 }
+ * ```
+ */
+export interface TelegrafSessionStore<T> {
+  /** The session stored under `key`, or `undefined`. */
+  get(key: string): Promise<T | undefined>;
+  /** Stores `value` under `key`; `null` or `undefined` deletes it, as Telegraf does. */
+  set(key: string, value: T): Promise<void>;
+  /** Removes the session stored under `key`; a missing key is fine. */
+  delete(key: string): Promise<void>;
+}
+
+/**
+ * Options of {@link telegrafStore}.
+ *
+ * @example
+ * ```ts
+ * import type { TelegrafStoreOptions } from "@sessionkit/grammy";
+ *
+ * const options: TelegrafStoreOptions = { onConflict: "overwrite" };
+ * ```
+ */
+export interface TelegrafStoreOptions {
+  /**
+   * What a save does when another process changed the session after this
+   * process read it. `"error"` (the default where the storage has
+   * conditional writes, as every sessionkit storage does): nothing is
+   * written and the save rejects with a `SessionConflictError`, so the
+   * update fails in Telegraf (`bot.catch`). `"overwrite"`: the last write
+   * wins, as with Telegraf's own stores (and the only choice for a storage
+   * without conditional writes).
+   */
+  onConflict?: "error" | "overwrite";
+}
+
+/** Keys whose last read or written state is remembered, for versions and unchanged values. */
+const REMEMBERED_KEYS = 10_000;
+/** Longer session texts are not kept for comparison: such a session is always written. */
+const REMEMBERED_TEXT = 64 * 1024;
+/** The remembered texts of one store hold at most this many characters in all. */
+const REMEMBERED_CHARS = 8 * 1024 * 1024;
+
+/** What this adapter last read or wrote for one key. */
+interface Known {
+  /** The version, or `null` for "nothing stored"; absent without conflict detection. */
+  version?: string | null;
+  /** The JSON text of the stored session; absent if nothing is stored or it is long. */
+  text?: string;
+}
+
+function storageProblem(storage: unknown): string | undefined {
+  if (typeof (storage as PromiseLike<unknown> | undefined)?.then === "function") {
+    return "it is a Promise: did you forget `await` (e.g. `await RedisStorage.connect(url)`)?";
+  }
+  const s = storage as Partial<StorageAdapter<unknown>> | undefined;
+  const missing = (["read", "write", "delete"] as const).filter((m) =>
+    typeof s?.[m] !== "function"
+  );
+  if (missing.length === 0) return undefined;
+  return `it has no ${missing.join(", ")} function${missing.length > 1 ? "s" : ""}; pass a ` +
+    `sessionkit storage (e.g. new MemorySessionStorage()) or another grammY storage adapter`;
+}
+
+/**
+ * Makes a Telegraf 4 session store of a sessionkit storage (any grammY
+ * `StorageAdapter` works too), for `session({ store })` of `telegraf`.
+ *
+ * What it does, on top of passing calls through:
+ *
+ * - **JSON data only.** A value JSON cannot hold faithfully (a `Date`, a
+ *   `Map`, a cycle, `NaN`, ...) is refused with a `SessionValueError` naming
+ *   the key and the path of the bad value, before anything is written. The
+ *   value is copied when `set` is called, so later changes to the live
+ *   object do not leak into a write still waiting its turn.
+ * - **In order per key.** `get`, `set` and `delete` of one key reach the
+ *   storage one after another, in the order Telegraf called them. Telegraf
+ *   drops its shared in-process session as soon as the last update using it
+ *   ends and only then saves it, so without this a new update of the chat
+ *   could read the old session from a pooled database before the save has
+ *   landed, and lose it.
+ * - **No needless writes.** Telegraf saves every session that a handler
+ *   read, changed or not. A value equal to what this store last read or
+ *   wrote for the key is not written again, so an update that only reads
+ *   the session never overwrites another process's newer data.
+ * - **Conflicts are errors, not silent losses** (`onConflict: "error"`,
+ *   the default where the storage has conditional writes): a save whose
+ *   session another process changed since this process read it writes
+ *   nothing and rejects with a `SessionConflictError`. Telegraf cannot run
+ *   the update again, so the change of that update is not saved: it is
+ *   reported instead of being overwritten without a trace.
+ * - `set(key, null)` or `set(key, undefined)` deletes, as Telegraf's own
+ *   middleware does when `ctx.session` is set to `null` or `undefined`.
+ *
+ * Use one store per `session()` middleware and per process: versions and
+ * last values are remembered per store (for the 10,000 most recently used
+ * keys, and 8 Mi characters of session text in all; a key forgotten between
+ * its read and its save is saved without the checks).
+ *
+ * @example Telegraf sessions in SQLite
+ * ```ts
+ * import { DatabaseSync } from "node:sqlite";
+ * import { session, Telegraf, type Context } from "npm:telegraf@^4.16";
+ * import { telegrafStore } from "@sessionkit/grammy";
+ * import { SqliteStorage } from "@sessionkit/grammy/sqlite";
+ *
+ * interface MyContext extends Context {
+ *   session?: { count: number };
+ * }
+ * const storage = new SqliteStorage<{ count: number }>(new DatabaseSync("sessions.db"));
+ * const bot = new Telegraf<MyContext>("token");
+ * bot.use(session({ store: telegrafStore(storage), defaultSession: () => ({ count: 0 }) }));
+ * bot.command("count", (ctx) => ctx.reply(`Count: ${++ctx.session!.count}`));
+ * ```
+ *
+ * @param storage Where the sessions live: a sessionkit storage, or any grammY storage adapter.
+ * @param options See {@link TelegrafStoreOptions}.
+ * @returns The store for Telegraf's `session({ store })`.
+ */
+export function telegrafStore<T>(
+  storage: StorageAdapter<T>,
+  options: TelegrafStoreOptions = {},
+): TelegrafSessionStore<T> {
+  const problem = storageProblem(storage);
+  if (problem !== undefined) {
+    throw new TypeError(
+      `telegrafStore(storage): the storage is not a storage adapter: ${problem}.`,
+    );
+  }
+  const unknownOption = Object.keys(options ?? {}).find((name) => name !== "onConflict");
+  if (unknownOption !== undefined) {
+    throw new TypeError(
+      `telegrafStore(storage, options): unknown option "${unknownOption}"; the only option is onConflict.`,
+    );
+  }
+  const onConflict = options.onConflict;
+  if (onConflict !== undefined && onConflict !== "error" && onConflict !== "overwrite") {
+    throw new TypeError(
+      `telegrafStore(storage, options): onConflict must be "error" or "overwrite", got ${
+        JSON.stringify(onConflict) ?? String(onConflict)
+      }.`,
+    );
+  }
+  const conditional = isConditionalStorage<T>(storage) ? storage : undefined;
+  if (onConflict === "error" && conditional === undefined) {
+    throw new TypeError(
+      `telegrafStore(storage, { onConflict: "error" }): this storage has no conditional writes ` +
+        `(readVersioned, writeIfVersion, deleteIfVersion), so conflicts cannot be detected. ` +
+        `Use a sessionkit storage, or onConflict: "overwrite".`,
+    );
+  }
+  const versioned = onConflict !== "overwrite" ? conditional : undefined;
+
+  /** The tail of the calls of each key that has calls in flight. */
+  const tails = new Map<string, Promise<void>>();
+  /** Least recently used first. */
+  const known = new Map<string, Known>();
+  /** The characters of the texts in `known`. */
+  let chars = 0;
+
+  function forget(key: string): void {
+    chars -= known.get(key)?.text?.length ?? 0;
+    known.delete(key);
+  }
+
+  function remember(key: string, state: Known): void {
+    forget(key);
+    known.set(key, state);
+    chars += state.text?.length ?? 0;
+    while (known.size > REMEMBERED_KEYS || chars > REMEMBERED_CHARS) {
+      forget(known.keys().next().value!);
+    }
+  }
+
+  /** Runs `call` once every earlier call of `key` has settled. */
+  function inTurn<R>(key: string, call: () => R | Promise<R>): Promise<R> {
+    const before = tails.get(key);
+    const run = before === undefined
+      ? new Promise<R>((resolve) => resolve(call()))
+      : before.then(call);
+    const tail = run.then(() => {}, () => {});
+    tails.set(key, tail);
+    tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key);
+    });
+    return run;
+  }
+
+  function textOf(value: unknown): string | undefined {
+    if (value === undefined || value === null) return undefined;
+    const text = JSON.stringify(value);
+    return text.length <= REMEMBERED_TEXT ? text : undefined;
+  }
+
+  function conflict(key: string, what: string): SessionConflictError {
+    const err = new SessionConflictError(key);
+    err.message = `telegrafStore: the session of key "${key}" was changed by another process ` +
+      `(or another bot on this storage) after this process read it, so this update's ${what} ` +
+      `was not saved, and the other change was kept. Telegraf cannot run the update again: ` +
+      `handle the updates of one chat in one process, or pass onConflict: "overwrite" to let ` +
+      `the last save win silently.`;
+    return err;
+  }
+
+  async function remove(key: string): Promise<void> {
+    if (versioned === undefined) {
+      await storage.delete(key);
+      remember(key, {});
+      return;
+    }
+    const state = known.get(key);
+    if (state?.version === undefined) {
+      await storage.delete(key);
+    } else if (!(await versioned.deleteIfVersion(key, state.version))) {
+      throw conflict(key, "deletion");
+    }
+    remember(key, { version: null });
+  }
+
+  return {
+    get(key: string): Promise<T | undefined> {
+      return inTurn(key, async () => {
+        if (versioned === undefined) {
+          const value = (await storage.read(key)) ?? undefined;
+          remember(key, { text: textOf(value) });
+          return value;
+        }
+        const { value, version } = await versioned.readVersioned(key);
+        remember(key, { version, text: textOf(value) });
+        return value ?? undefined;
+      });
+    },
+
+    set(key: string, value: T): Promise<void> {
+      if (value === undefined || value === null) return inTurn(key, () => remove(key));
+      let text: string;
+      try {
+        text = serializeSession(value, key);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      // A copy as of now: the live object may change before the write's turn.
+      const copy = deserializeSession<T>(text);
+      return inTurn(key, async () => {
+        const state = known.get(key);
+        if (state?.text !== undefined && state.text === text) return; // unchanged
+        const remembered = text.length <= REMEMBERED_TEXT ? text : undefined;
+        if (versioned === undefined || state?.version === undefined) {
+          await storage.write(key, copy);
+          remember(key, { text: remembered });
+          return;
+        }
+        const version = await versioned.writeIfVersion(key, copy, state.version);
+        if (version === null) throw conflict(key, "change");
+        remember(key, { version, text: remembered });
+      });
+    },
+
+    delete(key: string): Promise<void> {
+      return inTurn(key, () => remove(key));
+    },
+  };
+}
