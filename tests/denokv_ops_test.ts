@@ -176,13 +176,31 @@ Deno.test("DenoKvStorage: a write after another handle's write conflicts or land
     assert.equal(await mine.deleteIfVersion("k", version), false);
     assert.deepEqual(await theirs.read("k"), data("theirs 2"));
 
-    // Unconditional: the failed check sends the write back to KV, and it lands.
+    // Unconditional, small over a head remembered as small: last write wins
+    // in one commit without a check, whatever was written meanwhile.
     await mine.read("k");
     await theirs.write("k", data("theirs 3"));
     reset();
     await mine.write("k", data("mine"));
-    assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 2 });
+    assert.deepEqual(ops, { get: 0, getMany: 0, list: 0, commit: 1 });
     assert.deepEqual(await theirs.read("k"), data("mine"));
+
+    // Even when the other handle made the session large (chunked) meanwhile:
+    // the small write wins, and readers see it, not a mix.
+    await mine.read("k");
+    await theirs.write("k", data("theirs, large", 200 * KiB));
+    await mine.write("k", data("mine again"));
+    assert.deepEqual(await theirs.read("k"), data("mine again"));
+    assert.deepEqual(await mine.read("k"), data("mine again"));
+
+    // Unconditional over a head remembered as large: checked, since its
+    // chunks must go with it; a failed check sends the write back to KV.
+    await mine.write("k", data("mine, large", 200 * KiB));
+    await theirs.write("k", data("theirs 4"));
+    reset();
+    await mine.write("k", data("mine 3"));
+    assert.deepEqual(ops, { get: 1, getMany: 0, list: 0, commit: 2 });
+    assert.deepEqual(await theirs.read("k"), data("mine 3"));
 
     // "Nothing stored" remembered, then created elsewhere: no overwrite.
     assert.deepEqual(await mine.readVersioned("n"), { value: undefined, version: null });

@@ -4,8 +4,11 @@
  * generations nobody needs any more.
  *
  * Every change commits with a check on the head's versionstamp as it was
- * read. When that check fails, the head is read again and the change is
- * decided on what is stored now:
+ * read, but one: an unconditional write of a small session over a head last
+ * seen small (no chunks) has no version to compare and nothing to clean up,
+ * so it commits unchecked (the check costs SQLite a walk over the old
+ * value's pages). When a check fails, the head is read again and the change
+ * is decided on what is stored now:
  *
  * - A conditional change compares the session's **version** (kept in the
  *   head, and unchanged by a renewal of its expiry): if it still matches,
@@ -166,7 +169,12 @@ export function switchHead(
       ctx.memory.remember(key, seen);
       return "conflict";
     }
-    const plan = new AtomicPlan().check(headKey, seen.versionstamp);
+    const plan = new AtomicPlan();
+    // A last-write-wins write of a small session over one known to be small
+    // has nothing to clean up and no version to compare: it needs no check.
+    if (expected !== undefined || fresh || seen.chunks !== undefined || extra.length > 0) {
+      plan.check(headKey, seen.versionstamp);
+    }
     for (const m of extra) plan.add(m);
     plan.add({ type: "set", key: headKey, value: storedHead(head), expireIn: expireIn(head.exp) });
     const cleanup = cleanupInto(ctx, key, seen, plan);
