@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Bot, type Context } from "npm:grammy@^1.46";
+import { Bot, type Context } from "npm:grammy@^1.46/web";
 import type { UserFromGetMe } from "npm:grammy@^1.46/types";
 import {
   DriverStorage,

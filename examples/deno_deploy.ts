@@ -23,7 +23,7 @@
  * @module
  */
 
-import { Bot, type Context, webhookCallback } from "npm:grammy@^1.46";
+import { Bot, type Context, webhookCallback } from "npm:grammy@^1.46/web";
 import { lazySession, type LazySessionFlavor } from "../mod.ts";
 import { DenoKvStorage } from "../storages/denokv.ts";
 

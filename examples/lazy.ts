@@ -14,7 +14,7 @@
  * default local database, or to the file named by KV_PATH.
  */
 
-import { Bot, type Context } from "npm:grammy@^1.46";
+import { Bot, type Context } from "npm:grammy@^1.46/web";
 import { lazySession, type LazySessionFlavor } from "../mod.ts";
 import { DenoKvStorage } from "../storages/denokv.ts";
 

@@ -12,7 +12,7 @@
  * untouched for 30 days expire.
  * Send /count, /reset or /stats.
  */
-import { Bot, type Context } from "npm:grammy@^1.46";
+import { Bot, type Context } from "npm:grammy@^1.46/web";
 import { session, type SessionFlavor } from "../mod.ts";
 import { MysqlStorage } from "../storages/mysql.ts";
 

@@ -9,7 +9,7 @@
  * The table `bot_sessions` (or the one in SESSION_TABLE) is created on first
  * use. Sessions untouched for 30 days expire. Send /count, /reset or /stats.
  */
-import { Bot, type Context } from "npm:grammy@^1.46";
+import { Bot, type Context } from "npm:grammy@^1.46/web";
 import { session, type SessionFlavor } from "../mod.ts";
 import { PostgresStorage } from "../storages/postgres.ts";
 

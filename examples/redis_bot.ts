@@ -11,7 +11,7 @@
  * /reset or /stats. Stop it with Ctrl+C: the bot stops polling and the Redis
  * connection is closed.
  */
-import { Bot, type Context } from "npm:grammy@^1.46";
+import { Bot, type Context } from "npm:grammy@^1.46/web";
 import { session, type SessionFlavor } from "../mod.ts";
 import { RedisStorage } from "../storages/redis.ts";
 

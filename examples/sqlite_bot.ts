@@ -18,7 +18,7 @@
  * expire. Send /count, /reset or /stats.
  */
 import { DatabaseSync } from "node:sqlite";
-import { Bot, type Context } from "npm:grammy@^1.46";
+import { Bot, type Context } from "npm:grammy@^1.46/web";
 import type { UserFromGetMe } from "npm:grammy@^1.46/types";
 import { session, type SessionFlavor } from "../mod.ts";
 import { SqliteStorage } from "../storages/sqlite.ts";

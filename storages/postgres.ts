@@ -33,6 +33,7 @@
  */
 
 import { checkFlag, checkOptionNames, checkTtl } from "./shared/options.ts";
+// @ts-types="./postgres/pg_module.d.ts"
 import pgModule from "npm:pg@^8";
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import { checkIdentifier } from "./postgres/names.ts";

@@ -12,7 +12,7 @@
  * user fragment, and `/reset` writes the chat fragment without reading it.
  */
 
-import { Bot, type BotConfig, type Context } from "npm:grammy@^1.46";
+import { Bot, type BotConfig, type Context } from "npm:grammy@^1.46/web";
 import { type LazyMultiSessionFlavor, lazySession, perUser } from "../../mod.ts";
 import { CountingKvStorage } from "./counting_storage.ts";
 

@@ -4,7 +4,7 @@
  * Nothing here talks to the network.
  */
 
-import type { Bot, Context } from "npm:grammy@^1.46";
+import type { Bot, Context } from "npm:grammy@^1.46/web";
 import type { Update, UserFromGetMe } from "npm:grammy@^1.46/types";
 
 /** Who the bot is; given to `new Bot`, so it never calls `getMe`. */

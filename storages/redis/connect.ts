@@ -7,6 +7,7 @@
  * @module
  */
 
+// @ts-types="./redis_module.d.ts"
 import { createClient } from "npm:redis@^5";
 import { SessionError } from "../../src/errors.ts";
 import type { RedisClientLike } from "./client.ts";
