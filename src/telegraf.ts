@@ -15,9 +15,11 @@
  */
 
 import { isConditionalStorage } from "./capabilities.ts";
-import { SessionConflictError } from "./errors.ts";
+import { SessionConflictError, SessionError, SessionKeyError } from "./errors.ts";
 import { deserializeSession, serializeSession } from "./serialization.ts";
 import type { StorageAdapter } from "./storage.ts";
+import { SessionMemory } from "./telegraf_memory.ts";
+import { checkStorage } from "./validate.ts";
 
 /**
  * The store shape Telegraf 4's `session({ store })` takes (its
@@ -67,33 +69,10 @@ export interface TelegrafStoreOptions {
   onConflict?: "error" | "overwrite";
 }
 
-/** Keys whose last read or written state is remembered, for versions and unchanged values. */
-const REMEMBERED_KEYS = 10_000;
-/** Longer session texts are not kept for comparison: such a session is always written. */
-const REMEMBERED_TEXT = 64 * 1024;
-/** The remembered texts of one store hold at most this many characters in all. */
-const REMEMBERED_CHARS = 8 * 1024 * 1024;
-
-/** What this adapter last read or wrote for one key. */
-interface Known {
-  /** The version, or `null` for "nothing stored"; absent without conflict detection. */
-  version?: string | null;
-  /** The JSON text of the stored session; absent if nothing is stored or it is long. */
-  text?: string;
-}
-
-function storageProblem(storage: unknown): string | undefined {
-  if (typeof (storage as PromiseLike<unknown> | undefined)?.then === "function") {
-    return "it is a Promise: did you forget `await` (e.g. `await RedisStorage.connect(url)`)?";
-  }
-  const s = storage as Partial<StorageAdapter<unknown>> | undefined;
-  const missing = (["read", "write", "delete"] as const).filter((m) =>
-    typeof s?.[m] !== "function"
-  );
-  if (missing.length === 0) return undefined;
-  return `it has no ${missing.join(", ")} function${missing.length > 1 ? "s" : ""}; pass a ` +
-    `sessionkit storage (e.g. new MemorySessionStorage()) or another grammY storage adapter`;
-}
+/** A failed read is tried this many times in all before `get` rejects. */
+const READ_ATTEMPTS = 3;
+/** Pause before the second and third attempt, in ms. */
+const READ_PAUSES = [50, 250];
 
 /**
  * Makes a Telegraf 4 session store of a sessionkit storage (any grammY
@@ -113,8 +92,8 @@ function storageProblem(storage: unknown): string | undefined {
  *   could read the old session from a pooled database before the save has
  *   landed, and lose it.
  * - **No needless writes.** Telegraf saves every session that a handler
- *   read, changed or not. A value equal to what this store last read or
- *   wrote for the key is not written again, so an update that only reads
+ *   read, changed or not. A value equal to what this store last read into
+ *   or wrote from that session object is not written again, so an update that only reads
  *   the session never overwrites another process's newer data.
  * - **Conflicts are errors, not silent losses** (`onConflict: "error"`,
  *   the default where the storage has conditional writes): a save whose
@@ -125,10 +104,13 @@ function storageProblem(storage: unknown): string | undefined {
  * - `set(key, null)` or `set(key, undefined)` deletes, as Telegraf's own
  *   middleware does when `ctx.session` is set to `null` or `undefined`.
  *
- * Use one store per `session()` middleware and per process: versions and
- * last values are remembered per store (for the 10,000 most recently used
- * keys, and 8 Mi characters of session text in all; a key forgotten between
- * its read and its save is saved without the checks).
+ * Use one store per `session()` middleware and per process. What was read
+ * is remembered on the session object handed to Telegraf (and, for a
+ * handler that assigns a new object, per key for the 10,000 keys used most
+ * recently; a key forgotten between its read and its save is saved without
+ * the checks). A failed read is tried three times before `get` rejects,
+ * since Telegraf 4.16 hands a rejected read to every later update of the
+ * chat. docs/telegraf.md has the details.
  *
  * @example Telegraf sessions in SQLite
  * ```ts
@@ -154,13 +136,14 @@ export function telegrafStore<T>(
   storage: StorageAdapter<T>,
   options: TelegrafStoreOptions = {},
 ): TelegrafSessionStore<T> {
-  const problem = storageProblem(storage);
-  if (problem !== undefined) {
+  checkStorage("telegrafStore(storage)", storage);
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new TypeError(
-      `telegrafStore(storage): the storage is not a storage adapter: ${problem}.`,
+      `telegrafStore(storage, options): options must be an object such as ` +
+        `{ onConflict: "overwrite" }, got ${JSON.stringify(options) ?? String(options)}.`,
     );
   }
-  const unknownOption = Object.keys(options ?? {}).find((name) => name !== "onConflict");
+  const unknownOption = Object.keys(options).find((name) => name !== "onConflict");
   if (unknownOption !== undefined) {
     throw new TypeError(
       `telegrafStore(storage, options): unknown option "${unknownOption}"; the only option is onConflict.`,
@@ -186,24 +169,7 @@ export function telegrafStore<T>(
 
   /** The tail of the calls of each key that has calls in flight. */
   const tails = new Map<string, Promise<void>>();
-  /** Least recently used first. */
-  const known = new Map<string, Known>();
-  /** The characters of the texts in `known`. */
-  let chars = 0;
-
-  function forget(key: string): void {
-    chars -= known.get(key)?.text?.length ?? 0;
-    known.delete(key);
-  }
-
-  function remember(key: string, state: Known): void {
-    forget(key);
-    known.set(key, state);
-    chars += state.text?.length ?? 0;
-    while (known.size > REMEMBERED_KEYS || chars > REMEMBERED_CHARS) {
-      forget(known.keys().next().value!);
-    }
-  }
+  const memory = new SessionMemory();
 
   /** Runs `call` once every earlier call of `key` has settled. */
   function inTurn<R>(key: string, call: () => R | Promise<R>): Promise<R> {
@@ -219,48 +185,71 @@ export function telegrafStore<T>(
     return run;
   }
 
-  function textOf(value: unknown): string | undefined {
-    if (value === undefined || value === null) return undefined;
-    const text = JSON.stringify(value);
-    return text.length <= REMEMBERED_TEXT ? text : undefined;
-  }
-
   function conflict(key: string, what: string): SessionConflictError {
     const err = new SessionConflictError(key);
-    err.message = `telegrafStore: the session of key "${key}" was changed by another process ` +
-      `(or another bot on this storage) after this process read it, so this update's ${what} ` +
-      `was not saved, and the other change was kept. Telegraf cannot run the update again: ` +
-      `handle the updates of one chat in one process, or pass onConflict: "overwrite" to let ` +
-      `the last save win silently.`;
+    err.message = `telegrafStore: the session of key "${key}" was changed or deleted by another ` +
+      `process (or another bot on this storage), or it expired, after this process read it, so ` +
+      `this update's ${what} was not saved, and what is stored now was kept. Telegraf cannot ` +
+      `run the update again: handle the updates of one chat in one process, keep a ttl far above ` +
+      `the longest handler, or pass onConflict: "overwrite" to let the last save win silently.`;
     return err;
   }
 
-  async function remove(key: string): Promise<void> {
-    if (versioned === undefined) {
-      await storage.delete(key);
-      remember(key, {});
-      return;
+  /** Reads `key` with its version (`undefined` when not tracked), trying again on failure. */
+  async function readOnce(key: string): Promise<{ value: T | undefined; version?: string | null }> {
+    if (versioned === undefined) return { value: (await storage.read(key)) ?? undefined };
+    const { value, version } = await versioned.readVersioned(key);
+    return { value: value ?? undefined, version };
+  }
+
+  async function read(key: string): Promise<{ value: T | undefined; version?: string | null }> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await readOnce(key);
+      } catch (err) {
+        // Telegraf 4.16 keeps a rejected read and hands it to every later
+        // update of the chat, so a passing fault is worth a second try.
+        if (attempt >= READ_ATTEMPTS || err instanceof SessionKeyError) throw err;
+        await new Promise((resolve) => setTimeout(resolve, READ_PAUSES[attempt - 1]));
+      }
     }
-    const state = known.get(key);
-    if (state?.version === undefined) {
+  }
+
+  async function remove(key: string): Promise<void> {
+    const version = versioned === undefined ? undefined : memory.recall(key, undefined)?.version;
+    if (version === undefined) {
       await storage.delete(key);
-    } else if (!(await versioned.deleteIfVersion(key, state.version))) {
+    } else if (!(await versioned!.deleteIfVersion(key, version))) {
       throw conflict(key, "deletion");
     }
-    remember(key, { version: null });
+    memory.remember(key, undefined, versioned === undefined ? {} : { version: null });
   }
 
   return {
     get(key: string): Promise<T | undefined> {
       return inTurn(key, async () => {
-        if (versioned === undefined) {
-          const value = (await storage.read(key)) ?? undefined;
-          remember(key, { text: textOf(value) });
-          return value;
+        const { value, version } = await read(key);
+        if (value === undefined) {
+          memory.remember(key, undefined, { version });
+          return undefined;
         }
-        const { value, version } = await versioned.readVersioned(key);
-        remember(key, { version, text: textOf(value) });
-        return value ?? undefined;
+        let text: string;
+        try {
+          text = serializeSession(value, key);
+        } catch (err) {
+          throw new SessionError(
+            `telegrafStore: the session stored under "${key}" is not JSON data ` +
+              `(${(err as Error).message}), so it cannot be handed to Telegraf. Delete it ` +
+              `(storage.delete(key)), or use a storage that keeps JSON data.`,
+            key,
+            { cause: err },
+          );
+        }
+        // A copy, so that a change in a handler cannot reach an adapter that
+        // hands out its stored object before the change is checked and saved.
+        const copy = deserializeSession<T>(text);
+        memory.remember(key, copy, { version, text });
+        return copy;
       });
     },
 
@@ -275,17 +264,16 @@ export function telegrafStore<T>(
       // A copy as of now: the live object may change before the write's turn.
       const copy = deserializeSession<T>(text);
       return inTurn(key, async () => {
-        const state = known.get(key);
-        if (state?.text !== undefined && state.text === text) return; // unchanged
-        const remembered = text.length <= REMEMBERED_TEXT ? text : undefined;
-        if (versioned === undefined || state?.version === undefined) {
+        const known = memory.recall(key, value);
+        if (known?.text === text) return; // unchanged since it was read or saved
+        if (versioned === undefined || known?.version === undefined) {
           await storage.write(key, copy);
-          remember(key, { text: remembered });
+          memory.remember(key, value, { text });
           return;
         }
-        const version = await versioned.writeIfVersion(key, copy, state.version);
+        const version = await versioned.writeIfVersion(key, copy, known.version);
         if (version === null) throw conflict(key, "change");
-        remember(key, { version, text: remembered });
+        memory.remember(key, value, { version, text });
       });
     },
 

@@ -195,8 +195,21 @@ function checkNames(where: string, options: Record<string, unknown>): void {
   );
 }
 
-/** Checks the `storage` option. */
-function checkStorage(where: string, storage: unknown): void {
+/**
+ * Checks that `storage` is a storage adapter, with an error that names the
+ * fix for the usual mistakes (a Promise, a raw `Deno.Kv`, a class).
+ *
+ * @example
+ * ```ts
+ * import { checkStorage } from "./validate.ts";
+ *
+ * checkStorage("session(options)", { read() {}, write() {}, delete() {} }); // no error
+ * ```
+ *
+ * @param where Who checks, for the message.
+ * @param storage The value to check.
+ */
+export function checkStorage(where: string, storage: unknown): void {
   if (isThenable(storage)) {
     throw new TypeError(
       `${where}: storage is a Promise, not a storage adapter: did you forget \`await\`? ` +

@@ -439,7 +439,7 @@ for (const backend of BACKENDS) {
         assert.equal(detected.errors.length, 1, "bot 2's lost increment is reported");
         assert.ok(detected.errors[0] instanceof SessionConflictError);
         assert.equal(detected.errors[0].key, KEY);
-        assert.match(detected.errors[0].message, /changed by another process/);
+        assert.match(detected.errors[0].message, /changed or deleted by another process/);
 
         // Bot 2 only reads: Telegraf still saves what it read, over bot 1's change.
         const naiveRead = await race(handMade, "read");
@@ -665,9 +665,21 @@ Deno.test("telegraf: the store on its own", async (t) => {
     const storage = new MemorySessionStorage<Counter>();
     assert.throws(
       () => telegrafStore(Promise.resolve(storage) as unknown as Storage),
-      /Promise: did you forget `await`/,
+      /is a Promise, not a storage adapter: did you forget `await`/,
     );
-    assert.throws(() => telegrafStore({ read() {} } as unknown as Storage), /no write, delete/);
+    assert.throws(
+      () => telegrafStore({ read() {} } as unknown as Storage),
+      /has no write\(\) and delete\(\) functions/,
+    );
+    assert.throws(
+      () => telegrafStore({ get() {}, set() {}, atomic() {} } as unknown as Storage),
+      /Deno.Kv database, not a storage adapter. Wrap it: `storage: new DenoKvStorage\(kv\)`/,
+    );
+    assert.throws(() => telegrafStore(storage, null as never), /options must be an object/);
+    assert.throws(
+      () => telegrafStore(storage, "overwrite" as never),
+      /options must be an object such as \{ onConflict: "overwrite" \}, got "overwrite"/,
+    );
     assert.throws(
       () => telegrafStore(storage, { onConflit: "error" } as never),
       /unknown option "onConflit"/,
