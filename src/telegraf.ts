@@ -188,10 +188,11 @@ export function telegrafStore<T>(
   function conflict(key: string, what: string): SessionConflictError {
     const err = new SessionConflictError(key);
     err.message = `telegrafStore: the session of key "${key}" was changed or deleted by another ` +
-      `process (or another bot on this storage), or it expired, after this process read it, so ` +
-      `this update's ${what} was not saved, and what is stored now was kept. Telegraf cannot ` +
-      `run the update again: handle the updates of one chat in one process, keep a ttl far above ` +
-      `the longest handler, or pass onConflict: "overwrite" to let the last save win silently.`;
+      `process (or another bot on this storage), or it expired or was evicted (a ttl, ` +
+      `maxEntries), after this process read it, so this update's ${what} was not saved, and ` +
+      `what is stored now was kept. Telegraf cannot run the update again: handle the updates of ` +
+      `one chat in one process, keep a ttl far above the longest handler (and maxEntries above ` +
+      `the chats in use), or pass onConflict: "overwrite" to let the last save win silently.`;
     return err;
   }
 
