@@ -94,6 +94,8 @@ for (const driver of ["redis", "pg", "mysql2"]) {
   assert.ok(pkg.peerDependencies?.[driver], `${driver} is not a peerDependency`);
   assert.deepEqual(pkg.peerDependenciesMeta?.[driver], { optional: true }, `${driver} is not optional`);
 }
+// node-redis v4 clients fit RedisStorage too, so a v4 project must be able to install the package.
+assert.equal(pkg.peerDependencies.redis, "^4 || ^5", "the redis peer range must admit v4");
 assert.equal(pkg.repository?.url, "git+https://github.com/example/sessionkit.git");
 console.log("  ok: dependencies", JSON.stringify(pkg.dependencies ?? {}), "optional peers", JSON.stringify(pkg.peerDependencies));
 JS

@@ -11,7 +11,8 @@
  * - the database drivers (`redis`, `pg`, `mysql2`) move from `dependencies`
  *   to optional `peerDependencies`: a user of the memory, Deno KV or SQLite
  *   storage installs none of them, and a user of `@sessionkit/grammy/redis`
- *   installs `redis` next to it (npm checks the version range);
+ *   installs `redis` next to it (npm checks the version range; for `redis`
+ *   it is `^4 || ^5`, since a v4 client the user made fits too);
  * - `description` comes from deno.json, `engines` says Node 20+;
  * - `repository` is set when given (npm's provenance needs it to match the
  *   repository the workflow runs in; the workflow passes it).
@@ -20,6 +21,11 @@
  */
 
 const DRIVERS = ["redis", "pg", "mysql2"];
+/**
+ * Peer ranges wider than the import's: `RedisStorage` takes a client the
+ * user made, and node-redis v4 clients fit it too (tests/redis_v4_test.ts).
+ */
+const PEER_RANGES: Record<string, string> = { redis: "^4 || ^5" };
 
 type Manifest = Record<string, unknown> & {
   dependencies?: Record<string, string>;
@@ -70,7 +76,7 @@ export function rewriteManifest(
     const range = dependencies[name];
     if (range === undefined) continue;
     delete dependencies[name];
-    peerDependencies[name] = range;
+    peerDependencies[name] = PEER_RANGES[name] ?? range;
     peerDependenciesMeta[name] = { optional: true };
   }
   const out: Manifest = { ...packed };

@@ -13,7 +13,7 @@ case "$tmp" in "$root"/*) echo "url_import: temp dir $tmp is inside the project"
 
 cat >"$tmp/url_import.ts" <<TS
 import assert from "node:assert/strict";
-import { Bot, type Context } from "npm:grammy@^1.46";
+import { Bot, type Context } from "npm:grammy@^1.46/web";
 import type { Update, UserFromGetMe } from "npm:grammy@^1.46/types";
 import {
   lazySession,
