@@ -2,13 +2,16 @@
  * `RedisStorage`: sessions in Redis, for bots that run in more than one
  * process or must survive a restart.
  *
- * Each session is one Redis string at `prefix + key` holding exactly the JSON
- * text of the serialization contract. A TTL is set with the write itself
+ * Each session is one Redis string at `prefix + key` (on a Redis Cluster at
+ * `{prefix + key}`, a hash tag that keeps a session and its lease in one
+ * slot) holding exactly the JSON text of the serialization contract. A TTL is set with the write itself
  * (`SET ... PX`) and renewed by reads (`GETEX ... PX`); without a TTL, reads
  * (`GETEX ... PERSIST`) and writes remove an expiry left by an earlier
  * configuration. A read is always that one `GETEX`, versioned or not.
- * Listings walk the keyspace with `SCAN MATCH` (never `KEYS`) and fetch
- * values with `MGET` in batches. Conditional writes (compare-and-set) and
+ * Listings walk the keyspace with `SCAN MATCH` (never `KEYS`; on a cluster,
+ * every master) and fetch values with `MGET` in batches (on a cluster, a
+ * `GET` per key: `MGET` across slots is refused there). Works with node-redis
+ * v4 and v5 and ioredis v5, single-server and cluster clients alike. Conditional writes (compare-and-set) and
  * per-key leases run as Lua scripts in one round trip. Needs Redis 6.2 or
  * newer.
  *
@@ -39,20 +42,39 @@
  * const storage = new RedisStorage<{ count: number }>(client, { prefix: "mybot:" });
  * ```
  *
+ * @example A Redis Cluster, opened from its seed nodes
+ * ```ts
+ * import { RedisStorage } from "@sessionkit/grammy/redis";
+ *
+ * const storage = await RedisStorage.connectCluster<{ count: number }>([
+ *   "redis://127.0.0.1:7000",
+ *   "redis://127.0.0.1:7001",
+ * ]);
+ * await storage.close();
+ * ```
+ *
  * @module
  */
 
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
-import type { RedisClientLike } from "./redis/client.ts";
-import { openClient } from "./redis/connect.ts";
+import type { NodeRedisClusterLike, RedisClient, RedisClientLike } from "./redis/client.ts";
+import { commandsFor } from "./redis/commands.ts";
+import { openClient, openCluster } from "./redis/connect.ts";
 import { RedisDriver } from "./redis/driver.ts";
+import { layoutFor } from "./redis/layout.ts";
 import {
   type RedisConnectOptions,
   type RedisStorageOptions,
   resolveOptions,
 } from "./redis/options.ts";
 
-export type { RedisClientLike } from "./redis/client.ts";
+export type {
+  IoRedisClusterLike,
+  IoRedisLike,
+  NodeRedisClusterLike,
+  RedisClient,
+  RedisClientLike,
+} from "./redis/client.ts";
 export type { RedisConnectOptions, RedisStorageOptions } from "./redis/options.ts";
 export type { MaybePromise, StorageAdapter } from "../src/storage.ts";
 export type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/capabilities.ts";
@@ -68,6 +90,8 @@ export { DriverStorage } from "./shared/driver_storage.ts";
  * - Key layout: a session lives at `prefix + key` (default prefix
  *   `"session:"`); its lease, if any, at `leasePrefix + key` (default
  *   `"sessionkit-lease:" + prefix`), which the session listing never matches.
+ *   On a cluster client, at `{prefix + key}` and `leasePrefix + {prefix + key}`:
+ *   one hash tag, so one slot (the prefixes may then hold no braces).
  * - The version of a session, for conditional writes, is its stored JSON
  *   text itself: a read yields it for free, a conditional write sends it
  *   along (the session's size once more) and a script compares it with what
@@ -94,9 +118,17 @@ export { DriverStorage } from "./shared/driver_storage.ts";
  * await storage.close();
  * ```
  */
-export class RedisStorage<T> extends AsyncDriverStorage<T> {
-  /** The client this storage sends its commands through. */
-  readonly client: RedisClientLike;
+export class RedisStorage<T, C extends RedisClient = RedisClientLike>
+  extends AsyncDriverStorage<T> {
+  /**
+   * The client this storage sends its commands through: the one given to
+   * the constructor, or the one `connect` (a node-redis client) or
+   * `connectCluster` (a node-redis cluster client) opened. Typed as `C`,
+   * which is inferred from the constructor's argument; with an explicit
+   * session type and another kind of client, name it too
+   * (`new RedisStorage<Data, Cluster>(cluster)`) to get its type here.
+   */
+  readonly client: C;
   /** What is prepended to session keys to form Redis keys. */
   readonly prefix: string;
   /** The time to live in milliseconds, or `undefined` for none. */
@@ -118,23 +150,27 @@ export class RedisStorage<T> extends AsyncDriverStorage<T> {
    * const storage = new RedisStorage<{ count: number }>(client, { ttl: 86_400_000 });
    * ```
    *
-   * @param client A connected client from `npm:redis` v5 or v4, or anything
-   *   with the same `sendCommand`.
+   * @example A cluster client of ioredis
+   * ```ts
+   * import { Cluster } from "npm:ioredis@^5";
+   * import { RedisStorage } from "@sessionkit/grammy/redis";
+   *
+   * const cluster = new Cluster([{ host: "127.0.0.1", port: 7000 }]);
+   * const storage = new RedisStorage<{ count: number }, Cluster>(cluster, { prefix: "bot:" });
+   * ```
+   *
+   * @param client A connected client: `createClient()` or `createCluster()`
+   *   from `npm:redis` v5 or v4, or `new Redis()` or `new Cluster()` from
+   *   `npm:ioredis` v5 (without `keyPrefix`). Anything else is refused with
+   *   a `TypeError`.
    * @param options The prefix, TTL and lease prefix.
    */
-  constructor(client: RedisClientLike, options?: RedisStorageOptions) {
+  constructor(client: C | RedisClient, options?: RedisStorageOptions) {
     const resolved = resolveOptions(options);
-    if (typeof client?.sendCommand !== "function") {
-      throw new TypeError(
-        "RedisStorage: the first argument must be a Redis client with sendCommand, such as " +
-          "createClient() from npm:redis. To let the storage open the connection itself, " +
-          "use RedisStorage.connect(url).",
-      );
-    }
-    const driver = new RedisDriver(client, resolved);
+    const driver = new RedisDriver(commandsFor(client), resolved);
     super(driver);
     this.#driver = driver;
-    this.client = client;
+    this.client = client as C;
     this.prefix = resolved.prefix;
     this.ttl = resolved.ttl;
     this.leasePrefix = resolved.leasePrefix;
@@ -164,7 +200,47 @@ export class RedisStorage<T> extends AsyncDriverStorage<T> {
     const { onError, ...storageOptions } = options;
     resolveOptions(storageOptions);
     const opened = await openClient(url, onError);
-    const storage = new RedisStorage<T>(opened.client, storageOptions);
+    const storage = new RedisStorage<T, RedisClientLike>(opened.client, storageOptions);
+    storage.#driver.own(opened.close);
+    return storage;
+  }
+
+  /**
+   * Opens a Redis Cluster client with `createCluster` from `npm:redis` v5,
+   * from a list of seed nodes (any one that answers is enough), and returns
+   * a storage that owns it: {@link RedisStorage.close} closes it. Credentials
+   * and TLS (`rediss:`) of the first URL apply to every node. Rejects with a
+   * `SessionError` if no seed node answers.
+   *
+   * @example
+   * ```ts
+   * import { RedisStorage } from "@sessionkit/grammy/redis";
+   *
+   * const storage = await RedisStorage.connectCluster(
+   *   ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379", "redis://10.0.0.3:6379"],
+   *   { prefix: "bot:", ttl: 7 * 24 * 60 * 60 * 1000 },
+   * );
+   * await storage.close();
+   * ```
+   *
+   * @param urls `redis://` or `rediss://` URLs of one or more cluster nodes.
+   * @param options Storage options and an error callback.
+   * @returns A storage with an open cluster client.
+   */
+  static async connectCluster<T>(
+    urls: readonly string[],
+    options: RedisConnectOptions = {},
+  ): Promise<RedisStorage<T, NodeRedisClusterLike>> {
+    if (!Array.isArray(urls) || urls.length === 0 || urls.some((u) => typeof u !== "string")) {
+      throw new TypeError(
+        "RedisStorage.connectCluster: pass a non-empty array of node URLs, e.g. " +
+          '["redis://127.0.0.1:7000"]. For a single server, use RedisStorage.connect(url).',
+      );
+    }
+    const { onError, ...storageOptions } = options;
+    layoutFor(true, resolveOptions(storageOptions));
+    const opened = await openCluster(urls, onError);
+    const storage = new RedisStorage<T, NodeRedisClusterLike>(opened.client, storageOptions);
     storage.#driver.own(opened.close);
     return storage;
   }

@@ -1,7 +1,9 @@
 /**
  * Several bot processes on one key (issue 6): real OS processes, each a small
  * bot (tests/fixtures/counter_worker.ts), sharing a file-backed Deno KV, the
- * Redis server, the PostgreSQL server or a SQLite database file.
+ * Redis server, a local Redis Cluster (node-redis and ioredis clients), the
+ * PostgreSQL server (directly and through pgbouncer) or a SQLite database
+ * file.
  */
 import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
@@ -11,6 +13,8 @@ import { type Backend, type Job, modeOptions, openStorage } from "./fixtures/cou
 import { REDIS_URL, redisTest } from "./redis_env.ts";
 import { admin, DATABASE_URL, pgTest, RUN } from "./postgres_setup.ts";
 import * as mysql from "./mysql_setup.ts";
+import { clusterTest, LocalCluster } from "./fixtures/redis_cluster.ts";
+import { pgbouncerTest } from "./fixtures/pgbouncer.ts";
 
 const WORKER = new URL("./fixtures/counter_worker.ts", import.meta.url).pathname;
 const PROCESSES = 3;
@@ -143,6 +147,17 @@ redisTest("several processes: Redis", async (t) => {
   }
 });
 
+for (const client of ["node-redis", "ioredis"] as const) {
+  clusterTest(`several processes: Redis Cluster (${client})`, async (t) => {
+    const cluster = await LocalCluster.start();
+    try {
+      await suite(t, { kind: "redis-cluster", client, urls: cluster.urls, prefix: "mp:" });
+    } finally {
+      await cluster.stop();
+    }
+  });
+}
+
 Deno.test("several processes: SQLite (node:sqlite, one WAL file)", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "sk-mp-sqlite-" });
   try {
@@ -169,6 +184,22 @@ pgTest("several processes: PostgreSQL", async (t) => {
     await db.end();
   }
 });
+
+// The same through a private pgbouncer in transaction pooling mode with 2
+// server connections for all three processes (issue 18).
+pgbouncerTest(
+  "several processes: PostgreSQL via pgbouncer (transaction pooling)",
+  async (t, pgb) => {
+    const table = `${RUN}_multiprocess_pgbouncer`;
+    try {
+      await suite(t, { kind: "postgres", url: pgb.url, table });
+    } finally {
+      const db = await admin();
+      await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
+      await db.end();
+    }
+  },
+);
 
 mysql.mysqlTest("several processes: MySQL/MariaDB", async (t) => {
   const table = `${mysql.RUN}_multiprocess`;

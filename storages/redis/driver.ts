@@ -1,16 +1,18 @@
 /**
  * The Redis driver behind `RedisStorage`: each session is one Redis string
- * at `prefix + key` holding its JSON text, which is also its version.
+ * holding its JSON text, which is also its version, at `prefix + key` (a
+ * single server) or `{prefix + key}` (a cluster: the hash tag puts a session
+ * and its lease, `leasePrefix + {prefix + key}`, in one slot).
  *
- * | call                          | commands (one round trip each)                  |
- * | ----------------------------- | ----------------------------------------------- |
- * | read                          | `GETEX key PX ttl`, or `GETEX key PERSIST`      |
- * | write                         | `SET key text PX ttl`, or `SET key text`        |
- * | delete                        | `DEL key`                                       |
- * | conditional write, delete     | one script (`EVALSHA`, `EVAL` if not cached)    |
- * | has                           | `EXISTS key`                                    |
- * | listing page                  | `SCAN`, plus `MGET`s for values                 |
- * | acquire, renew, release lease | one script on `leasePrefix + key`               |
+ * | call                          | commands (one round trip each)                      |
+ * | ----------------------------- | --------------------------------------------------- |
+ * | read                          | `GETEX key PX ttl`, or `GETEX key PERSIST`          |
+ * | write                         | `SET key text PX ttl`, or `SET key text`            |
+ * | delete                        | `DEL key`                                           |
+ * | conditional write, delete     | one script (`EVALSHA`, `EVAL` if not cached)        |
+ * | has                           | `EXISTS key`                                        |
+ * | listing page                  | `SCAN`, plus `MGET`s for values (cluster: `GET`s)   |
+ * | acquire, renew, release lease | one script on the lease key                         |
  *
  * Without a TTL, reads (`PERSIST`) and writes (a `SET` without `PX`) remove
  * any expiry an earlier configuration left; neither changes the text, so
@@ -22,7 +24,9 @@
 import { SessionError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
 import { utf8Length } from "../shared/keys.ts";
-import { isErrorCode, type RedisClientLike, replyText } from "./client.ts";
+import { isErrorCode, replyText } from "./client.ts";
+import type { RedisCommands } from "./commands.ts";
+import { type KeyLayout, layoutFor } from "./layout.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { KeyScanner } from "./scan.ts";
 import * as scripts from "./scripts.ts";
@@ -44,7 +48,7 @@ function foreign(err: unknown, redisKey: string, key: string): unknown {
   );
 }
 
-/** Sessions as Redis strings, through `client`. */
+/** Sessions as Redis strings, through `commands`. */
 export class RedisDriver implements SessionDriver<string> {
   readonly name = "RedisStorage";
   readonly keys: KeyRules = KEYS;
@@ -52,8 +56,8 @@ export class RedisDriver implements SessionDriver<string> {
   readonly repeats = true;
   /** Why leases cannot be used (an empty prefix, or a lease prefix overlapping it). */
   readonly leaseProblem: string | undefined;
-  readonly #client: RedisClientLike;
-  readonly #options: ResolvedOptions;
+  readonly #commands: RedisCommands;
+  readonly #layout: KeyLayout;
   /** The `PX` argument, or `""` without a TTL (as the write script takes it). */
   readonly #px: string;
   /** What `GETEX` does to the expiry: renew it, or remove it. */
@@ -61,13 +65,13 @@ export class RedisDriver implements SessionDriver<string> {
   readonly #scanner: KeyScanner;
   #closeClient: (() => Promise<void>) | undefined;
 
-  /** A driver over `client` with checked `options`. */
-  constructor(client: RedisClientLike, options: ResolvedOptions) {
-    this.#client = client;
-    this.#options = options;
+  /** A driver over `commands` with checked `options`. */
+  constructor(commands: RedisCommands, options: ResolvedOptions) {
+    this.#commands = commands;
+    this.#layout = layoutFor(commands.cluster, options);
     this.#px = options.ttl === undefined ? "" : String(options.ttl);
     this.#getex = options.ttl === undefined ? ["PERSIST"] : ["PX", this.#px];
-    this.#scanner = new KeyScanner(client, options.prefix);
+    this.#scanner = new KeyScanner(commands, this.#layout);
     this.leaseProblem = options.leaseProblem === undefined ? undefined : `RedisStorage: cannot ` +
       `use leases: ${options.leaseProblem}. Give the storage a non-empty prefix, or a ` +
       `leasePrefix that does not overlap it.`;
@@ -79,10 +83,10 @@ export class RedisDriver implements SessionDriver<string> {
   }
 
   async read(key: string): Promise<StoredRecord<string> | undefined> {
-    const redisKey = this.#options.prefix + key;
+    const redisKey = this.#layout.sessionKey(key);
     let reply: unknown;
     try {
-      reply = await this.#client.sendCommand(["GETEX", redisKey, ...this.#getex]);
+      reply = await this.#commands.send(redisKey, ["GETEX", redisKey, ...this.#getex]);
     } catch (err) {
       throw foreign(err, redisKey, key);
     }
@@ -97,10 +101,10 @@ export class RedisDriver implements SessionDriver<string> {
     text: string,
     expected: string | null | undefined,
   ): Promise<string | null> {
-    const redisKey = this.#options.prefix + key;
+    const redisKey = this.#layout.sessionKey(key);
     if (expected === undefined) {
       const px = this.#px === "" ? [] : ["PX", this.#px];
-      await this.#client.sendCommand(["SET", redisKey, text, ...px]);
+      await this.#commands.send(redisKey, ["SET", redisKey, text, ...px]);
       return text;
     }
     const args = expected === null ? [text, this.#px] : [text, this.#px, expected];
@@ -112,16 +116,17 @@ export class RedisDriver implements SessionDriver<string> {
   }
 
   async delete(key: string, expected: string | null | undefined): Promise<boolean> {
-    const redisKey = this.#options.prefix + key;
+    const redisKey = this.#layout.sessionKey(key);
     if (expected !== undefined) {
       return await this.#run(scripts.deleteIfText, redisKey, expected === null ? [] : [expected]);
     }
-    await this.#client.sendCommand(["DEL", redisKey]);
+    await this.#commands.send(redisKey, ["DEL", redisKey]);
     return true;
   }
 
   async has(key: string): Promise<boolean> {
-    return Number(await this.#client.sendCommand(["EXISTS", this.#options.prefix + key])) > 0;
+    const redisKey = this.#layout.sessionKey(key);
+    return Number(await this.#commands.send(redisKey, ["EXISTS", redisKey])) > 0;
   }
 
   async scan(
@@ -130,9 +135,8 @@ export class RedisDriver implements SessionDriver<string> {
     values: boolean,
   ): Promise<ScanPage<string>> {
     const page = await this.#scanner.page(cursor, limit);
-    const cut = this.#options.prefix.length;
     const out: ScanPage<string> = {
-      keys: page.redisKeys.map((redisKey) => redisKey.slice(cut)),
+      keys: page.redisKeys.map((redisKey) => this.#layout.sessionKeyOf(redisKey)),
       cursor: page.cursor,
     };
     if (values) out.payloads = await this.#scanner.texts(page.redisKeys);
@@ -164,7 +168,7 @@ export class RedisDriver implements SessionDriver<string> {
    * round trip, only for text holding U+FFFD).
    */
   async #checkUtf8(redisKey: string, key: string, text: string): Promise<void> {
-    const stored = Number(await this.#client.sendCommand(["STRLEN", redisKey]));
+    const stored = Number(await this.#commands.send(redisKey, ["STRLEN", redisKey]));
     if (stored === utf8Length(text)) return;
     throw new SessionError(
       `RedisStorage: the value at Redis key "${redisKey}" is not UTF-8 text, so it was not ` +
@@ -176,11 +180,11 @@ export class RedisDriver implements SessionDriver<string> {
 
   /** Runs `script` on one key; whether it answered 1. */
   async #run(script: scripts.Script, redisKey: string, args: string[]): Promise<boolean> {
-    return Number(await script.run(this.#client, [redisKey], args)) === 1;
+    return Number(await script.runOnKey(this.#commands, redisKey, args)) === 1;
   }
 
   #leaseKey(key: string): string {
     if (this.leaseProblem !== undefined) throw new SessionError(this.leaseProblem, key);
-    return this.#options.leasePrefix + key;
+    return this.#layout.leaseKey(key);
   }
 }

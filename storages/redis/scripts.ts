@@ -15,7 +15,8 @@
  */
 
 import { createHash } from "node:crypto";
-import { isErrorCode, type RedisClientLike } from "./client.ts";
+import { isErrorCode, type RedisClient } from "./client.ts";
+import { commandsFor, type RedisCommands } from "./commands.ts";
 
 /** A Lua script sent by its SHA-1 once Redis knows it. */
 export class Script {
@@ -24,14 +25,32 @@ export class Script {
     this.sha = sha1(source);
   }
 
-  /** Runs the script with `keys` and `args`. */
-  async run(client: RedisClientLike, keys: string[], args: string[]): Promise<unknown> {
-    const command = ["EVALSHA", this.sha, String(keys.length), ...keys, ...args];
+  /**
+   * Runs the script with `keys` (all in one slot on a cluster: the first
+   * routes the call) and `args`, through a driver's commands or a client.
+   */
+  run(via: RedisCommands | RedisClient, keys: string[], args: string[]): Promise<unknown> {
+    const commands = "send" in via && "kind" in via ? via as RedisCommands : commandsFor(via);
+    return this.#send(commands, keys[0], [
+      "EVALSHA",
+      this.sha,
+      String(keys.length),
+      ...keys,
+      ...args,
+    ]);
+  }
+
+  /** Runs the script on the one key `key` with `args` (the driver's way). */
+  runOnKey(commands: RedisCommands, key: string, args: string[]): Promise<unknown> {
+    return this.#send(commands, key, ["EVALSHA", this.sha, "1", key, ...args]);
+  }
+
+  async #send(commands: RedisCommands, key: string | undefined, command: string[]) {
     try {
-      return await client.sendCommand(command);
+      return await commands.send(key, command);
     } catch (err) {
       if (!isErrorCode(err, "NOSCRIPT")) throw err;
-      return await client.sendCommand(["EVAL", this.source, ...command.slice(2)]);
+      return await commands.send(key, ["EVAL", this.source, ...command.slice(2)]);
     }
   }
 }
