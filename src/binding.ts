@@ -36,6 +36,8 @@ export class Binding<S> implements SessionHandle {
   #touched = false;
   /** Whether the update has read the session once (lazy mode, rule U2). */
   #accessed = false;
+  /** Whether the update has assigned the session (lazy mode, rule C6: it works on its own value). */
+  #assigned = false;
   /** Whether the update has ended for this fragment (rule U7). */
   #ended = false;
   /** Whether `#last` holds the last value the update saw. */
@@ -122,9 +124,20 @@ export class Binding<S> implements SessionHandle {
       return this.#wait(after, false);
     }
     if (!slot.known) return this.#startRead(slot);
+    // With lock, a value another update assigned before the lease was taken
+    // is given to an update that has not assigned only once it is (rule C6).
+    const lease = slot.lease;
+    if (lease !== undefined && !lease.held && !this.#assigned) {
+      return this.#wait(lease.acquire().then(() => this.#present(slot, first)));
+    }
     if (!first) return slot.expose();
-    slot.present();
-    return Promise.resolve(slot.expose()); // the first read gives a promise, as in grammY
+    return Promise.resolve(this.#present(slot, true)); // the first read gives a promise, as in grammY
+  }
+
+  /** The live value for a read; the first read of an update may start from `initial()` (K1). */
+  #present(slot: Slot<S>, first: boolean): unknown {
+    if (first) slot.present();
+    return slot.expose();
   }
 
   /** Reads storage for a lazy read; a promise even if the storage throws at once. */
@@ -159,6 +172,7 @@ export class Binding<S> implements SessionHandle {
     }
     this.#touched = true;
     this.#accessed = true;
+    this.#assigned = true;
     const slot = this.#join();
     const lease = slot.lease;
     if (lease !== undefined && !lease.held) {

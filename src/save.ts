@@ -7,7 +7,13 @@
  */
 
 import { NONE, type Slot, UNKNOWN } from "./slot.ts";
-import { messageOf, SessionConflictError, SessionError } from "./errors.ts";
+import {
+  messageOf,
+  SessionConflictError,
+  SessionError,
+  SessionKeyError,
+  SessionValueError,
+} from "./errors.ts";
 import { fromSnapshot, OPAQUE, sameAs, snapshot } from "./snapshot.ts";
 import { isPromiseLike, updateInPlace } from "./values.ts";
 import { copySession } from "./serialization.ts";
@@ -49,8 +55,9 @@ export function saveSlot<S>(slot: Slot<S>): Promise<void> | undefined {
   if (!slot.known || matches(desired(slot), slot.stored)) return undefined;
   // After a blind write of this slot (a lazy assignment without a read),
   // the version of what it wrote is learnt before writing on top of it.
+  // So is the version after a conditional write that failed without an answer.
   const blind = slot.source.conditional !== undefined && slot.version === UNKNOWN &&
-    slot.stored !== UNKNOWN;
+    (slot.stored !== UNKNOWN || slot.uncertain !== undefined);
   if (slot.lease !== undefined || blind) return prepareAndWrite(slot, blind);
   return write(slot, true);
 }
@@ -79,11 +86,40 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const mine = value == null ? NONE : snapshot(value);
   const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
   const initial = slot.initial;
-  const result = send(slot, sendable(value, mine), expected);
+  const lost = (err: unknown): never => uncertain(slot, mine, expected, err);
+  let result: Sent | Promise<Sent>;
+  try {
+    result = send(slot, sendable(value, mine), expected);
+  } catch (err) {
+    return lost(err);
+  }
   if (isPromiseLike(result)) {
-    return Promise.resolve(result).then((r) => landed(slot, r, value, mine, initial));
+    return Promise.resolve(result).then((r) => landed(slot, r, value, mine, initial), lost);
   }
   return landed(slot, result, value, mine, initial);
+}
+
+/**
+ * A conditional write of `mine` over version `expected` failed without an
+ * answer, so it may have landed: until a read tells, the slot's version is
+ * unknown (see `Slot.uncertain`). Rethrows `err`.
+ */
+function uncertain<S>(
+  slot: Slot<S>,
+  mine: unknown,
+  expected: string | null | typeof UNKNOWN,
+  err: unknown,
+): never {
+  // A bad value or key is refused before anything is sent.
+  const unsent = err instanceof SessionValueError || err instanceof SessionKeyError;
+  if (expected !== UNKNOWN && !unsent) {
+    slot.uncertain = {
+      mine,
+      prior: slot.uncertain === undefined ? expected : slot.uncertain.prior,
+    };
+    slot.version = UNKNOWN;
+  }
+  throw err;
 }
 
 /**
@@ -156,6 +192,17 @@ async function learnVersion<S>(slot: Slot<S>): Promise<boolean> {
     fresh = await slot.source.conditional!.readVersioned(slot.key);
   } catch (err) {
     throw writeError(slot, err, false);
+  }
+  const lost = slot.uncertain;
+  if (lost !== undefined) {
+    slot.uncertain = undefined;
+    if (matches(fresh.value ?? undefined, lost.mine)) {
+      slot.stored = lost.mine; // the write without an answer landed
+    } else if (lost.prior === null || fresh.version !== lost.prior) {
+      return false;
+    }
+    slot.version = fresh.version;
+    return true;
   }
   if (!matches(fresh.value ?? undefined, slot.stored)) return false;
   slot.version = fresh.version;
@@ -240,6 +287,8 @@ async function resolveConflict<S>(
     }
     const merged = callMerge(slot, fresh.value ?? undefined, valueOf(mine, value), valueOf(base));
     const snap = merged == null ? NONE : snapshot(merged);
+    // A merge's write that fails leaves the version as it was: the live value
+    // is not the merge, so the next save must conflict and merge again.
     const result = await send(slot, sendable(merged ?? undefined, snap), fresh.version);
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.

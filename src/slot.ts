@@ -91,6 +91,16 @@ export class Slot<S> {
    * later save of this slot fails with it, so nothing stale is written.
    */
   broken: SessionError | undefined = undefined;
+  /**
+   * Set when a conditional write or delete failed without an answer (a lost
+   * reply, a dropped connection): it may have landed. `mine` is what it
+   * sent, `prior` the version it expected. The next save of this slot first
+   * reads the version: it goes on from `mine` if storage holds that, from
+   * `prior` if storage still has that version (a unique token; never for
+   * `null`, which a create and a delete by others would look alike to), and
+   * is a conflict otherwise (rule C1).
+   */
+  uncertain: { mine: unknown; prior: string | null } | undefined = undefined;
   /** Writes and deletes sent so far; a read that overlapped one is older than it. */
   writes = 0;
   /** Assignments so far, by every update of the key (rule U3). */

@@ -843,13 +843,12 @@ class Checker {
     const takeovers = this.t.scheduled?.takeovers ?? new Set<string>();
     for (const key of this.t.keys) {
       if (takeovers.has(key)) continue;
-      const regions = this.keyed.filter((u) => {
-        if (u.key !== key || u.guardStart === undefined || u.hend === undefined) return false;
-        if (!u.lazy) return true;
-        const ep = this.episodeOf.get(u)!;
-        const first = ep.members.flatMap((w) => w.touches).sort((a, b) => a.t - b.t)[0];
-        return first?.kind === "read";
-      });
+      // Lazy updates count from their first awaited read (guardStart is set
+      // only for updates that did not assign before that read delivered),
+      // also in episodes that began with an assignment (C6).
+      const regions = this.keyed.filter((u) =>
+        u.key === key && u.guardStart !== undefined && u.hend !== undefined
+      );
       for (const a of regions) {
         for (const b of regions) {
           if (a.inst < b.inst && a.guardStart! < b.hend! && b.guardStart! < a.hend!) {
@@ -1017,7 +1016,7 @@ class Checker {
    * C1: a conflict means another process wrote the key. An update fails with
    * SessionConflictError only if another instance changed the key (with the
    * scheduled storage: a write of another instance landed), or a write of its
-   * own instance landed unheard (lost reply).
+   * own instance landed unheard (lost reply) or failed (it cannot tell).
    */
   spuriousConflicts(): void {
     for (const u of this.keyed) {
@@ -1031,7 +1030,15 @@ class Checker {
           w.key === u.key && w.inst !== u.inst &&
           (w.mutations.length > 0 || w.assigns.length > 0 || w.replaced.length > 0)
         );
-      if (others || this.lost.some((c) => c.key === u.key && c.inst === u.inst)) continue;
+      // A write of its own instance that failed may have landed for all it
+      // knows (a failure and a lost reply look alike): C1's read-back after it
+      // may report a conflict when it cannot tell (semantics.md C1).
+      const unheard = this.log.some((c) =>
+        c.key === u.key && c.inst === u.inst && WRITE_METHODS.has(c.method) && c.fault === "fail"
+      );
+      if (others || unheard || this.lost.some((c) => c.key === u.key && c.inst === u.inst)) {
+        continue;
+      }
       this.v(
         P3,
         "C1",

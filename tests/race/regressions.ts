@@ -133,4 +133,73 @@ export const REGRESSIONS: Regression[] = [
     found: "found on the rewritten core by the tightened model (P6); C6 now says an update " +
       "that assigns before its read delivered works on its own value, so P6 exempts it",
   })),
+  {
+    name: "after a lost reply of a write, an ABA on null: created, deleted by another process, " +
+      "then written over on the old expectation (scheduled storage)",
+    backend: scheduledBackend,
+    program: program({
+      lazy: [false, false],
+      seeded: [false],
+      updates: [
+        u(0, [{ t: "read" }]),
+        u(1, [{ t: "delete" }]),
+        u(0, [step, step, mutate], { late: ["read"] }),
+        u(0, [{ t: "assign", frozen: false }]),
+      ],
+      faults: ["delay", "delay", "lost"],
+    }),
+    found: "P2 (found by RACE_FULL on the core of #15, seed -109428978): a save after a lost " +
+      "reply kept expecting null, and brought back a session another process had deleted",
+  },
+  ...[memoryBackend, scheduledBackend].map((backend) => ({
+    name: `C6 with lock: a lazy update reads what another update of its instance assigned ` +
+      `before the lease was taken (${backend === memoryBackend ? "memory" : "scheduled"} storage)`,
+    backend,
+    program: program({
+      lock: true,
+      lazy: [false, true],
+      updates: [
+        u(1, [step, { t: "fire" }, { t: "assign", frozen: false }], { late: ["read"] }),
+        u(1, [step, mutate]),
+        u(0, []),
+        u(0, [step]),
+      ],
+    }),
+    found: "P6 (found by RACE_FULL on 85a7f07 and later, seed -1343669228): the second lazy " +
+      "update got the first one's assigned value at once and changed it while the other " +
+      "instance's update held the lease; C6 now says an update that has not assigned gets " +
+      "the session only once its process holds the lease",
+  })),
+  {
+    name: "C6 with lock: a lazy update reads what another update of its instance assigned " +
+      "without reading, while another instance holds the key (memory storage)",
+    backend: memoryBackend,
+    program: program({
+      lock: true,
+      lazy: [false, true],
+      updates: [
+        u(1, [step, { t: "assign", frozen: false }]),
+        u(1, [step, mutate]),
+        u(0, []),
+        u(0, [step, step]),
+      ],
+    }),
+    found: "P6 (the blind variant of seed -1343669228, caught once the model also checks " +
+      "episodes that began with an assignment)",
+  },
+  {
+    name: "C6 with lock: the same, blind variant (scheduled storage)",
+    backend: scheduledBackend,
+    program: program({
+      lock: true,
+      lazy: [false, true],
+      updates: [
+        u(1, [step, { t: "assign", frozen: false }]),
+        u(1, [step, mutate]),
+        u(0, []),
+        u(0, [step, step]),
+      ],
+    }),
+    found: "P6, as above",
+  },
 ];
