@@ -30,22 +30,20 @@ import { session, Telegraf } from "npm:telegraf@^4.16";
 import type { Context } from "npm:telegraf@^4.16";
 import type { Update, UserFromGetMe } from "npm:telegraf@^4.16/types";
 import {
-  type ConditionalStorage,
   MemorySessionStorage,
   SessionConflictError,
   SessionValueError,
-  type StorageAdapter,
   type TelegrafSessionStore,
   telegrafStore,
 } from "../mod.ts";
-import { DenoKvStorage } from "../storages/denokv.ts";
-import { MysqlStorage } from "../storages/mysql.ts";
-import { PostgresStorage } from "../storages/postgres.ts";
 import { FAKE_BOT, type FakeBotApi, startFakeBotApi } from "./fixtures/fake_bot_api.ts";
+import {
+  type BackendStorage,
+  type Namespace as BackendNamespace,
+  telegrafBackends,
+  withNamespace,
+} from "./helpers/telegraf_backends.ts";
 import { RedisFixture, redisTest, uniquePrefix } from "./redis_env.ts";
-import * as pgEnv from "./postgres_setup.ts";
-import * as myEnv from "./mysql_setup.ts";
-import { SqliteFiles } from "./sqlite_env.ts";
 
 interface Data {
   count: number;
@@ -55,7 +53,7 @@ interface Data {
 interface MyContext extends Context {
   session?: Data | null;
 }
-type Storage = StorageAdapter<Data> & ConditionalStorage<Data>;
+type Storage = BackendStorage<Data>;
 
 const CHAT = 77;
 /** Telegraf's default session key: `<from id>:<chat id>`. */
@@ -140,138 +138,8 @@ function watched(inner: Storage) {
 // ---------------------------------------------------------------------------
 // Backends
 
-interface Namespace {
-  /** A new storage instance on it, as another process would open. */
-  open(): Promise<Storage>;
-  /** Closes every instance and removes the namespace. */
-  close(): Promise<void>;
-}
-
-interface Backend {
-  name: string;
-  register(name: string, fn: () => Promise<void>): void;
-  namespace(ttl?: number): Promise<Namespace>;
-}
-
-const plainTest = (name: string, fn: () => Promise<void>) => Deno.test(name, fn);
-
-const BACKENDS: Backend[] = [
-  {
-    name: "MemorySessionStorage",
-    register: plainTest,
-    namespace(ttl) {
-      const storage = new MemorySessionStorage<Data>({ ttl });
-      return Promise.resolve({ open: () => Promise.resolve(storage), close: async () => {} });
-    },
-  },
-  {
-    name: "DenoKvStorage",
-    register: plainTest,
-    async namespace(ttl) {
-      const dir = await Deno.makeTempDir({ prefix: "sk-telegraf-regress-kv-" });
-      const kvs: Deno.Kv[] = [];
-      return {
-        async open() {
-          const kv = await Deno.openKv(`${dir}/sessions.kv`);
-          kvs.push(kv);
-          return new DenoKvStorage<Data>(kv, { prefix: ["telegraf"], ttl });
-        },
-        async close() {
-          for (const kv of kvs) kv.close();
-          await Deno.remove(dir, { recursive: true });
-        },
-      };
-    },
-  },
-  {
-    name: "RedisStorage",
-    register: redisTest,
-    namespace(ttl) {
-      const fixture = new RedisFixture();
-      const prefix = uniquePrefix();
-      return Promise.resolve({
-        open: () => fixture.connect<Data>({ prefix, ttl }),
-        close: () => fixture.cleanup(),
-      });
-    },
-  },
-  {
-    name: "PostgresStorage",
-    register: pgEnv.pgTest,
-    namespace(ttl) {
-      const table = `${pgEnv.RUN}_tgreg_${crypto.randomUUID().slice(0, 8)}`;
-      const storages: PostgresStorage<Data>[] = [];
-      return Promise.resolve({
-        open() {
-          const storage = PostgresStorage.connect<Data>(pgEnv.DATABASE_URL, { table, ttl });
-          storages.push(storage);
-          return Promise.resolve(storage);
-        },
-        async close() {
-          for (const storage of storages) await storage.close();
-          const db = await pgEnv.admin();
-          try {
-            if (storages[0] !== undefined) await pgEnv.dropTables(db, storages[0]);
-          } finally {
-            await db.end();
-          }
-        },
-      });
-    },
-  },
-  {
-    name: "SqliteStorage",
-    register: plainTest,
-    namespace(ttl) {
-      const files = new SqliteFiles();
-      const path = files.path();
-      return Promise.resolve({
-        open: () => Promise.resolve(files.storage<Data>(path, { table: "telegraf", ttl }, true)),
-        close: () => Promise.resolve(files.cleanup()),
-      });
-    },
-  },
-  {
-    name: "MysqlStorage",
-    register: myEnv.mysqlTest,
-    namespace(ttl) {
-      const table = `${myEnv.RUN}_tgreg_${crypto.randomUUID().slice(0, 8)}`;
-      const storages: MysqlStorage<Data>[] = [];
-      return Promise.resolve({
-        open() {
-          const storage = MysqlStorage.connect<Data>(myEnv.MYSQL_URL, { table, ttl });
-          storages.push(storage);
-          return Promise.resolve(storage);
-        },
-        async close() {
-          for (const storage of storages) await storage.close();
-          const db = myEnv.admin();
-          try {
-            if (storages[0] !== undefined) await myEnv.dropTables(db, storages[0]);
-          } finally {
-            await db.end();
-          }
-        },
-      });
-    },
-  },
-];
-
-/** Runs `fn` with a fresh namespace of `backend` and a fake Bot API, both closed afterwards. */
-async function withNamespace(
-  backend: Backend,
-  fn: (ns: Namespace, api: FakeBotApi) => Promise<void>,
-  ttl?: number,
-): Promise<void> {
-  const api = startFakeBotApi({ tls: false });
-  const ns = await backend.namespace(ttl);
-  try {
-    await fn(ns, api);
-  } finally {
-    await ns.close();
-    await api.close();
-  }
-}
+const BACKENDS = telegrafBackends<Data>({ kvDir: "sk-telegraf-regress-kv-", table: "tgreg" });
+type Namespace = BackendNamespace<Data>;
 
 // ---------------------------------------------------------------------------
 // F1: the versions kept per key are bounded in characters

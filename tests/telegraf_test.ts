@@ -19,21 +19,18 @@ import { session, Telegraf } from "npm:telegraf@^4.16";
 import type { Context } from "npm:telegraf@^4.16";
 import type { Update, UserFromGetMe } from "npm:telegraf@^4.16/types";
 import {
-  type ConditionalStorage,
   MemorySessionStorage,
   SessionConflictError,
   SessionValueError,
   type StorageAdapter,
 } from "../mod.ts";
 import { type TelegrafSessionStore, telegrafStore } from "../mod.ts";
-import { DenoKvStorage } from "../storages/denokv.ts";
-import { MysqlStorage } from "../storages/mysql.ts";
-import { PostgresStorage } from "../storages/postgres.ts";
 import { FAKE_BOT, type FakeBotApi, startFakeBotApi } from "./fixtures/fake_bot_api.ts";
-import { RedisFixture, redisTest, uniquePrefix } from "./redis_env.ts";
-import * as pgEnv from "./postgres_setup.ts";
-import * as myEnv from "./mysql_setup.ts";
-import { SqliteFiles } from "./sqlite_env.ts";
+import {
+  type BackendStorage,
+  telegrafBackends,
+  withNamespace,
+} from "./helpers/telegraf_backends.ts";
 
 interface Counter {
   count: number;
@@ -41,7 +38,7 @@ interface Counter {
 interface MyContext extends Context {
   session?: Counter;
 }
-type Storage = StorageAdapter<Counter> & ConditionalStorage<Counter>;
+type Storage = BackendStorage<Counter>;
 type Store = TelegrafSessionStore<Counter> | {
   get(key: string): Promise<Counter | undefined>;
   set(key: string, value: Counter): Promise<unknown>;
@@ -145,140 +142,7 @@ function holdingWrites(inner: Storage) {
 // ---------------------------------------------------------------------------
 // Backends
 
-/** One namespace (prefix, table or file) of a backend. */
-interface Namespace {
-  /** A new storage instance on it, as another process or a restarted one would open. */
-  open(): Promise<Storage>;
-  /** Closes every instance and removes the namespace. */
-  close(): Promise<void>;
-}
-
-interface Backend {
-  name: string;
-  register(name: string, fn: () => Promise<void>): void;
-  namespace(): Promise<Namespace>;
-}
-
-const plainTest = (name: string, fn: () => Promise<void>) => Deno.test(name, fn);
-
-const BACKENDS: Backend[] = [
-  {
-    name: "MemorySessionStorage",
-    register: plainTest,
-    namespace() {
-      // Memory lives in the process: "another process" is another bot on the same map.
-      const storage = new MemorySessionStorage<Counter>();
-      return Promise.resolve({ open: () => Promise.resolve(storage), close: async () => {} });
-    },
-  },
-  {
-    name: "DenoKvStorage",
-    register: plainTest,
-    async namespace() {
-      const dir = await Deno.makeTempDir({ prefix: "sk-telegraf-kv-" });
-      const kvs: Deno.Kv[] = [];
-      return {
-        async open() {
-          const kv = await Deno.openKv(`${dir}/sessions.kv`);
-          kvs.push(kv);
-          return new DenoKvStorage<Counter>(kv, { prefix: ["telegraf"] });
-        },
-        async close() {
-          for (const kv of kvs) kv.close();
-          await Deno.remove(dir, { recursive: true });
-        },
-      };
-    },
-  },
-  {
-    name: "RedisStorage",
-    register: redisTest,
-    namespace() {
-      const fixture = new RedisFixture();
-      const prefix = uniquePrefix();
-      return Promise.resolve({
-        open: () => fixture.connect<Counter>({ prefix }),
-        close: () => fixture.cleanup(),
-      });
-    },
-  },
-  {
-    name: "PostgresStorage",
-    register: pgEnv.pgTest,
-    namespace() {
-      const table = `${pgEnv.RUN}_telegraf_${crypto.randomUUID().slice(0, 8)}`;
-      const storages: PostgresStorage<Counter>[] = [];
-      return Promise.resolve({
-        open() {
-          const storage = PostgresStorage.connect<Counter>(pgEnv.DATABASE_URL, { table });
-          storages.push(storage);
-          return Promise.resolve(storage);
-        },
-        async close() {
-          for (const storage of storages) await storage.close();
-          const db = await pgEnv.admin();
-          try {
-            if (storages[0] !== undefined) await pgEnv.dropTables(db, storages[0]);
-          } finally {
-            await db.end();
-          }
-        },
-      });
-    },
-  },
-  {
-    name: "SqliteStorage",
-    register: plainTest,
-    namespace() {
-      const files = new SqliteFiles();
-      const path = files.path();
-      return Promise.resolve({
-        // A handle of its own per instance, in WAL mode, as separate processes would have.
-        open: () => Promise.resolve(files.storage<Counter>(path, { table: "telegraf" }, true)),
-        close: () => Promise.resolve(files.cleanup()),
-      });
-    },
-  },
-  {
-    name: "MysqlStorage",
-    register: myEnv.mysqlTest,
-    namespace() {
-      const table = `${myEnv.RUN}_telegraf_${crypto.randomUUID().slice(0, 8)}`;
-      const storages: MysqlStorage<Counter>[] = [];
-      return Promise.resolve({
-        open() {
-          const storage = MysqlStorage.connect<Counter>(myEnv.MYSQL_URL, { table });
-          storages.push(storage);
-          return Promise.resolve(storage);
-        },
-        async close() {
-          for (const storage of storages) await storage.close();
-          const db = myEnv.admin();
-          try {
-            if (storages[0] !== undefined) await myEnv.dropTables(db, storages[0]);
-          } finally {
-            await db.end();
-          }
-        },
-      });
-    },
-  },
-];
-
-/** Runs `fn` with a fresh namespace of `backend` and a fake Bot API, both closed afterwards. */
-async function withNamespace(
-  backend: Backend,
-  fn: (ns: Namespace, api: FakeBotApi) => Promise<void>,
-): Promise<void> {
-  const api = startFakeBotApi({ tls: false });
-  const ns = await backend.namespace();
-  try {
-    await fn(ns, api);
-  } finally {
-    await ns.close();
-    await api.close();
-  }
-}
+const BACKENDS = telegrafBackends<Counter>({ kvDir: "sk-telegraf-kv-", table: "telegraf" });
 
 // ---------------------------------------------------------------------------
 // Scenarios, on every storage
