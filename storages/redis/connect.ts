@@ -3,7 +3,10 @@
  * `RedisStorage.connectCluster`): a client (or cluster client) from
  * `npm:redis` v5 that gives up quickly on a server it never reached,
  * reconnects for as long as it takes once it was connected, and closes
- * without hanging on a reply that never comes.
+ * without hanging on a reply that never comes. A cluster client also follows
+ * a failover: while a master's connection fails it relearns the topology
+ * (see `followFailover`), and a command for a node that is not connected
+ * fails at once instead of waiting for a node that may never come back.
  *
  * @module
  */
@@ -41,6 +44,64 @@ function report(onError: ((error: Error) => void) | undefined, err: Error): void
   else console.error("RedisStorage: Redis connection error (the client reconnects):", err);
 }
 
+/** How often a cluster client relearns the topology while a master is unreachable. */
+const REDISCOVER_EVERY_MS = 500;
+
+/**
+ * What `followFailover` uses of node-redis v5's cluster client beyond its
+ * declared surface: each master's client, and the slot map's `rediscover`
+ * (internal: node-redis calls it itself only on a `MOVED` or `ASK` reply,
+ * which a dead master never sends).
+ */
+interface ClusterInternals {
+  readonly isOpen: boolean;
+  readonly masters: readonly {
+    readonly address: string;
+    readonly client?: { isReady?: boolean };
+  }[];
+  readonly _slots?: { rediscover?(startWith: unknown): Promise<void> };
+}
+
+/**
+ * node-redis v5 keeps routing a dead master's slots to it: it relearns the
+ * topology only when a live node answers `MOVED`, and nothing is sent to a
+ * live node for those slots. So while the connection to a master at
+ * `address` fails, ask a connected master for the topology every 500 ms
+ * until `address` is no master any more (its replica was promoted; node-redis
+ * then drops the dead node's client) or it is connected again. Returns a
+ * function that stops it, for `close()`.
+ */
+function followFailover(cluster: ClusterInternals): {
+  nodeFailed(address: string): void;
+  stop(): void;
+} {
+  const slots = cluster._slots;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let failing: string | undefined;
+  const step = async () => {
+    timer = undefined;
+    const dead = cluster.masters.find((m) => m.address === failing);
+    if (!cluster.isOpen || dead === undefined || dead.client?.isReady === true) {
+      failing = undefined;
+      return;
+    }
+    const live = cluster.masters.find((m) => m !== dead && m.client?.isReady === true);
+    if (live !== undefined) await slots?.rediscover?.(live.client).catch(() => {});
+    if (cluster.isOpen && failing !== undefined) timer = setTimeout(step, REDISCOVER_EVERY_MS);
+  };
+  return {
+    nodeFailed(address) {
+      if (typeof slots?.rediscover !== "function" || failing !== undefined) return;
+      failing = address;
+      timer = setTimeout(step, REDISCOVER_EVERY_MS);
+    },
+    stop() {
+      clearTimeout(timer);
+      failing = undefined;
+    },
+  };
+}
+
 /**
  * Connects to the cluster that the seed nodes `urls` belong to (any one that
  * answers is enough; the client learns the others from it). Credentials and
@@ -62,10 +123,17 @@ export async function openCluster(
         tls: first.protocol === "rediss:" ? true : undefined,
         reconnectStrategy: reconnect(() => opened),
       },
+      // A command for a master that is not connected fails at once: queued,
+      // it would wait until that master came back, which after a failover
+      // it never does (its slots have moved to the promoted replica).
+      disableOfflineQueue: true,
     },
   });
-  const listener = (err: Error) => {
-    if (opened) report(onError, err);
+  const failover = followFailover(cluster as unknown as ClusterInternals);
+  const listener = (err: Error, node?: { host?: string; port?: number }) => {
+    if (!opened) return;
+    report(onError, err);
+    if (node?.host !== undefined) failover.nodeFailed(`${node.host}:${node.port}`);
   };
   cluster.on("error", listener);
   cluster.on("node-error", listener);
@@ -82,7 +150,13 @@ export async function openCluster(
       { cause: err },
     );
   }
-  return { client: cluster, close: () => closeWithin(cluster) };
+  return {
+    client: cluster,
+    close: () => {
+      failover.stop();
+      return closeWithin(cluster);
+    },
+  };
 }
 
 /**

@@ -40,6 +40,8 @@ export interface ClusterOptions {
   rootNodes: { url: string }[];
   /** Options of every node's connection. */
   defaults?: {
+    /** Fail a command for a node that is not connected at once, instead of queueing it. */
+    disableOfflineQueue?: boolean;
     username?: string;
     password?: string;
     socket?: {
