@@ -172,7 +172,11 @@ export function buildStatements(
   const q = qualify(names, escape);
   const t = q(names.table);
   const l = q(names.leaseTable);
-  const live = "(s.expires_at IS NULL OR s.expires_at > now())";
+  // Live: no expiry, or one still ahead. Written with COALESCE rather than
+  // "IS NULL OR > now()": the same truth for every row (a NULL expiry gives
+  // true, any other the comparison), and PostgreSQL plans and runs it about
+  // 8 µs of server CPU faster per statement (bench/detection_cost.ts).
+  const live = "COALESCE(s.expires_at > now(), true)";
   const ms = (n: number) => `($${n}::float8 * interval '1 millisecond')`;
   // Lazy renewal (see shared/expiry.ts): written LIFETIME TTLs ahead,
   // renewed by a read once less than a TTL is left.
