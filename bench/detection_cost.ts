@@ -45,6 +45,7 @@ import { newVersion } from "../storages/shared/bigint_versions.ts";
 import { buildStatements, tableNames } from "../storages/postgres/sql.ts";
 import process from "node:process";
 import { makeBot, RUN } from "./_bot.ts";
+import { message } from "./multiprocess/workload.ts";
 
 /** The session of bench/multiprocess.ts: one counter, changed by every update. */
 interface Data {
@@ -110,19 +111,7 @@ function ownCpu(): number {
 
 /** Updates for chats 1..CHATS, update ids counting up (grammY does not care). */
 let updateId = 0;
-function update(i: number): Update {
-  const chat = (i % CHATS) + 1;
-  return {
-    update_id: ++updateId,
-    message: {
-      message_id: updateId,
-      date: 1_700_000_000,
-      chat: { id: chat, type: "private", first_name: "User" },
-      from: { id: chat, is_bot: false, first_name: "User" },
-      text: "hello",
-    },
-  } as Update;
-}
+const update = (i: number): Update => message(++updateId, (i % CHATS) + 1);
 
 const increment = (ctx: C) => {
   ctx.session.count++;

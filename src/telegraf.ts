@@ -15,10 +15,11 @@
  */
 
 import { isConditionalStorage } from "./capabilities.ts";
-import { SessionConflictError, SessionError, SessionKeyError } from "./errors.ts";
+import { messageOf, SessionConflictError, SessionError, SessionKeyError } from "./errors.ts";
 import { deserializeSession, serializeSession } from "./serialization.ts";
 import type { StorageAdapter } from "./storage.ts";
 import { SessionMemory } from "./telegraf_memory.ts";
+import { delay } from "./timers.ts";
 import { checkStorage } from "./validate.ts";
 
 /**
@@ -211,7 +212,7 @@ export function telegrafStore<T>(
         // Telegraf 4.16 keeps a rejected read and hands it to every later
         // update of the chat, so a passing fault is worth a second try.
         if (attempt >= READ_ATTEMPTS || err instanceof SessionKeyError) throw err;
-        await new Promise((resolve) => setTimeout(resolve, READ_PAUSES[attempt - 1]));
+        await delay(READ_PAUSES[attempt - 1]);
       }
     }
   }
@@ -240,7 +241,7 @@ export function telegrafStore<T>(
         } catch (err) {
           throw new SessionError(
             `telegrafStore: the session stored under "${key}" is not JSON data ` +
-              `(${(err as Error).message}), so it cannot be handed to Telegraf. Delete it ` +
+              `(${messageOf(err)}), so it cannot be handed to Telegraf. Delete it ` +
               `(storage.delete(key)), or use a storage that keeps JSON data.`,
             key,
             { cause: err },

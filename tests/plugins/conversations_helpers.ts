@@ -345,3 +345,22 @@ export async function runScript(
     await conn.close();
   }
 }
+
+/** What a finished run leaves: the profile, and no conversation state. */
+export function expectedStored(mode: Mode): Record<string, unknown> {
+  const profiles: Record<number, unknown> = {
+    [ANN]: { name: "Ann", age: 30 },
+    [BOB]: { name: "Bob", age: 41 },
+    [CY]: { name: "Cy", age: 52 },
+  };
+  const out: Record<string, unknown> = {};
+  for (const chat of [ANN, BOB, CY]) {
+    if (mode.endsWith("multi")) {
+      out[`conversation:${chat}`] = undefined;
+      out[`profile:${chat}`] = profiles[chat];
+    } else {
+      out[String(chat)] = profiles[chat];
+    }
+  }
+  return out;
+}

@@ -26,6 +26,7 @@ import {
   createFetchHarness,
   CY,
   EXPECTED_REPLIES,
+  expectedStored,
   keysOf,
   type Library,
   type Loose,
@@ -90,25 +91,6 @@ function run(backend: Backend, library: Library, mode: Mode, preload = false): P
     storage: "sessions",
     keys: (chat) => keysOf(mode, chat),
   });
-}
-
-/** What a finished run leaves: the profile, and no conversation state. */
-function expectedStored(mode: Mode): Record<string, unknown> {
-  const profiles: Record<number, unknown> = {
-    [ANN]: { name: "Ann", age: 30 },
-    [BOB]: { name: "Bob", age: 41 },
-    [CY]: { name: "Cy", age: 52 },
-  };
-  const out: Record<string, unknown> = {};
-  for (const chat of [ANN, BOB, CY]) {
-    if (mode.endsWith("multi")) {
-      out[`conversation:${chat}`] = undefined;
-      out[`profile:${chat}`] = profiles[chat];
-    } else {
-      out[String(chat)] = profiles[chat];
-    }
-  }
-  return out;
 }
 
 const BOTH: Library[] = ["grammY", "sessionkit"];

@@ -25,11 +25,10 @@ import {
   type Backend,
   BACKENDS,
   backendTest,
-  BOB,
   type Connection,
   createFetchHarness,
-  CY,
   EXPECTED_REPLIES,
+  expectedStored,
   keysOf,
   type Library,
   type Loose,
@@ -126,25 +125,6 @@ function run(
     { storage: "sessions", keys: (chat) => keysOf(mode, chat) },
     script,
   );
-}
-
-/** What a finished run leaves in the session storage. */
-function expectedStored(mode: Mode): Record<string, unknown> {
-  const profiles: Record<number, unknown> = {
-    [ANN]: { name: "Ann", age: 30 },
-    [BOB]: { name: "Bob", age: 41 },
-    [CY]: { name: "Cy", age: 52 },
-  };
-  const out: Record<string, unknown> = {};
-  for (const chat of [ANN, BOB, CY]) {
-    if (mode.endsWith("multi")) {
-      out[`conversation:${chat}`] = undefined;
-      out[`profile:${chat}`] = profiles[chat];
-    } else {
-      out[String(chat)] = profiles[chat];
-    }
-  }
-  return out;
 }
 
 const FINISHED = (mode: Mode): Outcome => ({

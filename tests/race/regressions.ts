@@ -45,6 +45,18 @@ const mergeQueued = program({
   updates: [u(1, [mutate]), u(0, [mutate]), u(0, [], { after: 0 })],
 });
 
+/** With lock: one lazy update assigns without reading, another of its process then reads. */
+const blindLockRead = program({
+  lock: true,
+  lazy: [false, true],
+  updates: [
+    u(1, [step, { t: "assign", frozen: false }]),
+    u(1, [step, mutate]),
+    u(0, []),
+    u(0, [step, step]),
+  ],
+});
+
 export const REGRESSIONS: Regression[] = [
   {
     name: "defect 2: a merge undone by a queued save (scheduled storage)",
@@ -174,32 +186,14 @@ export const REGRESSIONS: Regression[] = [
     name: "C6 with lock: a lazy update reads what another update of its instance assigned " +
       "without reading, while another instance holds the key (memory storage)",
     backend: memoryBackend,
-    program: program({
-      lock: true,
-      lazy: [false, true],
-      updates: [
-        u(1, [step, { t: "assign", frozen: false }]),
-        u(1, [step, mutate]),
-        u(0, []),
-        u(0, [step, step]),
-      ],
-    }),
+    program: blindLockRead,
     found: "P6 (the blind variant of seed -1343669228, caught once the model also checks " +
       "episodes that began with an assignment)",
   },
   {
     name: "C6 with lock: the same, blind variant (scheduled storage)",
     backend: scheduledBackend,
-    program: program({
-      lock: true,
-      lazy: [false, true],
-      updates: [
-        u(1, [step, { t: "assign", frozen: false }]),
-        u(1, [step, mutate]),
-        u(0, []),
-        u(0, [step, step]),
-      ],
-    }),
+    program: blindLockRead,
     found: "P6, as above",
   },
 ];
