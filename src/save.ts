@@ -52,7 +52,10 @@ function desired<S>(slot: Slot<S>): S | undefined {
  */
 export function saveSlot<S>(slot: Slot<S>): Promise<void> | undefined {
   if (slot.broken !== undefined) throw slot.broken;
-  if (!slot.known || matches(desired(slot), slot.stored)) return undefined;
+  if (!slot.known) return undefined;
+  // After a write without an answer, `stored` may be out of date: the save
+  // learns the version (and what is stored) before it decides to skip.
+  if (slot.uncertain === undefined && matches(desired(slot), slot.stored)) return undefined;
   // After a blind write of this slot (a lazy assignment without a read),
   // the version of what it wrote is learnt before writing on top of it.
   // So is the version after a conditional write that failed without an answer.
@@ -113,10 +116,7 @@ function uncertain<S>(
   // A bad value or key is refused before anything is sent.
   const unsent = err instanceof SessionValueError || err instanceof SessionKeyError;
   if (expected !== UNKNOWN && !unsent) {
-    slot.uncertain = {
-      mine,
-      prior: slot.uncertain === undefined ? expected : slot.uncertain.prior,
-    };
+    slot.uncertain = { mine, prior: expected };
     slot.version = UNKNOWN;
   }
   throw err;
