@@ -81,5 +81,7 @@ export {
   isConditionalStorage,
   isLeaseStorage,
   type LeaseStorage,
+  type LockedSave,
+  type LockedStorage,
   type VersionedValue,
 } from "./src/capabilities.ts";

@@ -269,6 +269,8 @@ export class Binding<S> implements SessionHandle {
     failure: { error: unknown } | undefined,
   ): Promise<void> | undefined {
     this.#ended = true;
+    // The last user of a locked key: its save may give the lease up too.
+    if (slot.users === 1 && slot.lease?.held === true) this.table.detach(slot);
     if (slot.known) {
       this.#seen = true;
       this.#last = slot.value;

@@ -12,12 +12,14 @@ import {
   SessionConflictError,
   SessionError,
   SessionKeyError,
+  SessionLockError,
   SessionValueError,
 } from "./errors.ts";
 import { fromSnapshot, OPAQUE, sameAs, snapshot } from "./snapshot.ts";
 import { isPromiseLike, updateInPlace } from "./values.ts";
 import { copySession } from "./serialization.ts";
 import type { MemoryAccess } from "./memory_access.ts";
+import { lockedAccessOf } from "./locked_access.ts";
 
 /** Whether `value` is what the snapshot `known` holds (`NONE`: nothing). */
 function matches(value: unknown, known: unknown): boolean {
@@ -114,7 +116,9 @@ function uncertain<S>(
   err: unknown,
 ): never {
   // A bad value or key is refused before anything is sent.
-  const unsent = err instanceof SessionValueError || err instanceof SessionKeyError;
+  // So is a save whose lease was lost.
+  const unsent = err instanceof SessionValueError || err instanceof SessionKeyError ||
+    err instanceof SessionLockError;
   if (expected !== UNKNOWN && !unsent) {
     slot.uncertain = { mine, prior: expected };
     slot.version = UNKNOWN;
@@ -235,7 +239,16 @@ function send<S>(
   try {
     let result: unknown;
     let outcome: (r: unknown) => Sent;
-    if (expected === UNKNOWN || conditional === undefined) {
+    const lease = slot.lease;
+    const locked = slot.closing && lease?.held ? lockedAccessOf<S>(storage) : undefined;
+    if (locked !== undefined) {
+      // The last save of a locked key in this process: write and give the
+      // lease up in one call (a conflict keeps the lease).
+      const condition = expected === UNKNOWN || conditional === undefined ? undefined : expected;
+      result = lease!.saveAndRelease(locked, value ?? undefined, condition);
+      outcome = (version) =>
+        version === undefined ? CONFLICT : condition === undefined ? UNKNOWN : version as string;
+    } else if (expected === UNKNOWN || conditional === undefined) {
       result = value == null ? storage.delete(key) : storage.write(key, value);
       outcome = () => UNKNOWN;
     } else if (value == null) {

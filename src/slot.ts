@@ -30,6 +30,7 @@ import { snapshot } from "./snapshot.ts";
 import { saveSlot } from "./save.ts";
 import { cloneJson, isPromiseLike } from "./values.ts";
 import { type MemoryAccess, memoryAccessOf } from "./memory_access.ts";
+import { lockedAccessOf } from "./locked_access.ts";
 
 /** Nothing was read or written yet, so what storage holds is not known. */
 export const UNKNOWN: unique symbol = Symbol("unknown");
@@ -121,9 +122,20 @@ export class Slot<S> {
   #tail: Promise<void> | undefined;
   #queued = 0;
 
-  constructor(readonly key: string, readonly source: SlotSource<S>) {
+  /**
+   * Set when the slot was taken out of its table for its last save (no
+   * other update can join it any more): that save may give the lease up
+   * together with its write (`src/save.ts`).
+   */
+  closing = false;
+
+  /**
+   * @param after Settles when the lease of the key's previous slot in this
+   * process is given up; the lease waits for it before its first attempt.
+   */
+  constructor(readonly key: string, readonly source: SlotSource<S>, after?: Promise<void>) {
     this.lease = source.leases && source.lock
-      ? new Lease(source.leases, key, source.lock)
+      ? new Lease(source.leases, key, source.lock, after)
       : undefined;
   }
 
@@ -160,6 +172,18 @@ export class Slot<S> {
   }
 
   async #readLeased(lease: Lease): Promise<void> {
+    // Lease and read in one call where the storage has one (rule A1 holds:
+    // see src/locked_access.ts); else the lease, then the read.
+    const locked = lease.held || lease.acquiring || this.memory !== undefined
+      ? undefined
+      : lockedAccessOf<S>(this.source.storage);
+    if (locked !== undefined) {
+      const writes = this.writes;
+      const read = await lease.acquireAndRead(locked);
+      const version = this.source.conditional !== undefined ? read.version : UNKNOWN;
+      this.#accept({ value: read.value, version }, writes);
+      return;
+    }
     await lease.acquire();
     const writes = this.writes;
     let answer: Answer<S>;

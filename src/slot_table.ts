@@ -11,6 +11,8 @@ import { Slot, type SlotSource } from "./slot.ts";
 /** The keys in use of one fragment, with their shared state. */
 export class SlotTable<S> {
   readonly #slots = new Map<string, Slot<S>>();
+  /** Leases of slots taken out for their last save, until given up (locked keys). */
+  readonly #closing = new Map<string, Promise<void>>();
 
   constructor(readonly source: SlotSource<S>) {}
 
@@ -23,11 +25,29 @@ export class SlotTable<S> {
   join(key: string): Slot<S> {
     let slot = this.#slots.get(key);
     if (slot === undefined) {
-      slot = new Slot(key, this.source);
+      slot = new Slot(key, this.source, this.#closing.get(key));
       this.#slots.set(key, slot);
     }
     slot.users++;
     return slot;
+  }
+
+  /**
+   * Takes the slot of a locked key out of the table for its last save, while
+   * its last user still has it: updates of the key that come now start a
+   * new slot, whose lease waits for this one's to be given up (with the
+   * save, in one call where the storage can).
+   */
+  detach(slot: Slot<S>): void {
+    const lease = slot.lease;
+    if (lease === undefined || this.#slots.get(slot.key) !== slot) return;
+    this.#slots.delete(slot.key);
+    slot.closing = true;
+    const freed = lease.freed;
+    this.#closing.set(slot.key, freed);
+    freed.then(() => {
+      if (this.#closing.get(slot.key) === freed) this.#closing.delete(slot.key);
+    });
   }
 
   /**
@@ -38,7 +58,7 @@ export class SlotTable<S> {
    */
   leave(slot: Slot<S>): Promise<void> | undefined {
     if (--slot.users > 0) return undefined;
-    this.#slots.delete(slot.key);
+    if (this.#slots.get(slot.key) === slot) this.#slots.delete(slot.key);
     return slot.lease?.release();
   }
 }

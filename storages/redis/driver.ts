@@ -13,6 +13,8 @@
  * | has                           | `EXISTS key`                                        |
  * | listing page                  | `SCAN`, plus `MGET`s for values (cluster: `GET`s)   |
  * | acquire, renew, release lease | one script on the lease key                         |
+ * | acquire lease and read        | one script on the lease and the session key         |
+ * | save and release lease        | one script on the lease and the session key         |
  *
  * Without a TTL, reads (`PERSIST`) and writes (a `SET` without `PX`) remove
  * any expiry an earlier configuration left; neither changes the text, so
@@ -22,6 +24,7 @@
  */
 
 import { SessionError } from "../../src/errors.ts";
+import type { LockedSave } from "../../src/capabilities.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
 import { utf8Length } from "../shared/keys.ts";
 import { isErrorCode, replyText } from "./client.ts";
@@ -46,6 +49,11 @@ function foreign(err: unknown, redisKey: string, key: string): unknown {
     key,
     { cause: err },
   );
+}
+
+/** A reply no script of ours gives (something between is not Redis). */
+function unexpected(reply: unknown): TypeError {
+  return new TypeError(`RedisStorage: unexpected reply from a lease script: ${String(reply)}.`);
 }
 
 /** Sessions as Redis strings, through `commands`. */
@@ -153,6 +161,77 @@ export class RedisDriver implements SessionDriver<string> {
 
   async releaseLease(key: string, owner: string): Promise<void> {
     await this.#run(scripts.releaseLease, this.#leaseKey(key), [owner]);
+  }
+
+  /**
+   * Takes the lease and, if taken, reads the session (`GETEX` with the TTL
+   * or `PERSIST`, as `read`), in one script; `false` when another owner
+   * holds the lease.
+   */
+  async acquireLeaseAndRead(
+    key: string,
+    owner: string,
+    ttl: number,
+  ): Promise<StoredRecord<string> | undefined | false> {
+    const leaseKey = this.#leaseKey(key);
+    const redisKey = this.#layout.sessionKey(key);
+    let reply: unknown;
+    try {
+      reply = await scripts.acquireLeaseAndRead.run(this.#commands, [leaseKey, redisKey], [
+        owner,
+        String(Math.ceil(ttl)),
+        this.#px,
+      ]);
+    } catch (err) {
+      throw foreign(err, redisKey, key);
+    }
+    // 0: not taken; [1]: taken, nothing stored; [1, text]: taken, stored.
+    if (!Array.isArray(reply)) {
+      if (Number(reply) === 0) return false;
+      throw unexpected(reply);
+    }
+    const text = replyText(reply[1]);
+    if (text === undefined) return undefined;
+    if (text.includes("\uFFFD")) await this.#checkUtf8(redisKey, key, text);
+    return { payload: text, version: text };
+  }
+
+  /**
+   * While `owner` holds the lease: writes (`SET`, with `PX` under a TTL) or
+   * deletes the session under `expected` (as `write` and `delete`), then
+   * deletes the lease, in one script.
+   */
+  async saveAndReleaseLease(
+    key: string,
+    text: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    const leaseKey = this.#leaseKey(key);
+    const redisKey = this.#layout.sessionKey(key);
+    const condition = expected === undefined
+      ? ["any", ""]
+      : expected === null
+      ? ["none", ""]
+      : ["text", expected];
+    const args = [owner, this.#px, ...condition];
+    if (text !== undefined) args.push(text);
+    let reply: unknown;
+    try {
+      reply = await scripts.saveAndReleaseLease.run(this.#commands, [leaseKey, redisKey], args);
+    } catch (err) {
+      throw foreign(err, redisKey, key);
+    }
+    switch (Number(reply)) {
+      case 1:
+        return { saved: true, version: text ?? null };
+      case 2:
+        return { saved: false, reason: "conflict" };
+      case 0:
+        return { saved: false, reason: "lease" };
+      default:
+        throw unexpected(reply);
+    }
   }
 
   async close(): Promise<void> {

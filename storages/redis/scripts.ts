@@ -117,3 +117,71 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `);
+
+/**
+ * A locked read: takes the lease as {@link acquireLease} does (a free one,
+ * or one `owner` already holds) and, only then, reads the session as
+ * `GETEX` does for a plain read, in one step.
+ *
+ * KEYS[1] lease key; KEYS[2] session key (one slot on a cluster: the hash
+ * tag); ARGV[1] owner; ARGV[2] lease ttl in ms; ARGV[3] the session's ttl in
+ * ms, or "" for none (`GETEX ... PERSIST`). Returns 0 when another owner
+ * holds the lease (nothing read, nothing changed); else `{1, text}`, or `{1}`
+ * when no session is stored (a Lua table cannot hold nil).
+ *
+ * The session is read before the lease is set, which no one can tell apart
+ * inside a script: so a `WRONGTYPE` reply (something other than a string at
+ * the session key) leaves the lease as it was. `redis.pcall` hands that
+ * error back as it is, code first, on every Redis version.
+ */
+export const acquireLeaseAndRead = new Script(`
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+local text
+if ARGV[3] == '' then
+  text = redis.pcall('GETEX', KEYS[2], 'PERSIST')
+else
+  text = redis.pcall('GETEX', KEYS[2], 'PX', ARGV[3])
+end
+if type(text) == 'table' and text.err then return text end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if text then return {1, text} end
+return {1}
+`);
+
+/**
+ * A locked save: only while `owner` holds the lease, writes or deletes the
+ * session under a condition, as {@link writeIfText} and
+ * {@link deleteIfText} (or a plain `SET`, `DEL`) do, and then deletes the
+ * lease, in one step.
+ *
+ * KEYS[1] lease key; KEYS[2] session key; ARGV[1] owner; ARGV[2] the
+ * session's ttl in ms, or "" for none; ARGV[3] the condition: "any"
+ * (unconditional), "none" (only if nothing is stored) or "text" (only if
+ * the stored text is ARGV[4]); ARGV[4] that text ("" for the others);
+ * ARGV[5] the new text, left out for a delete. Returns 1 when done (the
+ * lease deleted), 0 when `owner` does not hold the lease (nothing written),
+ * 2 when the condition failed (nothing written, the lease kept). A
+ * `WRONGTYPE` reply from the comparison comes back before anything changed.
+ */
+export const saveAndReleaseLease = new Script(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] ~= 'any' then
+  local current = redis.pcall('GET', KEYS[2])
+  if type(current) == 'table' and current.err then return current end
+  if ARGV[3] == 'none' then
+    if current then return 2 end
+  elseif current ~= ARGV[4] then
+    return 2
+  end
+end
+if ARGV[5] == nil then
+  redis.call('DEL', KEYS[2])
+elseif ARGV[2] == '' then
+  redis.call('SET', KEYS[2], ARGV[5])
+else
+  redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return 1
+`);

@@ -7,8 +7,9 @@
  * @module
  */
 
-import type { VersionedValue } from "../../src/capabilities.ts";
+import type { LockedSave, VersionedValue } from "../../src/capabilities.ts";
 import { DriverStorage } from "./driver_storage.ts";
+import { registerLockedClass } from "../../src/locked_access.ts";
 
 /**
  * A storage over a networked driver: the methods of {@link DriverStorage},
@@ -158,6 +159,56 @@ export class AsyncDriverStorage<T, P = string> extends DriverStorage<T, P> {
   }
 
   /**
+   * Takes the lease of `key` and reads the session, as one step where the
+   * backend allows; `null` when someone else holds the lease.
+   *
+   * @example
+   * ```ts
+   * import type { AsyncDriverStorage } from "@sessionkit/grammy";
+   *
+   * declare const storage: AsyncDriverStorage<{ count: number }>;
+   * const read = await storage.acquireLeaseAndRead("42", "me", 5000);
+   * ```
+   *
+   * @param key The session key.
+   * @param owner Who takes the lease, unique per holder.
+   * @param ttl How long the lease lasts, in ms.
+   */
+  override async acquireLeaseAndRead(
+    key: string,
+    owner: string,
+    ttl: number,
+  ): Promise<VersionedValue<T> | null> {
+    return await super.acquireLeaseAndRead(key, owner, ttl);
+  }
+
+  /**
+   * While `owner` holds the lease, saves `value` (deletes for `undefined`)
+   * if the version is still `expected`, and gives the lease up.
+   *
+   * @example
+   * ```ts
+   * import type { AsyncDriverStorage } from "@sessionkit/grammy";
+   *
+   * declare const storage: AsyncDriverStorage<{ count: number }>;
+   * const saved = await storage.saveAndReleaseLease("42", { count: 1 }, null, "me");
+   * ```
+   *
+   * @param key The session key.
+   * @param value The session data, or `undefined` to delete it.
+   * @param expected The version read before, `null` for "nothing stored", or `undefined`.
+   * @param owner The holder of the lease.
+   */
+  override async saveAndReleaseLease(
+    key: string,
+    value: T | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    return await super.saveAndReleaseLease(key, value, expected, owner);
+  }
+
+  /**
    * Lists the keys of all stored sessions.
    *
    * @example
@@ -202,3 +253,5 @@ export class AsyncDriverStorage<T, P = string> extends DriverStorage<T, P> {
     return super.readAllEntries() as AsyncGenerator<[string, T]>;
   }
 }
+
+registerLockedClass(AsyncDriverStorage.prototype);

@@ -26,6 +26,7 @@
  */
 
 import type { MaybePromise } from "../../src/storage.ts";
+import type { LockedSave } from "../../src/capabilities.ts";
 
 /** One stored session as the driver holds it. */
 export interface StoredRecord<P> {
@@ -149,6 +150,34 @@ export interface SessionDriver<P = string> {
   renewLease(key: string, owner: string, ttl: number): MaybePromise<boolean>;
   /** Gives up `owner`'s lease of `key`, if `owner` still holds it. */
   releaseLease(key: string, owner: string): MaybePromise<void>;
+  /**
+   * Optional, for a locked read in one round trip: takes the lease of `key`
+   * for `owner` for `ttl` ms (as {@link SessionDriver.acquireLease}) and,
+   * only if it was taken, reads the record of `key` (as
+   * {@link SessionDriver.read}), as one step: the read sees every write
+   * that landed before the lease was taken. Resolves to `false` when another
+   * owner holds the lease (nothing was read). Without it, the layer takes
+   * the lease and then reads, in two round trips.
+   */
+  acquireLeaseAndRead?(
+    key: string,
+    owner: string,
+    ttl: number,
+  ): Promise<StoredRecord<P> | undefined | false>;
+  /**
+   * Optional, for a locked save in one round trip: only while `owner` holds
+   * an unexpired lease of `key`, writes `payload` (or, for `undefined`,
+   * deletes) under the condition `expected` (as {@link SessionDriver.write}
+   * and {@link SessionDriver.delete}) and, if that was done, gives the
+   * lease up, as one step. Without it, the layer writes and then releases,
+   * in two round trips.
+   */
+  saveAndReleaseLease?(
+    key: string,
+    payload: P | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave>;
   /** Closes what the driver opened. */
   close?(): MaybePromise<void>;
 }

@@ -8,10 +8,17 @@
  */
 
 import type { MaybePromise, StorageAdapter } from "../../src/storage.ts";
-import type { ConditionalStorage, LeaseStorage, VersionedValue } from "../../src/capabilities.ts";
+import type {
+  ConditionalStorage,
+  LeaseStorage,
+  LockedSave,
+  LockedStorage,
+  VersionedValue,
+} from "../../src/capabilities.ts";
 import { SessionError } from "../../src/errors.ts";
 import { isPromiseLike } from "../../src/values.ts";
-import type { ScanPage, SessionDriver } from "./driver.ts";
+import { registerLockedClass } from "../../src/locked_access.ts";
+import type { ScanPage, SessionDriver, StoredRecord } from "./driver.ts";
 import { jsonText, type PayloadCodec } from "./codec.ts";
 import { checkKey, checkLeaseTtl, checkOwner } from "./keys.ts";
 
@@ -47,7 +54,7 @@ function then<A, B>(value: MaybePromise<A>, f: (a: A) => B): MaybePromise<B> {
  * ```
  */
 export class DriverStorage<T, P = string>
-  implements StorageAdapter<T>, ConditionalStorage<T>, LeaseStorage {
+  implements StorageAdapter<T>, ConditionalStorage<T>, LeaseStorage, LockedStorage<T> {
   readonly #driver: SessionDriver<P>;
   readonly #codec: PayloadCodec<P>;
 
@@ -329,6 +336,109 @@ export class DriverStorage<T, P = string>
     });
   }
 
+  /**
+   * Takes the lease of `key` for `owner` for `ttl` ms and, if it was taken,
+   * reads the session with its version: in one round trip where the driver
+   * can (`acquireLeaseAndRead`), else in two. `null` when someone else holds
+   * the lease (nothing was read).
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage<{ count: number }>();
+   * const read = await storage.acquireLeaseAndRead("42", "me", 5000);
+   * console.log(read === null ? "someone else holds it" : read.value);
+   * ```
+   *
+   * @param key The session key.
+   * @param owner Who takes the lease, unique per holder.
+   * @param ttl How long the lease lasts, in ms.
+   * @returns The session and its version, or `null`.
+   */
+  acquireLeaseAndRead(key: string, owner: string, ttl: number): Promise<VersionedValue<T> | null> {
+    return this.#lease(() => {
+      const k = this.#key(key);
+      checkOwner(this.#driver.name, owner);
+      checkLeaseTtl(this.#driver.name, ttl);
+      const driver = this.#driver;
+      const answer = (record: StoredRecord<P> | undefined | false) =>
+        record === false
+          ? null
+          : record === undefined
+          ? { value: undefined, version: null }
+          : { value: this.#decode(k, record.payload), version: record.version };
+      if (driver.acquireLeaseAndRead !== undefined) {
+        return driver.acquireLeaseAndRead(k, owner, ttl).then(answer);
+      }
+      return (async () => {
+        if (!(await driver.acquireLease(k, owner, ttl))) return null;
+        return answer(await driver.read(k));
+      })();
+    });
+  }
+
+  /**
+   * While `owner` holds the lease of `key`, stores `value` (deletes for
+   * `undefined`) if the stored version is still `expected` (`null`: nothing
+   * stored; `undefined`: in any case), then gives the lease up: in one round
+   * trip where the driver can (`saveAndReleaseLease`), else as a write and a
+   * release. After a conflict the lease is still held.
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage<{ count: number }>();
+   * const read = await storage.acquireLeaseAndRead("42", "me", 5000);
+   * const saved = await storage.saveAndReleaseLease("42", { count: 1 }, read?.version, "me");
+   * console.log(saved.saved ? "saved, lease given up" : saved.reason);
+   * ```
+   *
+   * @param key The session key.
+   * @param value The session data, or `undefined` to delete it.
+   * @param expected The version read before, `null` for "nothing stored", or `undefined`.
+   * @param owner The holder of the lease.
+   * @returns Whether it was saved (with the new version), else why not.
+   */
+  saveAndReleaseLease(
+    key: string,
+    value: T | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    return this.#lease(() => {
+      const k = this.#key(key);
+      checkOwner(this.#driver.name, owner);
+      const condition = expected === undefined ? undefined : this.#expected(expected);
+      const payload = value === undefined ? undefined : this.#codec.encode(value, k);
+      const driver = this.#driver;
+      if (driver.saveAndReleaseLease !== undefined) {
+        return driver.saveAndReleaseLease(k, payload, condition, owner);
+      }
+      return (async (): Promise<LockedSave> => {
+        if (payload === undefined) {
+          if (!(await driver.delete(k, condition))) return { saved: false, reason: "conflict" };
+          await this.#releaseQuietly(k, owner);
+          return { saved: true, version: null };
+        }
+        const version = await driver.write(k, payload, condition);
+        if (version === null) return { saved: false, reason: "conflict" };
+        await this.#releaseQuietly(k, owner);
+        return { saved: true, version };
+      })();
+    });
+  }
+
+  /** Gives a lease up after a save; a lease that is not given up expires by itself. */
+  async #releaseQuietly(key: string, owner: string): Promise<void> {
+    try {
+      await this.#driver.releaseLease(key, owner);
+    } catch {
+      // The session is saved either way.
+    }
+  }
+
   /** Lease methods always answer with a promise, rejected on bad arguments. */
   #lease<R>(call: () => MaybePromise<R>): Promise<R> {
     try {
@@ -443,3 +553,5 @@ export class DriverStorage<T, P = string>
     await this.#driver.close?.();
   }
 }
+
+registerLockedClass(DriverStorage.prototype);

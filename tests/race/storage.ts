@@ -18,6 +18,7 @@ import type fc from "npm:fast-check@^4";
 import type {
   ConditionalStorage,
   LeaseStorage,
+  LockedStorage,
   StorageAdapter,
   VersionedValue,
 } from "../../mod.ts";
@@ -152,29 +153,46 @@ export class ScheduledStorage {
    * applied), and the reply parsed when it arrives.
    */
   async #call<T>(inst: number, method: Method, key: string, apply: (rec: CallRecord) => T) {
-    const fault = this.#fault(method);
-    const rec: CallRecord = {
-      seq: this.log.length,
-      inst,
-      method,
-      key,
-      start: this.clock.tick(),
-      fault,
-    };
-    this.log.push(rec);
+    return await this.#callMany(inst, [method], key, ([rec]) => apply(rec));
+  }
+
+  /**
+   * One call that does the work of several methods at once (a joined lease
+   * call): one record per method, with the same times, so the checker sees
+   * what it did as separate calls made in one step. `apply` marks the
+   * records of the parts it did not do (`skip`), which stay unapplied.
+   */
+  async #callMany<T>(
+    inst: number,
+    methods: Method[],
+    key: string,
+    apply: (recs: CallRecord[], skip: (rec: CallRecord) => void) => T,
+  ) {
+    const fault = this.#fault(methods[0]);
+    const start = this.clock.tick();
+    const recs = methods.map((method): CallRecord => {
+      const rec: CallRecord = { seq: this.log.length, inst, method, key, start, fault };
+      this.log.push(rec);
+      return rec;
+    });
     const s = this.scheduler;
-    const label = `#${rec.seq} i${inst}.${method}(${key})`;
+    const label = `#${recs[0].seq} i${inst}.${methods.join("+")}(${key})`;
     try {
       await s.schedule(Promise.resolve(), `${label} request`);
       if (fault === "delay") await s.schedule(Promise.resolve(), `${label} delayed`);
-      if (fault === "fail") throw new Error(`simulated failure of ${method}("${key}")`);
-      const result = apply(rec);
-      rec.applied = this.clock.tick();
+      if (fault === "fail") throw new Error(`simulated failure of ${methods.join("+")}("${key}")`);
+      const skipped = new Set<CallRecord>();
+      const result = apply(recs, (rec) => skipped.add(rec));
+      const applied = this.clock.tick();
+      for (const rec of recs) if (!skipped.has(rec)) rec.applied = applied;
       await s.schedule(Promise.resolve(), `${label} reply`);
-      if (fault === "lost") throw new Error(`simulated lost reply of ${method}("${key}")`);
+      if (fault === "lost") {
+        throw new Error(`simulated lost reply of ${methods.join("+")}("${key}")`);
+      }
       return result;
     } finally {
-      rec.end = this.clock.tick();
+      const end = this.clock.tick();
+      for (const rec of recs) rec.end = end;
     }
   }
 
@@ -210,6 +228,69 @@ export class ScheduledStorage {
   view<T>(inst: number): StorageAdapter<T> & ConditionalStorage<T> & LeaseStorage {
     const parse = (entry: Entry | undefined) =>
       entry === undefined ? undefined : JSON.parse(entry.text) as T;
+    const separate = this.#separate(inst, parse);
+    // Odd instances also have the joined lease calls (LockedStorage), so a
+    // run with several instances has both ways of locking side by side.
+    return inst % 2 === 0 ? separate : { ...separate, ...this.#joined(inst, parse) };
+  }
+
+  /** Takes a free, expired or own lease of `key` for `owner`; whether it was taken. */
+  #takeLease(key: string, owner: string, ttl: number): boolean {
+    const now = Date.now();
+    const lease = this.leases.get(key);
+    if (lease !== undefined && lease.owner !== owner) {
+      if (lease.expires > now) return false;
+      this.takeovers.add(key);
+    }
+    this.leases.set(key, { owner, expires: now + ttl });
+    return true;
+  }
+
+  /** The joined lease calls of instance `inst` (`LockedStorage`). */
+  #joined<T>(inst: number, parse: (entry: Entry | undefined) => T | undefined): LockedStorage<T> {
+    return {
+      acquireLeaseAndRead: (key, owner, ttl) =>
+        this.#callMany(inst, ["acquireLease", "readVersioned"], key, ([, read], skip) => {
+          if (!this.#takeLease(key, owner, ttl)) {
+            skip(read);
+            return null;
+          }
+          const entry = this.sessions.get(key);
+          return { value: parse(entry), version: entry?.version ?? null };
+        }),
+      saveAndReleaseLease: (key, value, expected, owner) => {
+        const write: Method = value === undefined
+          ? (expected === undefined ? "delete" : "deleteIfVersion")
+          : (expected === undefined ? "write" : "writeIfVersion");
+        const early = value === undefined || this.lateSerialize ? undefined : JSON.stringify(value);
+        return this.#callMany(inst, [write, "releaseLease"], key, ([rec, release], skip) => {
+          const lease = this.leases.get(key);
+          if (lease === undefined || lease.owner !== owner || lease.expires <= Date.now()) {
+            skip(rec);
+            skip(release);
+            return { saved: false, reason: "lease" } as const;
+          }
+          if (expected !== undefined) {
+            rec.matched = this.versionOf(key) === expected;
+            if (!rec.matched) {
+              skip(release);
+              return { saved: false, reason: "conflict" } as const;
+            }
+          }
+          let version: string | null = null;
+          if (value === undefined) this.#remove(inst, write, key, rec);
+          else version = this.#store(inst, write, key, early ?? JSON.stringify(value), rec);
+          this.leases.delete(key);
+          return { saved: true, version } as const;
+        });
+      },
+    };
+  }
+
+  #separate<T>(
+    inst: number,
+    parse: (entry: Entry | undefined) => T | undefined,
+  ): StorageAdapter<T> & ConditionalStorage<T> & LeaseStorage {
     return {
       read: (key: string) =>
         this.#call(inst, "read", key, () => this.sessions.get(key)).then(parse),
@@ -241,16 +322,7 @@ export class ScheduledStorage {
           return rec.matched;
         }),
       acquireLease: (key: string, owner: string, ttl: number) =>
-        this.#call(inst, "acquireLease", key, () => {
-          const now = Date.now();
-          const lease = this.leases.get(key);
-          if (lease !== undefined && lease.owner !== owner) {
-            if (lease.expires > now) return false;
-            this.takeovers.add(key);
-          }
-          this.leases.set(key, { owner, expires: now + ttl });
-          return true;
-        }),
+        this.#call(inst, "acquireLease", key, () => this.#takeLease(key, owner, ttl)),
       renewLease: (key: string, owner: string, ttl: number) =>
         this.#call(inst, "renewLease", key, () => {
           const now = Date.now();
