@@ -19,7 +19,7 @@ import { fromSnapshot, OPAQUE, sameAs, snapshot } from "./snapshot.ts";
 import { isPromiseLike, updateInPlace } from "./values.ts";
 import { copySession } from "./serialization.ts";
 import type { MemoryAccess } from "./memory_access.ts";
-import { lockedAccessOf } from "./locked_access.ts";
+import { joinedSaveOf } from "./locked_access.ts";
 
 /** Whether `value` is what the snapshot `known` holds (`NONE`: nothing). */
 function matches(value: unknown, known: unknown): boolean {
@@ -240,7 +240,7 @@ function send<S>(
     let result: unknown;
     let outcome: (r: unknown) => Sent;
     const lease = slot.lease;
-    const locked = slot.closing && lease?.held ? lockedAccessOf<S>(storage) : undefined;
+    const locked = slot.closing && lease?.held ? joinedSaveOf<S>(storage) : undefined;
     if (locked !== undefined) {
       // The last save of a locked key in this process: write and give the
       // lease up in one call (a conflict keeps the lease).

@@ -30,7 +30,7 @@ import { snapshot } from "./snapshot.ts";
 import { saveSlot } from "./save.ts";
 import { cloneJson, isPromiseLike } from "./values.ts";
 import { type MemoryAccess, memoryAccessOf } from "./memory_access.ts";
-import { lockedAccessOf } from "./locked_access.ts";
+import { joinedReadOf } from "./locked_access.ts";
 
 /** Nothing was read or written yet, so what storage holds is not known. */
 export const UNKNOWN: unique symbol = Symbol("unknown");
@@ -176,7 +176,7 @@ export class Slot<S> {
     // see src/locked_access.ts); else the lease, then the read.
     const locked = lease.held || lease.acquiring || this.memory !== undefined
       ? undefined
-      : lockedAccessOf<S>(this.source.storage);
+      : joinedReadOf<S>(this.source.storage);
     if (locked !== undefined) {
       const writes = this.writes;
       const read = await lease.acquireAndRead(locked);
