@@ -181,6 +181,7 @@ pgTest("several processes: PostgreSQL", async (t) => {
   } finally {
     const db = await admin();
     await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
+    await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
     await db.end();
   }
 });
@@ -196,6 +197,7 @@ pgbouncerTest(
     } finally {
       const db = await admin();
       await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
+      await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
       await db.end();
     }
   },

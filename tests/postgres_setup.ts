@@ -10,6 +10,7 @@ import type {
   PostgresQueryResult,
   PostgresStorage,
 } from "../storages/postgres.ts";
+import { tableNames } from "../storages/postgres/sql.ts";
 
 export { pg };
 
@@ -75,6 +76,9 @@ export async function dropTables(
 ): Promise<void> {
   const q = (t: string) => (storage.schema === undefined ? "" : `${id(storage.schema)}.`) + id(t);
   await db.query(`DROP TABLE IF EXISTS ${q(storage.table)}, ${q(storage.leaseTable)}`);
+  // The function of locked reads (created on first use) outlives its tables.
+  const { leaseRead } = tableNames(storage.schema, storage.table);
+  await db.query(`DROP FUNCTION IF EXISTS ${q(leaseRead)}(text, text, float8)`);
 }
 
 /** Whether a table exists, by exact name. */

@@ -10,8 +10,9 @@
  */
 
 import { PURGE_BATCH, PurgeSchedule } from "../shared/purging.ts";
-import { SessionValueError } from "../../src/errors.ts";
+import { SessionError, SessionValueError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
+import type { LockedSave } from "../../src/capabilities.ts";
 import { Runner, sqlState, type TableKind } from "./runner.ts";
 import { buildStatements, type EscapeIdentifier, type Statements, type TableNames } from "./sql.ts";
 import type { PostgresQueryable, PostgresQueryResult, ValueType } from "./types.ts";
@@ -84,6 +85,14 @@ export class PostgresDriver implements SessionDriver<string> {
   readonly #jsonb: boolean;
   readonly #label: string;
   readonly #purging = new PurgeSchedule();
+  readonly #createTable: boolean;
+  /**
+   * Whether the function behind the one-statement locked read is there:
+   * `undefined` until a call finds out; `false` (for the storage's life)
+   * when it is missing and could not be created, so that locked reads take
+   * the lease and read in two statements.
+   */
+  #leaseRead: Promise<boolean> | boolean | undefined;
   #owned: { end(): Promise<void> } | undefined;
   #closed: Promise<void> | undefined;
 
@@ -95,6 +104,7 @@ export class PostgresDriver implements SessionDriver<string> {
     const { names, escape } = options;
     this.#ttl = options.ttl;
     this.#jsonb = options.valueType === "jsonb";
+    this.#createTable = options.createTable;
     this.#sql = buildStatements(names, escape, options.ttl !== undefined, options.valueType);
     const qualified = (table: string) =>
       (names.schema === undefined ? "" : `${escape(names.schema)}.`) + escape(table);
@@ -158,17 +168,23 @@ export class PostgresDriver implements SessionDriver<string> {
         result = await this.#run(this.#sql.updateIfVersion, values, key);
       }
     } catch (err) {
-      // A jsonb column of a table created by an earlier version refuses
-      // such text in the server; the statement did nothing.
-      const code = sqlState(err);
-      if (code === "22P05" || (code === "22P02" && /json/i.test(String(err)))) {
-        throw this.#refusal(key);
-      }
-      throw err;
+      throw this.#refused(key, err);
     }
     if (!result.rowCount) return null;
     await this.#maybePurge();
     return version;
+  }
+
+  /**
+   * A jsonb column of a table created by an earlier version refuses such
+   * text in the server; the statement did nothing.
+   */
+  #refused(key: string, err: unknown): unknown {
+    const code = sqlState(err);
+    if (code === "22P05" || (code === "22P02" && /json/i.test(String(err)))) {
+      return this.#refusal(key);
+    }
+    return err;
   }
 
   #refusal(key: string): SessionValueError {
@@ -233,6 +249,129 @@ export class PostgresDriver implements SessionDriver<string> {
   /** One `DELETE` of an owned lease. */
   async releaseLease(key: string, owner: string): Promise<void> {
     await this.#run(this.#sql.releaseLease, [key, owner], key, "lease");
+  }
+
+  /**
+   * One statement: the lease upsert and then the read, through the
+   * function of `TableNames.leaseRead` (each with a snapshot of its own);
+   * a second one to renew or clear the expiry when due, as in
+   * {@link PostgresDriver.read}. Tables made by an earlier version get the
+   * function on first use; where it cannot be created (`createTable:
+   * false`, no rights), the lease is taken and the session read in two
+   * statements.
+   */
+  async acquireLeaseAndRead(
+    key: string,
+    owner: string,
+    ttl: number,
+  ): Promise<StoredRecord<string> | undefined | false> {
+    const rows = await this.#leaseAndRead(key, owner, ttl);
+    if (rows === undefined) {
+      if (!(await this.acquireLease(key, owner, ttl))) return false;
+      return await this.read(key);
+    }
+    if (rows.length === 0) return false;
+    const version = rows[0].version as string | null;
+    if (version === null) return undefined;
+    const record = { payload: rows[0].value as string, version };
+    if (rows[0].due !== true) return record;
+    const touched = await this.#run(this.#sql.touch, this.#params(key, version), key);
+    // Replaced, or expired and perhaps purged since: read again, as `read` does.
+    return touched.rowCount ? record : await this.read(key);
+  }
+
+  /** The rows of the one-statement locked read, or `undefined` without its function. */
+  async #leaseAndRead(
+    key: string,
+    owner: string,
+    ttl: number,
+  ): Promise<Record<string, unknown>[] | undefined> {
+    if (this.#leaseRead !== undefined && !(await this.#leaseRead)) return undefined;
+    const values = this.#params(key, owner, ttl);
+    const run = () => this.#run(this.#sql.acquireLeaseAndRead, values, key, "both");
+    try {
+      return (await run()).rows;
+    } catch (err) {
+      if (sqlState(err) !== "42883") throw err;
+    }
+    // undefined_function (the statement did nothing): tables made by an
+    // earlier version, or by hand from its createTableSql().
+    if (!(await (this.#leaseRead ??= this.#createLeaseRead()))) return undefined;
+    try {
+      return (await run()).rows;
+    } catch (err) {
+      if (sqlState(err) !== "42883") throw err;
+      this.#leaseRead = false;
+      return undefined;
+    }
+  }
+
+  /** Creates the function of the one-statement locked read; whether that worked. */
+  async #createLeaseRead(): Promise<boolean> {
+    if (!this.#createTable) return false;
+    try {
+      await this.#runner.create("both");
+      return true;
+    } catch (err) {
+      // The runner passes connection errors on as they are: the server was
+      // not asked, so the next locked read asks again.
+      if (!(err instanceof SessionError)) {
+        this.#leaseRead = undefined;
+        throw err;
+      }
+      // No rights, say: the two-statement way works without it.
+      return false;
+    }
+  }
+
+  /**
+   * One statement: while `owner` holds an unexpired lease, the write (as
+   * {@link PostgresDriver.write}) or delete (as {@link PostgresDriver.delete})
+   * and, if it was done, the release of the lease.
+   */
+  async saveAndReleaseLease(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    const sql = this.#sql;
+    // A token that is no version matches no row: NULL compares with none.
+    const stored = expected === undefined || expected === null || isVersion(expected)
+      ? expected
+      : undefined;
+    const impossible = expected !== stored;
+    let version: string | null = null;
+    let result: PostgresQueryResult;
+    if (payload === undefined) {
+      const [text, values] = expected === undefined
+        ? [sql.saveDelete, [key, owner]]
+        : expected === null
+        ? [sql.saveDeleteIfAbsent, [key, owner]]
+        : [sql.saveDeleteIfVersion, [key, owner, impossible ? null : expected]];
+      result = await this.#run(text, values, key, "both");
+    } else {
+      if (this.#jsonb && JSONB_UNSAFE.test(payload)) throw this.#refusal(key);
+      version = newVersion();
+      const [text, values] = expected === undefined
+        ? [sql.saveWrite, this.#params(key, owner, payload, version)]
+        : expected === null
+        ? [sql.saveIfAbsent, this.#params(key, owner, payload, version)]
+        : [
+          sql.saveIfVersion,
+          this.#params(key, owner, payload, impossible ? null : expected, version),
+        ];
+      try {
+        result = await this.#run(text, values, key, "both");
+      } catch (err) {
+        throw this.#refused(key, err);
+      }
+    }
+    const row = result.rows[0];
+    if (row?.leased !== true) return { saved: false, reason: "lease" };
+    if (row.done !== true) return { saved: false, reason: "conflict" };
+    if (payload !== undefined) await this.#maybePurge();
+    return { saved: true, version };
   }
 
   /** Deletes up to `limit` expired rows; returns how many went. */

@@ -2,8 +2,8 @@
  * Running the PostgreSQL storage's statements: a statement that never ran
  * (the server refused the connection) or that PostgreSQL rolled back as a
  * whole (a deadlock) is retried for a while; a missing table is created on
- * the spot (the lease table only when a lease is first used); and errors say
- * what to do.
+ * the spot (the lease table only when a lease is first used, the function
+ * of the locked read when that is first used); and errors say what to do.
  *
  * @module
  */
@@ -32,15 +32,19 @@ export function sqlState(err: unknown): string {
   return typeof code === "string" ? code : "";
 }
 
-/** Which of the storage's tables a statement uses. */
-export type TableKind = "session" | "lease";
+/**
+ * Which of the storage's tables a statement uses: `both` for the locked
+ * read and save, which create both tables and the function of the locked
+ * read.
+ */
+export type TableKind = "session" | "lease" | "both";
 
 /** Where and how the statements run. */
 export interface RunnerOptions {
   /** Whether missing tables may be created. */
   createTable: boolean;
   /** The escaped, qualified names of the tables, for messages. */
-  labels: Record<TableKind, string>;
+  labels: Record<"session" | "lease", string>;
 }
 
 /**
@@ -92,16 +96,22 @@ export class Runner {
       if (!MISSING.has(sqlState(err))) throw err;
       if (!this.#options.createTable) {
         throw new SessionError(
-          `PostgresStorage: the table ${this.#options.labels[table]} (or its schema) does not ` +
+          `PostgresStorage: the table ${this.#label(table)} (or its schema) does not ` +
             `exist. With createTable: false it must be created by hand; run the SQL from ` +
             `PostgresStorage.createTableSql() (see docs/postgres.md), or leave createTable on.`,
           key,
           { cause: err },
         );
       }
-      await this.#create(table);
+      await this.create(table);
       return await this.#retrying(text, values, key);
     }
+  }
+
+  /** The escaped name of the table of kind `table`, for messages. */
+  #label(table: TableKind): string {
+    const { labels } = this.#options;
+    return table === "both" ? `${labels.session} or ${labels.lease}` : labels[table];
   }
 
   async #retrying(text: string, values: unknown[], key?: string): Promise<PostgresQueryResult> {
@@ -128,19 +138,27 @@ export class Runner {
     }
   }
 
-  /** Creates the table of kind `table`; concurrent callers share one attempt. */
-  #create(table: TableKind): Promise<void> {
+  /**
+   * Creates the table of kind `table` (for `both`, both tables and the
+   * function of the locked read); concurrent callers share one attempt.
+   */
+  create(table: TableKind): Promise<void> {
     let creating = this.#creating.get(table);
     if (creating === undefined) {
-      creating = this.#ddl(table === "session" ? this.#sql.sessionDdl : this.#sql.leaseDdl)
+      const ddl = table === "session"
+        ? this.#sql.sessionDdl
+        : table === "lease"
+        ? this.#sql.leaseDdl
+        : this.#sql.lockedDdl;
+      creating = this.#ddl(ddl)
         .catch((err) => {
           // A lost connection is not a problem of the table: the caller reports
           // it as the failed read or write it is. Anything else needs the user.
           const code = sqlState(err);
           if (code === "" || code.startsWith("08") || code.startsWith("57")) throw err;
           throw new SessionError(
-            `PostgresStorage: could not create the ${table} table ${
-              this.#options.labels[table]
+            `PostgresStorage: could not create the ${table === "both" ? "" : `${table} `}table ${
+              this.#label(table)
             }: ` +
               `${(err as Error)?.message ?? err}. Check that the database is reachable, that ` +
               `the schema exists and that the user may create tables in it; or create the ` +
