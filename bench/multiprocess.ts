@@ -1,9 +1,13 @@
 /**
  * Many bot processes on one storage (#18): 1, 2 and 4 OS processes (Deno
  * subprocesses, bench/multiprocess/worker.ts), each a real grammY Bot driven
- * through `bot.handleUpdate`, against one Redis, PostgreSQL, Deno KV file,
- * SQLite file or MySQL/MariaDB; and one process at 100 updates in flight.
- * Every update increments its chat's session, so every update writes.
+ * through `bot.handleUpdate`, against one Redis, Redis Cluster, PostgreSQL
+ * (directly, or through pgbouncer in transaction pooling mode), Deno KV
+ * file, SQLite file or MySQL/MariaDB; and one process at 100 updates in
+ * flight. Every update increments its chat's session, so every update
+ * writes. The cluster (six local redis-server processes) and the pgbouncer
+ * are started for the run and stopped at its end, also on Ctrl-C
+ * (bench/multiprocess/backends.ts).
  *
  * Modes: sessionkit with conflict detection (the default), with an
  * `onConflict` merge function, with `lock`; and, as the baseline of each
@@ -22,9 +26,10 @@
  * counters read back afterwards), round trips per update counted at the
  * client (bench/multiprocess/counting.ts), latency.
  *
- * Run: `deno run -A bench/multiprocess.ts` (about 8 minutes: every backend
+ * Run: `deno run -A bench/multiprocess.ts` (about 11 minutes: every backend
  * twice, Redis and PostgreSQL a third time), `--quick` (about a minute, one
- * round of 2 x 1 and 1 x 100), or with `--backends redis,postgres`,
+ * round of 2 x 1 and 1 x 100), or with `--backends redis,postgres`
+ * (names: redis, redis-cluster, postgres, pgbouncer, denokv, sqlite, mysql),
  * `--configs 1x1,4x1` (processes x updates in flight per process), `--modes
  * detect,grammY`, `--rounds 2` (rounds of every backend), `--key-rounds 3`
  * (rounds of the backends in `--repeat`, default redis,postgres),
@@ -68,6 +73,9 @@ for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m
 
 const RUN = `skmp_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
 
+/** Every bot process started, for a Ctrl-C to kill. */
+const children = new Set<Deno.ChildProcess>();
+
 /** A bot process kept for every run, with its stdout read line by line. */
 class Worker {
   readonly child: Deno.ChildProcess;
@@ -84,6 +92,7 @@ class Worker {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    children.add(this.child);
     this.#writer = this.child.stdin.getWriter();
     this.#read(this.child.stdout, (line) => {
       if (!line.startsWith("@mp ")) return;
@@ -238,13 +247,49 @@ async function runGroup(
   return rows;
 }
 
+/** Backends whose `start()` ran: stopped at the end, on failure, or on Ctrl-C. */
+const running: Backend[] = [];
+
+async function stopStarted(): Promise<void> {
+  for (const b of running.splice(0).reverse()) {
+    await b.stop?.().catch((err) => console.error(`[mp] stopping ${b.label} failed: ${err}`));
+  }
+}
+
+/** The signal that interrupted the run, if one did: nothing more is run or printed. */
+let stopping: Deno.Signal | undefined;
+
+function interrupted(signal: Deno.Signal) {
+  if (stopping !== undefined) return;
+  stopping = signal;
+  console.error(`\n[mp] ${signal}: killing the bot processes, stopping the servers started`);
+  for (const child of children) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  stopStarted().finally(() => Deno.exit(130));
+}
+
 async function main() {
   const backends: Backend[] = [];
   for (const b of BACKENDS) {
     if (wanted !== undefined && !wanted.includes(b.name)) continue;
-    const problem = await b.probe();
+    let problem: string | undefined;
+    try {
+      if (b.start !== undefined) {
+        running.push(b);
+        await b.start();
+      }
+      problem = await b.probe();
+    } catch (err) {
+      problem = (err as Error).message;
+    }
     if (problem === undefined) backends.push(b);
     else {
+      await b.stop?.().catch(() => {});
       console.error(
         `\n${"!".repeat(78)}\n!!! SKIPPING ${b.label}: ${problem}\n${"!".repeat(78)}\n`,
       );
@@ -266,6 +311,7 @@ async function main() {
       for (const backend of inRound) {
         const groups = round % 2 === 1 ? configs : [...configs].reverse();
         for (const [g, { processes, inflight }] of groups.entries()) {
+          if (stopping !== undefined) break;
           const shift = (g + round - 1) % modes.length;
           let order = [...modes.slice(shift), ...modes.slice(0, shift)];
           if (round % 2 === 0) order = order.reverse();
@@ -302,13 +348,14 @@ async function main() {
     }
   } finally {
     await Promise.all(workers.map((w) => w.close()));
-    for (const [backend, list] of used) {
+    for (const [backend, list] of stopping === undefined ? used : []) {
       await backend.cleanup(list).catch((err) =>
         console.error(`[mp] cleanup of ${backend.label} failed: ${err}`)
       );
     }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+  if (stopping !== undefined) return;
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
   console.log(
     `Machine: ${cpu}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}. ` +
@@ -335,4 +382,15 @@ async function main() {
   if (jsonPath !== undefined) await Deno.writeTextFile(jsonPath, JSON.stringify(rows, null, 1));
 }
 
-await main();
+const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+const handlers = signals.map((signal) => {
+  const handler = () => interrupted(signal);
+  Deno.addSignalListener(signal, handler);
+  return [signal, handler] as const;
+});
+try {
+  await main();
+} finally {
+  await stopStarted();
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+}

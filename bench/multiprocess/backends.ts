@@ -5,10 +5,14 @@
  * counter (./counting.ts), and drops what the runs left behind.
  *
  * Adding a backend is one entry in `BACKENDS` below: a `probe` that says why
- * it cannot run (or `undefined`), an `open`, and a `cleanup`. For example,
- * PostgreSQL behind pgbouncer is `postgres("pgbouncer", PGBOUNCER_URL, ...)`,
- * and Redis Cluster an entry whose `open` makes the client with
- * `createCluster` and wraps it with the same `countRedis`.
+ * it cannot run (or `undefined`), an `open`, and a `cleanup`; and, for a
+ * server the benchmark runs itself, a `start` and a `stop`. Redis Cluster and
+ * PostgreSQL behind pgbouncer are such entries: the main process starts a
+ * local six-node cluster (tests/fixtures/redis_cluster.ts) or a pgbouncer in
+ * transaction pooling mode (tests/fixtures/pgbouncer.ts) once for the run,
+ * and sets `REDIS_CLUSTER_URLS` or `PGBOUNCER_URL`, which the bot processes
+ * inherit; with the variable already set, that server is used and nothing
+ * is started.
  *
  * @module
  */
@@ -16,6 +20,9 @@
 import { isLeaseStorage, type StorageAdapter } from "../../mod.ts";
 import { Counter, countKv, countMysql, countPg, countRedis, countSqlite } from "./counting.ts";
 import type { Data } from "./workload.ts";
+// Types only: the fixtures are loaded by `start()`, in the main process.
+import type { Pgbouncer } from "../../tests/fixtures/pgbouncer.ts";
+import type { LocalCluster } from "../../tests/fixtures/redis_cluster.ts";
 
 /** Whose session middleware a run uses. */
 export type Library = "sessionkit" | "grammY";
@@ -56,11 +63,26 @@ export interface Backend {
   open(place: Place, library: Library, pool: number): Promise<Opened>;
   /** Drops everything the runs of `places` left on the server. */
   cleanup(places: Place[]): Promise<void>;
+  /**
+   * Starts what the backend runs on for the whole benchmark (a local
+   * cluster, a pgbouncer), in the main process before the bot processes
+   * start: they find it through the environment they inherit. Throws when
+   * it cannot; whatever it started is then stopped again.
+   */
+  start?(): Promise<void>;
+  /** Stops what `start` started, after `cleanup`. Does nothing the second time. */
+  stop?(): Promise<void>;
 }
 
 const REDIS_URL = Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
 const MYSQL_URL = Deno.env.get("MYSQL_URL") ?? "mysql://root@127.0.0.1:3306/test";
+/** Seed nodes of a Redis Cluster, comma separated (set by `redisCluster().start()` if not given). */
+const CLUSTER_ENV = "REDIS_CLUSTER_URLS";
+/** pgbouncer's URL (set by `pgbouncer().start()` if not given). */
+const PGBOUNCER_ENV = "PGBOUNCER_URL";
+/** Server connections of the pgbouncer the benchmark starts: pgbouncer's own default. */
+const PGBOUNCER_POOL = Number(Deno.env.get("PGBOUNCER_POOL_SIZE") ?? 20);
 
 /**
  * Creates a SQL storage's tables before several processes would race to
@@ -157,17 +179,22 @@ async function pgPool(url: string, max: number) {
 }
 
 /** PostgreSQL: sessionkit's `PostgresStorage`; grammY on `@grammyjs/storage-psql`. Both on `pg`. */
-export function postgres(name = "postgres", url = DATABASE_URL, label = "PostgreSQL"): Backend {
+export function postgres(
+  name = "postgres",
+  where: string | (() => string) = DATABASE_URL,
+  label = "PostgreSQL",
+): Backend {
+  const url = () => typeof where === "string" ? where : where();
   const entry: Backend = {
     name,
     label,
     grammy: "@grammyjs/storage-psql (pg)",
     async probe() {
-      const pool = await pgPool(url, 1);
+      const pool = await pgPool(url(), 1);
       try {
         await pool.query("SELECT 1");
       } catch (err) {
-        return `${url}: ${message(err)}`;
+        return `${url()}: ${message(err)}`;
       } finally {
         await pool.end().catch(() => {});
       }
@@ -175,7 +202,7 @@ export function postgres(name = "postgres", url = DATABASE_URL, label = "Postgre
     prepare: async (place, library) => await createTables(await entry.open(place, library, 1)),
     async open(place, library, max) {
       const counter = new Counter();
-      const pool = await pgPool(url, max);
+      const pool = await pgPool(url(), max);
       const db = countPg(pool, counter);
       const close = () => pool.end();
       if (library === "sessionkit") {
@@ -191,7 +218,7 @@ export function postgres(name = "postgres", url = DATABASE_URL, label = "Postgre
       return { storage, counter, close };
     },
     async cleanup(places) {
-      const pool = await pgPool(url, 1);
+      const pool = await pgPool(url(), 1);
       try {
         for (const { ns } of places) {
           await pool.query(`DROP TABLE IF EXISTS "${ns}", "${ns}_leases"`);
@@ -202,6 +229,165 @@ export function postgres(name = "postgres", url = DATABASE_URL, label = "Postgre
     },
   };
   return entry;
+}
+
+/**
+ * PostgreSQL behind pgbouncer in transaction pooling mode, otherwise as
+ * `postgres()`: sessionkit's `PostgresStorage` and `@grammyjs/storage-psql`
+ * both connect through it (storage-psql sends unnamed statements only, which
+ * transaction pooling passes through). Unless `PGBOUNCER_URL` is set, the
+ * main process starts one in front of DATABASE_URL's server for the run
+ * (tests/fixtures/pgbouncer.ts, transaction mode, `PGBOUNCER_POOL_SIZE`
+ * server connections handed out round robin, default 20).
+ */
+export function pgbouncer(name = "pgbouncer"): Backend {
+  const given = Deno.env.get(PGBOUNCER_ENV) !== undefined;
+  const label = given
+    ? "PostgreSQL via pgbouncer (transaction pooling)"
+    : `PostgreSQL via pgbouncer (transaction pooling, ${PGBOUNCER_POOL} server connections)`;
+  const entry = postgres(name, () => {
+    const url = Deno.env.get(PGBOUNCER_ENV);
+    if (url === undefined) throw new Error(`${PGBOUNCER_ENV} is not set: pgbouncer not started`);
+    return url;
+  }, label);
+  let running: Pgbouncer | undefined;
+  return {
+    ...entry,
+    async start() {
+      if (Deno.env.get(PGBOUNCER_ENV) !== undefined) return;
+      const direct = await postgres().probe();
+      if (direct !== undefined) throw new Error(direct);
+      const fixture = await import("../../tests/fixtures/pgbouncer.ts");
+      if (fixture.PGBOUNCER === undefined) {
+        throw new Error("pgbouncer is not installed (apt-get install pgbouncer, or set PGBOUNCER)");
+      }
+      running = await fixture.startPgbouncer({ poolMode: "transaction", poolSize: PGBOUNCER_POOL });
+      Deno.env.set(PGBOUNCER_ENV, running.url);
+    },
+    async stop() {
+      const bouncer = running;
+      running = undefined;
+      if (bouncer === undefined) return;
+      Deno.env.delete(PGBOUNCER_ENV);
+      await bouncer.stop();
+    },
+  };
+}
+
+/** The seed nodes of the cluster the bot processes use. */
+function clusterUrls(): string[] {
+  const urls = (Deno.env.get(CLUSTER_ENV) ?? "").split(",").filter((u) => u !== "");
+  if (urls.length === 0) throw new Error(`${CLUSTER_ENV} is not set: no cluster started`);
+  return urls;
+}
+
+async function nodeRedisCluster(urls: string[]) {
+  const { createCluster } = await import("npm:redis@^5");
+  const cluster = createCluster({
+    rootNodes: urls.map((url) => ({ url })),
+    defaults: { socket: { connectTimeout: 3000, reconnectStrategy: false } },
+  });
+  cluster.on("error", () => {});
+  await cluster.connect();
+  return cluster;
+}
+
+/**
+ * Redis Cluster: sessionkit's `RedisStorage` on node-redis's `createCluster`;
+ * grammY on `@grammyjs/storage-redis` with an ioredis `Cluster` (typed for
+ * ioredis's `Redis`, it only calls `get`, `set` and `del`, which the Cluster
+ * routes by key). Unless `REDIS_CLUSTER_URLS` is set, the main process starts
+ * a local cluster of three masters and three replicas for the run
+ * (tests/fixtures/redis_cluster.ts).
+ */
+export function redisCluster(name = "redis-cluster", label = "Redis Cluster"): Backend {
+  let running: LocalCluster | undefined;
+  return {
+    name,
+    label,
+    grammy: "@grammyjs/storage-redis (ioredis Cluster)",
+    async start() {
+      if (Deno.env.get(CLUSTER_ENV) !== undefined) return;
+      const fixture = await import("../../tests/fixtures/redis_cluster.ts");
+      if (!fixture.clusterAvailable) throw new Error("redis-server or redis-cli is not available");
+      const cluster = await fixture.LocalCluster.start();
+      running = cluster;
+      Deno.env.set(CLUSTER_ENV, cluster.urls.join(","));
+    },
+    async stop() {
+      const cluster = running;
+      running = undefined;
+      if (cluster === undefined) return;
+      Deno.env.delete(CLUSTER_ENV);
+      await cluster.stop();
+    },
+    async probe() {
+      try {
+        const cluster = await nodeRedisCluster(clusterUrls());
+        try {
+          const info = String(await cluster.sendCommand(undefined, true, ["CLUSTER", "INFO"]));
+          if (!info.includes("cluster_state:ok")) return `cluster not ok: ${info.split("\r\n")[0]}`;
+        } finally {
+          cluster.destroy();
+        }
+      } catch (err) {
+        return `${Deno.env.get(CLUSTER_ENV)}: ${message(err)}`;
+      }
+    },
+    prepare: () => Promise.resolve(),
+    async open(place, library) {
+      const counter = new Counter();
+      const prefix = `${place.ns}:`;
+      if (library === "sessionkit") {
+        const { RedisStorage } = await import("../../storages/redis.ts");
+        const cluster = countRedis(await nodeRedisCluster(clusterUrls()), counter);
+        return {
+          storage: new RedisStorage<Data>(cluster, { prefix }),
+          counter,
+          close: () => Promise.resolve(cluster.destroy()),
+        };
+      }
+      const { Cluster, Redis } = await import("npm:ioredis@^5");
+      const { RedisAdapter } = await import("npm:@grammyjs/storage-redis@^2");
+      const seeds = clusterUrls().map((url) => {
+        const { hostname, port } = new URL(url);
+        return { host: hostname, port: Number(port || 6379) };
+      });
+      const io = new Cluster(seeds, {
+        lazyConnect: true,
+        redisOptions: { maxRetriesPerRequest: 1 },
+      });
+      await io.connect();
+      countRedis(io, counter);
+      return {
+        // Typed for `Redis`; get, set and del are all it calls.
+        storage: new RedisAdapter({
+          instance: io as unknown as InstanceType<typeof Redis>,
+        }) as StorageAdapter<Data>,
+        prefix,
+        counter,
+        close: () => Promise.resolve(io.disconnect()),
+      };
+    },
+    async cleanup(places) {
+      const cluster = await nodeRedisCluster(clusterUrls());
+      try {
+        for (const master of cluster.masters) {
+          const node = await cluster.nodeClient(master);
+          for (const place of places) {
+            // Session keys are `{ns:chat}`, leases `<lease prefix>{ns:chat}`, grammY's `ns:chat`;
+            // keys of different slots cannot go in one DEL.
+            const match = `*${place.ns}:*`;
+            for await (const keys of node.scanIterator({ MATCH: match, COUNT: 1000 })) {
+              await Promise.all(keys.map((key) => node.del(key)));
+            }
+          }
+        }
+      } finally {
+        cluster.destroy();
+      }
+    },
+  };
 }
 
 /** MySQL/MariaDB: sessionkit's `MysqlStorage` on mysql2; grammY's `session()` on the same storage. */
@@ -299,4 +485,12 @@ export function sqlite(name = "sqlite", label = "SQLite (WAL file)"): Backend {
 }
 
 /** Every backend, in the order the report lists them. Add new ones here. */
-export const BACKENDS: Backend[] = [redis(), postgres(), denokv(), sqlite(), mysql()];
+export const BACKENDS: Backend[] = [
+  redis(),
+  redisCluster(),
+  postgres(),
+  pgbouncer(),
+  denokv(),
+  sqlite(),
+  mysql(),
+];
