@@ -268,7 +268,10 @@ async function postgresRows() {
   const tables: string[] = [];
   const handles: (pg.Pool | pg.Client)[] = [];
   cleanups.push(async () => {
-    for (const t of tables) await admin.query(`DROP TABLE IF EXISTS "${t}", "${t}_leases"`);
+    for (const t of tables) {
+      await admin.query(`DROP TABLE IF EXISTS "${t}", "${t}_leases"`);
+      await admin.query(`DROP FUNCTION IF EXISTS "${t}_lease_read"(text, text, float8)`);
+    }
     for (const h of handles) await h.end();
     await admin.end();
   });

@@ -222,6 +222,8 @@ export function postgres(
       try {
         for (const { ns } of places) {
           await pool.query(`DROP TABLE IF EXISTS "${ns}", "${ns}_leases"`);
+          // The locked read's function (created on first use) outlives the tables.
+          await pool.query(`DROP FUNCTION IF EXISTS "${ns}_lease_read"(text, text, float8)`);
         }
       } finally {
         await pool.end();
