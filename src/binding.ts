@@ -61,6 +61,11 @@ export class Binding<S> implements SessionHandle {
     readonly property: string,
   ) {}
 
+  /** Whether the fragment's keys are locked (`lock`, on a storage with leases). */
+  get locked(): boolean {
+    return this.table.source.lock !== undefined && this.table.source.leases !== undefined;
+  }
+
   #join(): Slot<S> {
     return this.#slot ??= this.table.join(this.key!);
   }

@@ -106,6 +106,9 @@ export class Lease {
       try {
         got = await attempt();
       } catch (err) {
+        // It may have taken the lease before it failed (a lost reply, or a
+        // joined read that failed after the lease): give it back, at best.
+        await this.#giveBack();
         throw failure(this.key, err);
       }
       if (got !== null) {
@@ -127,6 +130,25 @@ export class Lease {
       await delay(Math.min(left, pause * (0.5 + Math.random())));
       pause = Math.min(pause * 2, 100);
     }
+  }
+
+  /** Gives up a lease this holder may hold without knowing; never throws. */
+  async #giveBack(): Promise<void> {
+    try {
+      await this.storage.releaseLease(this.key, this.#owner);
+    } catch {
+      // It expires after its TTL.
+    }
+  }
+
+  /** Stops renewing, waiting for a renewal in flight (rule U6: nothing outlives the update). */
+  async #stopRenewing(): Promise<void> {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#renewing !== undefined) await this.#renewing; // never rejects
+    // The renewal may have scheduled the next one.
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   #schedule(): void {
@@ -180,8 +202,8 @@ export class Lease {
     expected: string | null | undefined,
   ): Promise<string | null | undefined> {
     this.assertHeld();
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    await this.#stopRenewing();
+    this.assertHeld(); // the renewal may have found it lost
     let result;
     try {
       result = await locked.saveAndReleaseLease(this.key, value, expected, this.#owner);
@@ -210,19 +232,14 @@ export class Lease {
 
   /** Gives the lease up. Never throws: an unreleased lease expires by itself. */
   async release(): Promise<void> {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
     if (!this.#held) {
+      await this.#stopRenewing();
       this.#freed.resolve();
       return;
     }
     this.#held = false;
-    if (this.#renewing !== undefined) await this.#renewing; // never rejects
-    try {
-      await this.storage.releaseLease(this.key, this.#owner);
-    } catch {
-      // It expires after its TTL.
-    }
+    await this.#stopRenewing();
+    await this.#giveBack();
     this.#freed.resolve();
   }
 }

@@ -81,7 +81,17 @@ export function multiSession<C extends SessionContext>(
       },
     });
     if (!lazy) {
-      const loads = bindings.filter((b) => b.key !== undefined).map((b) => settle(() => b.load()));
+      // Locked fragments take their leases one after another, in the order
+      // of the options, so that two processes never wait for each other's
+      // leases; the others are read meanwhile.
+      const keyed = bindings.filter((b) => b.key !== undefined);
+      const loads = keyed.filter((b) => !b.locked).map((b) => settle(() => b.load()));
+      const locked = keyed.filter((b) => b.locked);
+      if (locked.length > 0) {
+        loads.push((async () => {
+          for (const b of locked) await b.load();
+        })());
+      }
       const results = await Promise.allSettled(loads);
       const failed = results.find((r) => r.status === "rejected");
       if (failed !== undefined) {

@@ -944,6 +944,11 @@ pgTest("PostgresStorage: the lease table is UNLOGGED, the session table is not",
   });
 });
 
+/** `text` without the bodies of dollar-quoted strings (a function's code is not sent to run). */
+function outsideDollarQuotes(text: string): string {
+  return text.replace(/\$(\w*)\$[\s\S]*?\$\1\$/g, "''");
+}
+
 /** Commands and calls that depend on the state of one server connection. */
 const SESSION_STATE =
   /^\s*(SET|RESET|PREPARE|EXECUTE|DEALLOCATE|DISCARD|LISTEN|UNLISTEN|DECLARE|FETCH|BEGIN|START|COMMIT|END|ROLLBACK|SAVEPOINT|LOAD)\b|\b(TEMP|TEMPORARY)\b|\b(set_config|pg_(try_)?advisory_lock(_shared)?)\s*\(/i;
@@ -999,7 +1004,9 @@ pgbouncerTest("pgbouncer: the locked read and save in transaction pooling", asyn
     await t.step("nothing sent depends on one server connection", () => {
       assert.ok(texts.length > 0);
       for (const sent of [...texts]) {
-        for (const part of sent.split(";")) assert.doesNotMatch(part, SESSION_STATE, sent);
+        for (const part of outsideDollarQuotes(sent).split(";")) {
+          assert.doesNotMatch(part, SESSION_STATE, sent);
+        }
       }
       assert.ok(SESSION_STATE.test("BEGIN") && SESSION_STATE.test("x set_config('a', 'b', true)"));
     });

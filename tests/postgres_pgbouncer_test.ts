@@ -50,9 +50,14 @@ const SESSION_COMMAND =
 /** Such state taken inside another statement. */
 const SESSION_CALL = /\b(TEMP|TEMPORARY)\b|\b(set_config|pg_(try_)?advisory_lock(_shared)?)\s*\(/i;
 
+/** `text` without the bodies of dollar-quoted strings (a function's code is not sent to run). */
+function outsideDollarQuotes(text: string): string {
+  return text.replace(/\$(\w*)\$[\s\S]*?\$\1\$/g, "''");
+}
+
 /** What in `text` would depend on the state of one server connection, or `undefined`. */
 function sessionState(text: string): string | undefined {
-  return text.split(";").find((statement) =>
+  return outsideDollarQuotes(text).split(";").find((statement) =>
     SESSION_COMMAND.test(statement) || SESSION_CALL.test(statement)
   );
 }
