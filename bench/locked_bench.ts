@@ -81,6 +81,61 @@ function lockRows(
   })();
 }
 
+/**
+ * The storage alone, one locked update after another (a read and a write of
+ * one key per iteration): unlocked (baseline), the joined lease calls, and
+ * the four separate calls they replace.
+ */
+function storageRows(
+  group: string,
+  storage: {
+    readVersioned(k: string): Promise<{ value?: Data; version: string | null }>;
+    writeIfVersion(k: string, v: Data, e: string | null): Promise<string | null>;
+    acquireLease(k: string, o: string, ttl: number): Promise<boolean>;
+    releaseLease(k: string, o: string): Promise<void>;
+    acquireLeaseAndRead(
+      k: string,
+      o: string,
+      ttl: number,
+    ): Promise<{ value?: Data; version: string | null } | null>;
+    saveAndReleaseLease(k: string, v: Data, e: string | null, o: string): Promise<unknown>;
+  },
+): void {
+  let i = 0;
+  const key = () => String((i++ % CHATS) + 1);
+  const next = (value: Data | undefined): Data => ({ ...(value ?? initial()), count: i });
+  const rows: [string, () => Promise<void>][] = [
+    ["readVersioned + writeIfVersion, no lease (baseline)", async () => {
+      const k = key();
+      const read = await storage.readVersioned(k);
+      await storage.writeIfVersion(k, next(read.value), read.version);
+    }],
+    ["acquireLeaseAndRead + saveAndReleaseLease", async () => {
+      const k = key();
+      const read = await storage.acquireLeaseAndRead(k, "bench", 5000);
+      await storage.saveAndReleaseLease(k, next(read!.value), read!.version, "bench");
+    }],
+    ["acquireLease + readVersioned + writeIfVersion + releaseLease", async () => {
+      const k = key();
+      await storage.acquireLease(k, "bench", 5000);
+      const read = await storage.readVersioned(k);
+      await storage.writeIfVersion(k, next(read.value), read.version);
+      await storage.releaseLease(k, "bench");
+    }],
+  ];
+  for (const [name, fn] of rows) {
+    Deno.bench({
+      ...OPTS,
+      n: 1000,
+      warmup: 100,
+      group,
+      name,
+      baseline: name.endsWith("(baseline)"),
+      fn,
+    });
+  }
+}
+
 /** The two rows of a "100 in flight" group. */
 function concurrentRows(
   group: string,
@@ -125,6 +180,10 @@ if (redisProblem !== undefined) {
     () => Promise.resolve(new RedisStorage<Data>(redis, { prefix: prefix() })),
     () => Promise.resolve(new Overriding<Data>(redis, { prefix: prefix() })),
   );
+  storageRows(
+    "Redis storage alone, a locked update against an unlocked one",
+    new RedisStorage<Data>(redis, { prefix: prefix() }) as never,
+  );
   const rawP = `${RUN}:raw100:`;
   for (let chat = 1; chat <= CHATS; chat++) {
     await redis.set(rawP + chat, JSON.stringify(initial()));
@@ -167,6 +226,12 @@ if (pgProblem !== undefined) {
     () => Promise.resolve(new PostgresStorage<Data>(pool, { table: table() })),
     () => Promise.resolve(new Overriding<Data>(pool, { table: table() })),
   );
+  const alone = new PostgresStorage<Data>(pool, { table: table() });
+  // Tables and the locked read's function made before the measurement.
+  await alone.releaseLease("0", "bench");
+  await alone.acquireLeaseAndRead("0", "bench", 1000);
+  await alone.saveAndReleaseLease("0", initial(), undefined, "bench");
+  storageRows("PostgreSQL storage alone, a locked update against an unlocked one", alone as never);
   const rawName = `${RUN}_raw100`;
   tables.push(rawName);
   const q = pg.escapeIdentifier(rawName);
