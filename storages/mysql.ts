@@ -38,6 +38,7 @@ import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import type { MysqlQueryable } from "./mysql/client.ts";
 import { MysqlDriver } from "./mysql/driver.ts";
 import { checkPurgeLimit, PURGE_BATCH } from "./shared/purging.ts";
+import { timed, withTimeout } from "./shared/timeout.ts";
 import { type MysqlStorageOptions, resolveOptions } from "./mysql/options.ts";
 import { createTableSql } from "./mysql/sql.ts";
 
@@ -69,7 +70,9 @@ const mysql = mysqlModule as unknown as { createPool(uri: string): OwnedPool };
  * Pass a pool of `mysql2/promise` (preferably a pool: every statement stands
  * alone, with autocommit on, as mysql2's pools have it), or let
  * {@link MysqlStorage.connect} open one from a URL. Every method answers
- * with a promise; a bad key or value rejects it before anything is sent.
+ * with a promise; a bad key or value rejects it before anything is sent. An
+ * operation that takes longer than `timeout` ms (default 10 000) fails with
+ * a `SessionError` naming it.
  *
  * @example With your own pool
  * ```ts
@@ -92,6 +95,8 @@ export class MysqlStorage<T> extends AsyncDriverStorage<T> {
   readonly leaseTable: string;
   /** The time to live in milliseconds, or `undefined` for none. */
   readonly ttl: number | undefined;
+  /** How long one operation may take, in milliseconds; `Infinity` for no bound. */
+  readonly timeout: number;
   readonly #driver: MysqlDriver;
 
   /**
@@ -109,7 +114,7 @@ export class MysqlStorage<T> extends AsyncDriverStorage<T> {
    *
    * @param db A `Pool` (or `Connection`) of `mysql2/promise`: anything with
    *   its `execute` and `query`.
-   * @param options Table, TTL and whether to create the tables.
+   * @param options Table, TTL, whether to create the tables, and the timeout.
    */
   constructor(db: MysqlQueryable, options?: MysqlStorageOptions) {
     const resolved = resolveOptions(options);
@@ -127,11 +132,12 @@ export class MysqlStorage<T> extends AsyncDriverStorage<T> {
       );
     }
     const driver = new MysqlDriver(db, resolved);
-    super(driver);
+    super(withTimeout(driver, resolved.timeout));
     this.#driver = driver;
     this.table = resolved.table;
     this.leaseTable = resolved.leaseTable;
     this.ttl = resolved.ttl;
+    this.timeout = resolved.timeout;
   }
 
   /**
@@ -204,6 +210,11 @@ export class MysqlStorage<T> extends AsyncDriverStorage<T> {
    */
   async purgeExpired(limit: number = PURGE_BATCH): Promise<number> {
     checkPurgeLimit("MysqlStorage", limit);
-    return await this.#driver.purge(limit);
+    return await timed(
+      "MysqlStorage",
+      this.timeout,
+      { what: "purging expired sessions", outcome: "Some of them may still be deleted." },
+      this.#driver.purge(limit),
+    );
   }
 }

@@ -32,7 +32,7 @@
  * @module
  */
 
-import { checkFlag, checkOptionNames, checkTtl } from "./shared/options.ts";
+import { checkFlag, checkOptionNames, checkTimeout, checkTtl } from "./shared/options.ts";
 // @ts-types="./postgres/pg_module.d.ts"
 import pgModule from "npm:pg@^8";
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
@@ -40,6 +40,7 @@ import { checkIdentifier } from "./postgres/names.ts";
 import { createTableSql, tableNames } from "./postgres/sql.ts";
 import { PostgresDriver } from "./postgres/driver.ts";
 import { checkPurgeLimit, PURGE_BATCH } from "./shared/purging.ts";
+import { timed, withTimeout } from "./shared/timeout.ts";
 import type { PostgresQueryable, PostgresStorageOptions, ValueType } from "./postgres/types.ts";
 
 export type {
@@ -93,7 +94,8 @@ function valueTypeOf(options: { valueType?: ValueType }): ValueType {
  * `expires_at` and `updated_at`. Every read, write, delete and lease call is
  * one statement (a write runs a small purge batch now and then). Every
  * method answers with a promise; a bad key or value rejects it before
- * anything is sent.
+ * anything is sent. An operation that takes longer than `timeout` ms
+ * (default 10 000) fails with a `SessionError` naming it.
  *
  * With a `Pool`, a connection that breaks (a restarted server, a terminated
  * backend) fails only the operations running on it; the next operation gets
@@ -138,6 +140,8 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
   readonly ttl: number | undefined;
   /** The column type of the value for a table this storage creates: `json` (default) or `jsonb`. */
   readonly valueType: ValueType;
+  /** How long one operation may take, in milliseconds; `Infinity` for no bound. */
+  readonly timeout: number;
   readonly #driver: PostgresDriver;
 
   /**
@@ -145,7 +149,7 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
    * the database until the first operation.
    *
    * @param db A `pg.Pool` or a connected `pg.Client` (anything with `query`).
-   * @param options Table, schema, TTL, column type and whether to create tables.
+   * @param options Table, schema, TTL, column type, whether to create tables, and the timeout.
    */
   constructor(db: PostgresQueryable, options: PostgresStorageOptions = {}) {
     if (typeof db?.query !== "function") {
@@ -160,12 +164,14 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
       "ttl",
       "createTable",
       "valueType",
+      "timeout",
     ]);
     const table = checkIdentifier("table", options.table ?? "sessions");
     const schema = schemaOf(options);
     const ttl = checkTtl("PostgresStorage", options.ttl);
     const names = tableNames(schema, table);
     const valueType = valueTypeOf(options);
+    const timeout = checkTimeout("PostgresStorage", options.timeout);
     const driver = new PostgresDriver(db, {
       names,
       escape: pg.escapeIdentifier,
@@ -173,13 +179,14 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
       valueType,
       createTable: checkFlag("PostgresStorage", "createTable", options.createTable) ?? true,
     });
-    super(driver);
+    super(withTimeout(driver, timeout));
     this.#driver = driver;
     this.schema = schema;
     this.table = table;
     this.leaseTable = names.leaseTable;
     this.ttl = ttl;
     this.valueType = valueType;
+    this.timeout = timeout;
   }
 
   /**
@@ -270,6 +277,11 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#driver.purge(limit);
+    return timed(
+      "PostgresStorage",
+      this.timeout,
+      { what: "purging expired sessions", outcome: "Some of them may still be deleted." },
+      this.#driver.purge(limit),
+    ) as Promise<number>;
   }
 }

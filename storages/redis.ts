@@ -61,6 +61,7 @@ import type { NodeRedisClusterLike, RedisClient, RedisClientLike } from "./redis
 import { commandsFor } from "./redis/commands.ts";
 import { openClient, openCluster } from "./redis/connect.ts";
 import { RedisDriver } from "./redis/driver.ts";
+import { withTimeout } from "./shared/timeout.ts";
 import { layoutFor } from "./redis/layout.ts";
 import {
   type RedisConnectOptions,
@@ -98,6 +99,9 @@ export { DriverStorage } from "./shared/driver_storage.ts";
  *   Redis holds. There is no second record per session and nothing is hashed.
  * - A dropped connection fails the commands it hits; nothing is half-written,
  *   since every write is a single command or script.
+ * - A server that goes silent fails each operation after `timeout` ms
+ *   (default 10 000) with a `SessionError` naming it; a write given up this
+ *   way may still land later.
  *
  * Every method answers with a promise; a bad key or value rejects it before
  * anything is sent.
@@ -135,6 +139,8 @@ export class RedisStorage<T, C extends RedisClient = RedisClientLike>
   readonly ttl: number | undefined;
   /** What is prepended to session keys to form the Redis keys of leases. */
   readonly leasePrefix: string;
+  /** How long one operation may take, in milliseconds; `Infinity` for no bound. */
+  readonly timeout: number;
   readonly #driver: RedisDriver;
 
   /**
@@ -163,17 +169,18 @@ export class RedisStorage<T, C extends RedisClient = RedisClientLike>
    *   from `npm:redis` v5 or v4, or `new Redis()` or `new Cluster()` from
    *   `npm:ioredis` v5 (without `keyPrefix`). Anything else is refused with
    *   a `TypeError`.
-   * @param options The prefix, TTL and lease prefix.
+   * @param options The prefix, TTL, lease prefix and timeout.
    */
   constructor(client: C | RedisClient, options?: RedisStorageOptions) {
     const resolved = resolveOptions(options);
     const driver = new RedisDriver(commandsFor(client), resolved);
-    super(driver);
+    super(withTimeout(driver, resolved.timeout));
     this.#driver = driver;
     this.client = client as C;
     this.prefix = resolved.prefix;
     this.ttl = resolved.ttl;
     this.leasePrefix = resolved.leasePrefix;
+    this.timeout = resolved.timeout;
   }
 
   /**

@@ -11,7 +11,9 @@
  *   (U6);
  * - a strict multi session with `lock` on two fragments takes their leases
  *   in the order of the options, so two processes cannot wait for each
- *   other's leases (before: both failed after `lock.wait`).
+ *   other's leases (before: both failed after `lock.wait`);
+ * - a locked read given up by the storage's `timeout` whose lease upsert
+ *   lands later gives that lease back.
  */
 import assert from "node:assert/strict";
 import { createClient } from "npm:redis@^5";
@@ -21,6 +23,8 @@ import { RedisStorage } from "../storages/redis.ts";
 import { SqliteStorage } from "../storages/sqlite.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
 import { REDIS_URL, redisTest } from "./redis_env.ts";
+import { PostgresStorage } from "../storages/postgres.ts";
+import { admin, DATABASE_URL, dropTables, pg, pgTest, RUN } from "./postgres_setup.ts";
 
 type N = { n: number };
 /** Shared pieces of the lock attack tests. */
@@ -302,5 +306,46 @@ redisTest("multi + lock: two processes do not deadlock on two fragments", async 
   } finally {
     for (const c of clients) await c.quit();
     await raw.cleanup(`${prefix}*`, `sessionkit-lease:${prefix}*`);
+  }
+});
+
+// A locked read given up by the storage's timeout while its lease upsert
+// waits on a row lock: when the upsert lands later, the lease it took is
+// given back (C6), so the next update of the key is not blocked for lock.ttl.
+pgTest("timeout + lock: a timed-out locked read leaves no lease behind", async () => {
+  const table = `${RUN}_lock_timeout`;
+  const db = await admin();
+  const holder = await admin();
+  const pools = [0, 1].map(() => new pg.Pool({ connectionString: DATABASE_URL, max: 4 }));
+  const lock = { ttl: 4000, wait: 1500 };
+  const bots = pools.map((pool) => {
+    const storage = new PostgresStorage<N>(pool, { table, timeout: 300 });
+    const h = createHarness<any>();
+    h.bot.use(session({ storage, initial: () => ({ n: 0 }), lock }));
+    h.bot.on("message", (ctx) => void ctx.session.n++);
+    return { h, storage };
+  });
+  try {
+    await bots[0].h.send(message(8)); // creates the tables and the function
+    assert.deepEqual(bots[0].h.errors.map(String), []);
+    const leases = pg.escapeIdentifier(`${table}_leases`);
+    // An expired lease of a dead process, row-locked for a moment by another transaction.
+    await db.query(`INSERT INTO ${leases} VALUES ('8', 'dead', now() - interval '1 s')`);
+    await holder.query("BEGIN");
+    await holder.query(`SELECT 1 FROM ${leases} WHERE key = '8' FOR UPDATE`);
+    await bots[0].h.send(message(8));
+    assert.equal(bots[0].h.errors.length, 1, "the locked read timed out");
+    await holder.query("COMMIT");
+    await sleep(200);
+    const { rows } = await db.query(`SELECT owner FROM ${leases}`);
+    assert.deepEqual(rows, [], "the lease taken late was given back");
+    await bots[1].h.send(message(8));
+    assert.deepEqual(bots[1].h.errors.map(String), [], "the next update is not blocked");
+  } finally {
+    await holder.query("ROLLBACK").catch(() => {});
+    await holder.end().catch(() => {});
+    for (const pool of pools) await pool.end();
+    await dropTables(db, bots[0].storage);
+    await db.end();
   }
 });

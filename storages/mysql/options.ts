@@ -4,7 +4,7 @@
  * @module
  */
 
-import { checkFlag, checkOptionNames, checkTtl } from "../shared/options.ts";
+import { checkFlag, checkOptionNames, checkTimeout, checkTtl } from "../shared/options.ts";
 import { checkTableName, leaseTableName } from "./names.ts";
 import type { DriverOptions } from "./driver.ts";
 
@@ -40,19 +40,35 @@ export interface MysqlStorageOptions {
    * of `MysqlStorage.createTableSql()`. Default `true`.
    */
   createTable?: boolean;
+  /**
+   * How long one operation (a read, a write, a lease call, a page of a
+   * listing, a purge) may take, in milliseconds, before it fails with a
+   * `SessionError` that names it; the update using it then fails instead of
+   * hanging on a silent server or a row locked by another connection.
+   * Giving up does not cancel the statement: the server may still run it,
+   * so a write given up this way may still land later. Default 10 000;
+   * `Infinity` for no bound.
+   */
+  timeout?: number;
+}
+
+/** The options with their defaults, checked: the driver's, and the timeout. */
+export interface ResolvedOptions extends DriverOptions {
+  /** The bound of one operation in ms, `Infinity` for none. */
+  timeout: number;
 }
 
 /**
  * Checks `options` and fills in the defaults; throws a `RangeError` on a bad
- * table name or TTL.
+ * table name, TTL or timeout.
  *
  * @example
  * ```ts
  * resolveOptions({ table: "bot" }).leaseTable; // "bot_leases"
  * ```
  */
-export function resolveOptions(options: MysqlStorageOptions = {}): DriverOptions {
-  checkOptionNames("MysqlStorage", options, ["table", "ttl", "createTable"]);
+export function resolveOptions(options: MysqlStorageOptions = {}): ResolvedOptions {
+  checkOptionNames("MysqlStorage", options, ["table", "ttl", "createTable", "timeout"]);
   const table = checkTableName(options.table ?? "sessions");
   const ttl = checkTtl("MysqlStorage", options.ttl);
   return {
@@ -60,5 +76,6 @@ export function resolveOptions(options: MysqlStorageOptions = {}): DriverOptions
     leaseTable: leaseTableName(table),
     ttl,
     createTable: checkFlag("MysqlStorage", "createTable", options.createTable) ?? true,
+    timeout: checkTimeout("MysqlStorage", options.timeout),
   };
 }

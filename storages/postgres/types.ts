@@ -100,4 +100,15 @@ export interface PostgresStorageOptions {
    * existing table keeps the type it has.
    */
   valueType?: ValueType;
+  /**
+   * How long one operation (a read, a write, a lease call, a page of a
+   * listing, a purge) may take, in milliseconds, before it fails with a
+   * `SessionError` that names it; the update using it then fails instead of
+   * hanging on a silent server or a row locked by another session. Giving
+   * up does not cancel the statement: the server may still run it, so a
+   * write given up this way may still land later (set `statement_timeout`
+   * on your pool or role to have the server cancel it too). Default 10 000;
+   * `Infinity` for no bound.
+   */
+  timeout?: number;
 }

@@ -39,9 +39,53 @@ async function closeWithin(
   if (client.isOpen) client.destroy();
 }
 
-function report(onError: ((error: Error) => void) | undefined, err: Error): void {
-  if (onError !== undefined) onError(err);
-  else console.error("RedisStorage: Redis connection error (the client reconnects):", err);
+/** An error in one line: its message (or code, or name), without the stack. */
+function reason(err: Error): string {
+  const code = (err as { code?: unknown }).code;
+  return (err.message || (typeof code === "string" ? code : "") || err.name).replace(/\s+/g, " ");
+}
+
+function report(onError: ((error: Error) => void) | undefined, err: Error, node = ""): void {
+  if (onError !== undefined) return onError(err);
+  console.error(
+    `RedisStorage: Redis connection error${node} (the client reconnects): ${reason(err)}`,
+  );
+}
+
+/**
+ * Reports the errors of a connection once it was opened: each one to
+ * `onError` when given; otherwise an outage takes two console lines, one when
+ * the connection is lost (with the reason, no stack) and one when it is back
+ * (how long it was down, the reconnection attempts and errors in between).
+ */
+function outageLog(onError: ((error: Error) => void) | undefined, server: string) {
+  let down: { since: number; attempts: number; errors: number } | undefined;
+  const lose = (why: string) => {
+    down = { since: Date.now(), attempts: 0, errors: 0 };
+    console.error(`RedisStorage: lost the connection to ${server} (${why}); reconnecting`);
+    return down;
+  };
+  return {
+    error(err: Error, ready: boolean): void {
+      if (onError !== undefined) return onError(err);
+      if (ready) {
+        return console.error(`RedisStorage: error on the connection to ${server}: ${reason(err)}`);
+      }
+      (down ?? lose(reason(err))).errors++;
+    },
+    reconnecting(): void {
+      if (onError === undefined) (down ?? lose("connection closed")).attempts++;
+    },
+    ready(): void {
+      if (down === undefined) return;
+      const { since, attempts, errors } = down;
+      down = undefined;
+      console.error(
+        `RedisStorage: the connection to ${server} is back after ${Date.now() - since} ms down ` +
+          `(${attempts} reconnection attempts, ${errors} errors)`,
+      );
+    },
+  };
 }
 
 /** How often a cluster client relearns the topology while a master is unreachable. */
@@ -132,7 +176,7 @@ export async function openCluster(
   const failover = followFailover(cluster as unknown as ClusterInternals);
   const listener = (err: Error, node?: { host?: string; port?: number }) => {
     if (!opened) return;
-    report(onError, err);
+    report(onError, err, node?.host === undefined ? "" : ` (${node.host}:${node.port})`);
     if (node?.host !== undefined) failover.nodeFailed(`${node.host}:${node.port}`);
   };
   cluster.on("error", listener);
@@ -177,10 +221,18 @@ export async function openClient(
       reconnectStrategy: reconnect(() => opened),
     },
   });
+  // node-redis's events of the connection's life (redis_module.d.ts declares only "error").
+  const life = client as unknown as {
+    readonly isReady: boolean;
+    on(event: "reconnecting" | "ready", listener: () => void): unknown;
+  };
+  const outage = outageLog(onError, `Redis at ${redactUrl(url)}`);
   client.on("error", (err: Error) => {
     if (!opened) return; // reported by the rejection of connect()
-    report(onError, err);
+    outage.error(err, life.isReady);
   });
+  life.on("reconnecting", () => opened && outage.reconnecting());
+  life.on("ready", () => outage.ready());
   try {
     await client.connect();
     opened = true;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { checkOptionNames, checkTtl } from "../shared/options.ts";
+import { checkOptionNames, checkTimeout, checkTtl } from "../shared/options.ts";
 
 /**
  * Options of `RedisStorage`.
@@ -39,6 +39,16 @@ export interface RedisStorageOptions {
    * among sessions.
    */
   leasePrefix?: string;
+  /**
+   * How long one operation (a read, a write, a lease call, a page of a
+   * listing) may take, in milliseconds, before it fails with a
+   * `SessionError` that names it; the update using it then fails instead of
+   * hanging while the server is silent (stopped, overloaded, cut off). A
+   * write given up this way may still land later. Default 10 000;
+   * `Infinity` for no bound. node-redis has no timeout per command, so the
+   * command may stay queued in the client until the server answers.
+   */
+  timeout?: number;
 }
 
 /**
@@ -76,6 +86,8 @@ export interface ResolvedOptions {
   prefix: string;
   ttl: number | undefined;
   leasePrefix: string;
+  /** The bound of one operation in ms, `Infinity` for none. */
+  timeout: number;
   /** Why leases cannot be used, when the lease namespace overlaps the sessions'. */
   leaseProblem: string | undefined;
 }
@@ -91,7 +103,7 @@ function overlaps(a: string, b: string): boolean {
 
 /** Checks `options` and fills in the defaults. Throws before anything is opened. */
 export function resolveOptions(options: RedisStorageOptions = {}): ResolvedOptions {
-  checkOptionNames("RedisStorage", options, ["prefix", "ttl", "leasePrefix"]);
+  checkOptionNames("RedisStorage", options, ["prefix", "ttl", "leasePrefix", "timeout"]);
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   if (typeof prefix !== "string" || !prefix.isWellFormed()) {
     throw new TypeError(
@@ -121,5 +133,6 @@ export function resolveOptions(options: RedisStorageOptions = {}): ResolvedOptio
       );
     }
   }
-  return { prefix, ttl, leasePrefix, leaseProblem };
+  const timeout = checkTimeout("RedisStorage", options.timeout);
+  return { prefix, ttl, leasePrefix, timeout, leaseProblem };
 }

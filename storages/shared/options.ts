@@ -12,6 +12,22 @@ import { closest } from "../../src/validate.ts";
 export const MAX_TTL_MS = 100 * 365.25 * 24 * 60 * 60 * 1000;
 
 /**
+ * How long one operation of a networked storage may take by default, in ms
+ * (the `timeout` option). A healthy server answers a session read or write
+ * in milliseconds, so 10 s is far above any normal answer, and above a short
+ * outage the clients ride out by themselves (a Redis restart: node-redis
+ * reconnects within 2 s and sends what it queued; a PostgreSQL backend that
+ * was killed: the pool opens another): such updates wait and succeed. It is
+ * also the default `lock.wait` and `lock.ttl`. A server gone silent fails the
+ * update after 10 s instead of never, which matters because grammY handles
+ * updates one after another with long polling: one hung update stops the bot.
+ */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** The longest finite `timeout`, in ms (about 24.8 days): what a timer can hold. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
  * Returns `options` as a record after checking that it is an object (or
  * `undefined`) whose names are all in `known`.
  *
@@ -73,6 +89,40 @@ export function checkTtl(name: string, ttl: unknown): number | undefined {
     `${name}: ttl must be a positive number of milliseconds, got ${
       typeof ttl === "string" ? JSON.stringify(ttl) : String(ttl)
     } (at least 1, at most 100 years). Leave it out for sessions that never expire.`,
+  );
+}
+
+/**
+ * Checks a `timeout` option: `undefined` for {@link DEFAULT_TIMEOUT_MS},
+ * `Infinity` for no bound, otherwise a number of milliseconds from 1 to
+ * {@link MAX_TIMEOUT_MS}. `0` is refused rather than read as "none", so that
+ * neither reading ("fail at once", "never") is guessed.
+ *
+ * @example
+ * ```ts
+ * import { checkTimeout } from "./options.ts";
+ *
+ * checkTimeout("MyStorage", undefined); // 10000
+ * checkTimeout("MyStorage", 2000); // 2000
+ * checkTimeout("MyStorage", Infinity); // Infinity: no bound
+ * ```
+ *
+ * @param name The storage's name, which starts the error message.
+ * @param timeout What the user passed.
+ * @returns The bound in ms, `Infinity` for none.
+ */
+export function checkTimeout(name: string, timeout: unknown): number {
+  if (timeout === undefined) return DEFAULT_TIMEOUT_MS;
+  if (timeout === Infinity) return Infinity;
+  if (typeof timeout === "number" && timeout >= 1 && timeout <= MAX_TIMEOUT_MS) return timeout;
+  throw new (typeof timeout === "number" ? RangeError : TypeError)(
+    `${name}: timeout must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS} (about ` +
+      `24.8 days), or Infinity for no bound, got ${
+        typeof timeout === "string" ? JSON.stringify(timeout) : String(timeout)
+      }. ` +
+      (timeout === 0
+        ? "0 does not turn the bound off: pass Infinity for that."
+        : `Leave it out for the default of ${DEFAULT_TIMEOUT_MS} ms.`),
   );
 }
 
