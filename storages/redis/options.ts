@@ -74,8 +74,10 @@ export interface RedisConnectOptions extends RedisStorageOptions {
   /**
    * Called with every error the client reports once connected (a dropped
    * connection, a failed reconnect). The client reconnects by itself,
-   * backing off up to 2 seconds between attempts. Default: log with
-   * `console.error`. A server that cannot be reached at first makes
+   * backing off up to 2 seconds between attempts. Default: one
+   * `console.error` line when the connection is lost and one when it is
+   * back (with how long it was down and how many attempts failed), no stack
+   * traces. A server that cannot be reached at first makes
    * `connect` reject instead.
    */
   onError?: (error: Error) => void;
