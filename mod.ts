@@ -71,6 +71,8 @@ export {
   telegrafStore,
   type TelegrafStoreOptions,
 } from "./src/telegraf.ts";
+export { type CopyOptions, type CopyProgress, type CopyReport, copySessions } from "./src/copy.ts";
+export { type ExportOptions, exportSessions, importSessions } from "./src/jsonl.ts";
 export { MemorySessionStorage, type MemorySessionStorageOptions } from "./storages/memory.ts";
 export { DriverStorage } from "./storages/shared/driver_storage.ts";
 export { AsyncDriverStorage } from "./storages/shared/async_driver_storage.ts";

@@ -1,0 +1,538 @@
+/**
+ * The commands of the command-line tool: what each one opens, does, prints
+ * and exits with. Data goes to stdout; messages, progress and errors to
+ * stderr.
+ *
+ * @module
+ */
+
+import { type CopyReport, copySessions } from "../copy.ts";
+import { exportSessions, importSessions } from "../jsonl.ts";
+import type { StorageAdapter } from "../storage.ts";
+import type { Invocation } from "./args.ts";
+import { CliError, EXIT, type ExitCode, fold, reason, usage } from "./exit.ts";
+import { catchInterrupt } from "./interrupt.ts";
+import { StdoutLines, stdoutStream, writeStdout } from "./output.ts";
+import { count, type Counts, duration, modeFor, Progress, writeStderr } from "./progress.ts";
+import { pacedListings } from "./pacing.ts";
+import {
+  hasTables,
+  type OpenedStorage,
+  openStorage,
+  parseStorageUrl,
+  type Role,
+  type StorageSpec,
+} from "./urls.ts";
+
+/** A message line on stderr. */
+function say(text: string): void {
+  writeStderr(`${text}\n`);
+}
+
+/** `n sessions` / `1 session`. */
+function sessions(n: number): string {
+  return `${count(n)} session${n === 1 ? "" : "s"}`;
+}
+
+/** The storage URLs among `urls`, parsed; checks that `--table` applies to one of them. */
+function parseAll(inv: Invocation, urls: string[]): StorageSpec[] {
+  const specs = urls.map((url) => parseStorageUrl(url, inv.table));
+  if (inv.table !== undefined && !specs.some((spec) => hasTables(spec.kind))) {
+    throw usage(
+      "--table applies to sqlite:, postgres: and mysql: storages only (a Redis key prefix " +
+        "goes in the URL: redis://host:6379?prefix=bot:)",
+    );
+  }
+  return specs;
+}
+
+/** Opens the storages, then runs `body`; closes them afterwards, whatever happens. */
+async function withStorages<R>(
+  wanted: [StorageSpec, Role][],
+  body: (opened: OpenedStorage[]) => Promise<R>,
+): Promise<R> {
+  const opened: OpenedStorage[] = [];
+  try {
+    for (const [spec, role] of wanted) opened.push(await openStorage(spec, role));
+    return await body(opened);
+  } finally {
+    await Promise.all(opened.map((storage) => storage.close()));
+  }
+}
+
+/** Turns a failure in the middle of a command into one line with exit code 1. */
+function during(command: string, err: unknown): never {
+  if (err instanceof CliError) throw err;
+  throw new CliError(EXIT.failed, `${command} stopped: ${reason(err)}`, { cause: err });
+}
+
+/** The keys of `storage` that start with `prefix`, lazily. */
+async function* keysOf(
+  storage: StorageAdapter<unknown>,
+  prefix: string | undefined,
+): AsyncGenerator<string> {
+  for await (const key of storage.readAllKeys!()) {
+    if (prefix === undefined || key.startsWith(prefix)) yield key;
+  }
+}
+
+/** The first key of `storage` under `prefix`, if it holds any. */
+async function firstKey(
+  storage: StorageAdapter<unknown>,
+  prefix: string | undefined,
+): Promise<string | undefined> {
+  for await (const key of keysOf(storage, prefix)) return key;
+  return undefined;
+}
+
+/**
+ * Refuses to write into a target that already holds sessions (under the
+ * prefix), unless `--overwrite` or `--skip-existing` says what to do with
+ * them.
+ */
+async function checkTargetEmpty(inv: Invocation, target: OpenedStorage): Promise<void> {
+  if (inv.overwrite || inv.skipExisting || target.standIn) return;
+  const key = await firstKey(target.storage, inv.prefix);
+  if (key === undefined) return;
+  throw new CliError(
+    EXIT.refused,
+    `${target.label} already holds sessions` +
+      (inv.prefix === undefined ? "" : ` with keys starting with ${JSON.stringify(inv.prefix)}`) +
+      ` (such as ${JSON.stringify(key)}); pass --skip-existing to keep them and ${inv.command} ` +
+      "the rest, or --overwrite to replace them",
+  );
+}
+
+/** Whether two specs name the same storage. */
+function same(a: StorageSpec, b: StorageSpec): boolean {
+  const options = (spec: StorageSpec) =>
+    JSON.stringify({ table: "sessions", ...spec.options, ttl: undefined });
+  return a.kind === b.kind && a.target === b.target && options(a) === options(b);
+}
+
+/**
+ * Counts the sessions of `source` under the prefix alongside a long
+ * command, for the progress display's total and time left: a listing of
+ * keys only, much cheaper than the command itself. Stops when `stop` is
+ * aborted; a failure only leaves the total unknown.
+ */
+function countAlongside(
+  source: StorageAdapter<unknown>,
+  prefix: string | undefined,
+  progress: Progress,
+  stop: AbortSignal,
+): void {
+  if (typeof source.readAllKeys !== "function") return;
+  (async () => {
+    let n = 0;
+    for await (const _ of keysOf(source, prefix)) {
+      if (stop.aborted) return;
+      n++;
+    }
+    if (!stop.aborted) progress.total = n;
+  })().catch(() => {});
+}
+
+/** How a long command reports its outcome. */
+interface Outcome {
+  /** The verb for the summary: `copied`. */
+  done: string;
+  /** Where from and to, for the summary: `from A to B`. */
+  path: string;
+  /** How to resume after Ctrl-C. */
+  resume: string;
+  /** A note for a dry run. */
+  dryNote?: string;
+}
+
+/** Prints the summary of a long command and picks its exit code. */
+function conclude(
+  inv: Invocation,
+  report: CopyReport,
+  seconds: number,
+  outcome: Outcome,
+): ExitCode {
+  const { copied, skipped, failed } = report;
+  const rest = [
+    skipped > 0 ? `${count(skipped)} skipped` : "",
+    failed > 0 ? `${count(failed)} failed` : "",
+  ].filter(Boolean).join(", ");
+  if (report.aborted) {
+    say(
+      `interrupted: ${sessions(copied)} ${outcome.done} ${outcome.path}` +
+        (rest ? ` (${rest})` : "") + `, in ${duration(seconds)}. ${outcome.resume}`,
+    );
+  } else if (inv.dryRun) {
+    say(
+      `dry run: ${sessions(copied)} would be ${outcome.done} ${outcome.path}` +
+        (skipped > 0 ? `, ${count(skipped)} skipped (the target holds them)` : "") +
+        (failed > 0 ? `, ${count(failed)} failed` : "") +
+        `; nothing was written${outcome.dryNote ?? ""}`,
+    );
+  } else {
+    say(
+      `${outcome.done} ${sessions(copied)} ${outcome.path} in ${duration(seconds)}` +
+        (rest ? ` (${rest})` : ""),
+    );
+  }
+  if (failed > 0) {
+    for (const { key, error, line } of report.failures.slice(0, 10)) {
+      say(`  ${line === undefined ? JSON.stringify(key) : `line ${line}`}: ${fold(reason(error))}`);
+    }
+    if (failed > 10) say(`  … and ${count(failed - 10)} more`);
+  }
+  if (report.aborted) return EXIT.interrupted;
+  return failed > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** A long command, for {@link long}. */
+interface LongTask {
+  /** For the progress display: `copying`. */
+  verb: string;
+  /** The storage read, to count its sessions alongside; none for an import. */
+  source?: StorageAdapter<unknown>;
+  /** Runs the command with these options of the copy functions. */
+  run: (options: { onProgress: (counts: Counts) => void; signal: AbortSignal }) => Promise<
+    CopyReport
+  >;
+  /** Sets up the progress display. */
+  setup?: (progress: Progress) => void;
+  /** Runs after every batch, and at the end: commits a SQLite target's transaction. */
+  afterBatch?: () => void;
+}
+
+/**
+ * Runs a long command: shows progress, counts alongside when it can, stops
+ * after the batch on Ctrl-C, and prints the outcome.
+ */
+async function long(
+  inv: Invocation,
+  task: LongTask,
+): Promise<{ report: CopyReport; seconds: number }> {
+  const { verb, source, run, setup = () => {}, afterBatch = () => {} } = task;
+  const progress = new Progress({
+    verb: inv.dryRun ? "checking" : verb,
+    mode: modeFor(inv.progress),
+  });
+  setup(progress);
+  const counted = new AbortController();
+  if (source !== undefined) countAlongside(source, inv.prefix, progress, counted.signal);
+  const interrupt = catchInterrupt(() => {
+    progress.stop();
+    say("stopping after the batch in flight (Ctrl-C again to quit at once)");
+  });
+  const started = performance.now();
+  const onProgress = (counts: Counts) => {
+    afterBatch();
+    progress.update(counts);
+  };
+  try {
+    const report = await run({ onProgress, signal: interrupt.signal });
+    afterBatch();
+    return { report, seconds: (performance.now() - started) / 1000 };
+  } catch (err) {
+    try {
+      afterBatch();
+    } catch {
+      // the failure already caught is the one to report
+    }
+    return during(inv.command, err);
+  } finally {
+    counted.abort();
+    interrupt.dispose();
+    progress.stop();
+  }
+}
+
+async function list(inv: Invocation): Promise<ExitCode> {
+  const [spec] = parseAll(inv, inv.args.slice(0, 1));
+  return await withStorages([[spec, "source"]], async ([opened]) => {
+    const out = new StdoutLines();
+    try {
+      for await (const key of keysOf(opened.storage, inv.prefix)) {
+        await out.line(key);
+        if (out.closed) break;
+      }
+      await out.flush();
+    } catch (err) {
+      await out.flush().catch(() => {});
+      during("list", err);
+    }
+    return EXIT.ok;
+  });
+}
+
+async function countCommand(inv: Invocation): Promise<ExitCode> {
+  const [spec] = parseAll(inv, inv.args.slice(0, 1));
+  return await withStorages([[spec, "source"]], async ([opened]) => {
+    let n = 0;
+    try {
+      for await (const _ of keysOf(opened.storage, inv.prefix)) n++;
+    } catch (err) {
+      during("count", err);
+    }
+    await writeStdout(new TextEncoder().encode(`${n}\n`));
+    return EXIT.ok;
+  });
+}
+
+async function get(inv: Invocation): Promise<ExitCode> {
+  const [url, key] = inv.args;
+  const [spec] = parseAll(inv, [url]);
+  return await withStorages([[spec, "source"]], async ([opened]) => {
+    let value: unknown;
+    try {
+      value = await opened.storage.read(key);
+    } catch (err) {
+      during("get", err);
+    }
+    if (value === undefined || value === null) {
+      throw new CliError(
+        EXIT.notFound,
+        `no session under ${JSON.stringify(key)} in ${opened.label}`,
+      );
+    }
+    await writeStdout(new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`));
+    return EXIT.ok;
+  });
+}
+
+async function deleteCommand(inv: Invocation): Promise<ExitCode> {
+  const [url, key] = inv.args;
+  const [spec] = parseAll(inv, [url]);
+  return await withStorages([[spec, "source"]], async ([opened]) => {
+    try {
+      if (!(await opened.storage.has!(key))) {
+        throw new CliError(
+          EXIT.notFound,
+          `no session under ${JSON.stringify(key)} in ${opened.label}; nothing deleted`,
+        );
+      }
+      if (inv.dryRun) {
+        say(`dry run: would delete ${JSON.stringify(key)} from ${opened.label}; nothing deleted`);
+        return EXIT.ok;
+      }
+      await opened.storage.delete(key);
+    } catch (err) {
+      during("delete", err);
+    }
+    say(`deleted ${JSON.stringify(key)} from ${opened.label}`);
+    return EXIT.ok;
+  });
+}
+
+/** How to resume a command writing into a target, after Ctrl-C. */
+function resumeHint(inv: Invocation): string {
+  return inv.overwrite
+    ? `Run the same ${inv.command} again to finish (with --overwrite it writes every session again).`
+    : `To resume, run the same ${inv.command} again with --skip-existing: the sessions already ` +
+      "there are skipped and the rest are written.";
+}
+
+async function copy(inv: Invocation): Promise<ExitCode> {
+  const [from, to] = parseAll(inv, inv.args);
+  if (same(from, to)) {
+    throw usage(`FROM and TO are the same storage (${from.label}); copy into another one`);
+  }
+  return await withStorages(
+    [[from, "source"], [to, inv.dryRun ? "dry-target" : "target"]],
+    async ([source, target]) => {
+      await checkTargetEmpty(inv, target);
+      const from = pacedListings(source.storage, inv.batchSize ?? 100);
+      const into = target.batches?.wrap(target.storage) ?? target.storage;
+      const { report, seconds } = await long(inv, {
+        verb: "copying",
+        source: source.storage,
+        run: (options) =>
+          copySessions(from, into, {
+            prefix: inv.prefix,
+            overwrite: inv.overwrite,
+            dryRun: inv.dryRun,
+            batchSize: inv.batchSize,
+            ...options,
+          }),
+        afterBatch: () => target.batches?.commit(),
+      });
+      return conclude(inv, report, seconds, {
+        done: "copied",
+        path: `from ${source.label} to ${target.label}`,
+        resume: resumeHint(inv),
+        dryNote: target.standIn ? ` (${target.label} does not exist yet)` : undefined,
+      });
+    },
+  );
+}
+
+async function exportCommand(inv: Invocation): Promise<ExitCode> {
+  const [url, file] = inv.args;
+  const [from] = parseAll(inv, [url]);
+  return await withStorages([[from, "source"]], async ([source]) => {
+    const toStdout = file === "-";
+    let temp: string | undefined;
+    let stream: WritableStream<Uint8Array>;
+    if (toStdout) {
+      stream = stdoutStream();
+    } else {
+      if (!inv.overwrite && (await exists(file))) {
+        throw new CliError(EXIT.refused, `${file} exists; pass --overwrite to replace it`);
+      }
+      temp = `${file}.partial-${crypto.randomUUID().slice(0, 8)}`;
+      try {
+        stream = (await Deno.open(temp, { write: true, createNew: true })).writable;
+      } catch (err) {
+        throw new CliError(EXIT.open, `cannot write ${file}: ${reason(err)}`);
+      }
+    }
+    let result;
+    try {
+      const from = pacedListings(source.storage, inv.batchSize ?? 100);
+      result = await long(inv, {
+        verb: "exporting",
+        source: source.storage,
+        run: (options) =>
+          exportSessions(from, stream, {
+            prefix: inv.prefix,
+            batchSize: inv.batchSize,
+            ...options,
+          }),
+      });
+      if (temp !== undefined && !result.report.aborted) await Deno.rename(temp, file);
+    } catch (err) {
+      if (temp !== undefined) await Deno.remove(temp).catch(() => {});
+      // The reader of stdout went away (`export FROM - | head`): it has what it wanted.
+      if (toStdout && brokenPipe(err)) return EXIT.ok;
+      return during("export", err);
+    }
+    if (temp !== undefined && result.report.aborted) await Deno.remove(temp).catch(() => {});
+    return conclude(inv, result.report, result.seconds, {
+      done: "exported",
+      path: `from ${source.label} to ${toStdout ? "stdout" : file}`,
+      resume: toStdout || !result.report.aborted
+        ? "The output is incomplete; run the export again."
+        : `Nothing was written to ${file}; run the export again.`,
+    });
+  });
+}
+
+async function importCommand(inv: Invocation): Promise<ExitCode> {
+  const [file, url] = inv.args;
+  const [to] = parseAll(inv, [url]);
+  let input: ReadableStream<Uint8Array>;
+  let size: number | undefined;
+  let closeInput = () => {};
+  if (file === "-") {
+    input = Deno.stdin.readable;
+  } else {
+    try {
+      const opened = await Deno.open(file);
+      closeInput = () => {
+        try {
+          opened.close();
+        } catch {
+          // closed with its stream
+        }
+      };
+      const info = await opened.stat();
+      if (info.isDirectory) {
+        closeInput();
+        throw new CliError(EXIT.open, `cannot read ${file}: it is a directory`);
+      }
+      size = info.isFile ? info.size : undefined;
+      input = opened.readable;
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw new CliError(
+        EXIT.open,
+        `cannot read ${file}: ${
+          err instanceof Deno.errors.NotFound ? "no such file" : reason(err)
+        }`,
+      );
+    }
+  }
+  let read = 0;
+  const counted = input.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        read += chunk.length;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  try {
+    return await withStorages(
+      [[to, inv.dryRun ? "dry-target" : "target"]],
+      async ([target]) => {
+        await checkTargetEmpty(inv, target);
+        const into = target.batches?.wrap(target.storage) ?? target.storage;
+        const { report, seconds } = await long(inv, {
+          verb: "importing",
+          run: (options) =>
+            importSessions(counted, into, {
+              prefix: inv.prefix,
+              overwrite: inv.overwrite,
+              dryRun: inv.dryRun,
+              batchSize: inv.batchSize,
+              ...options,
+            }),
+          setup: (progress) => {
+            if (size !== undefined && size > 0) progress.fraction = () => read / size!;
+          },
+          afterBatch: () => target.batches?.commit(),
+        });
+        return conclude(inv, report, seconds, {
+          done: "imported",
+          path: `from ${file === "-" ? "stdin" : file} into ${target.label}`,
+          resume: resumeHint(inv),
+          dryNote: target.standIn ? ` (${target.label} does not exist yet)` : undefined,
+        });
+      },
+    );
+  } finally {
+    await counted.cancel().catch(() => {});
+    closeInput();
+  }
+}
+
+/** Whether `err`, or an error it was caused by, is a closed pipe. */
+function brokenPipe(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (e instanceof Deno.errors.BrokenPipe) return true;
+  }
+  return false;
+}
+
+/** Whether `path` exists. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw new CliError(EXIT.open, `cannot use ${path}: ${reason(err)}`);
+  }
+}
+
+/**
+ * Runs a parsed command line; returns the exit code, or throws a
+ * `CliError` whose message is the one line to print.
+ */
+export async function runCommand(inv: Invocation): Promise<ExitCode> {
+  switch (inv.command) {
+    case "list":
+      return await list(inv);
+    case "count":
+      return await countCommand(inv);
+    case "get":
+      return await get(inv);
+    case "delete":
+      return await deleteCommand(inv);
+    case "copy":
+      return await copy(inv);
+    case "export":
+      return await exportCommand(inv);
+    case "import":
+      return await importCommand(inv);
+    case "help":
+      return EXIT.ok;
+  }
+}
