@@ -13,40 +13,29 @@
 import { closest } from "../validate.ts";
 import { usage } from "./exit.ts";
 
+/** The options of the commands that write sessions into a target (copy, import). */
+const WRITING = [
+  "prefix",
+  "table",
+  "dry-run",
+  "overwrite",
+  "skip-existing",
+  "batch-size",
+  "no-progress",
+];
+
 /** The commands, in the order `--help` lists them. */
 export const COMMANDS = {
   list: { args: ["STORAGE"], options: ["prefix", "table"] },
   count: { args: ["STORAGE"], options: ["prefix", "table"] },
   get: { args: ["STORAGE", "KEY"], options: ["table"] },
   delete: { args: ["STORAGE", "KEY"], options: ["table", "dry-run"] },
-  copy: {
-    args: ["FROM", "TO"],
-    options: [
-      "prefix",
-      "table",
-      "dry-run",
-      "overwrite",
-      "skip-existing",
-      "batch-size",
-      "no-progress",
-    ],
-  },
+  copy: { args: ["FROM", "TO"], options: WRITING },
   export: {
     args: ["FROM", "FILE"],
     options: ["prefix", "table", "overwrite", "batch-size", "no-progress"],
   },
-  import: {
-    args: ["FILE", "TO"],
-    options: [
-      "prefix",
-      "table",
-      "dry-run",
-      "overwrite",
-      "skip-existing",
-      "batch-size",
-      "no-progress",
-    ],
-  },
+  import: { args: ["FILE", "TO"], options: WRITING },
   help: { args: [], options: [] },
 } as const satisfies Record<string, { args: readonly string[]; options: readonly string[] }>;
 
