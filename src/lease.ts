@@ -9,6 +9,7 @@
 import type { LeaseStorage, LockedStorage, VersionedValue } from "./capabilities.ts";
 import { messageOf, SessionError, SessionLockError } from "./errors.ts";
 import { backgroundTimeout, delay, type TimerId } from "./timers.ts";
+import { claimTurn, type HoldRuns, returnTurn } from "./turns.ts";
 
 /** The longest lease, in ms (about 24.8 days): what every backend and timer can hold. */
 export const MAX_LEASE_MS = 2 ** 31 - 1;
@@ -37,20 +38,39 @@ export class Lease {
   #renewing: Promise<void> | undefined;
   /** Settles once this holder has given the lease up (or lost it) for good. */
   readonly #freed = Promise.withResolvers<void>();
+  /** Set when a renewal found another process next in line (rule C7). */
+  #yielding = false;
 
   /**
    * @param after Settles when the previous holder in this process gives the
    * lease up: the first attempt waits for it (at most `wait` ms) instead of
    * finding the lease still held.
+   * @param runs How long this process has held each key without a break,
+   * shared by the leases of one table: after a third of `min(ttl, wait)`,
+   * the holder lets a waiting process go first (rule C7, `src/turns.ts`).
    */
   constructor(
     readonly storage: LeaseStorage,
     readonly key: string,
     options: LockOptions,
     readonly after?: Promise<void>,
+    readonly runs?: HoldRuns,
   ) {
     this.#ttl = options.ttl ?? 10_000;
     this.#wait = options.wait ?? 10_000;
+  }
+
+  /** How long a run of holds lasts before the holder checks for a waiter. */
+  get #fairAfter(): number {
+    return Math.min(this.#ttl, this.#wait) / 3;
+  }
+
+  /**
+   * Whether a renewal found an update of another process waiting for this
+   * key: no update of this process should join this holder any more.
+   */
+  get yielding(): boolean {
+    return this.#yielding;
   }
 
   /** Whether the lease is held now. */
@@ -99,26 +119,46 @@ export class Lease {
   ): Promise<R> {
     const deadline = Date.now() + this.#wait;
     if (this.after !== undefined) await settledOrTimeout(this.after, this.#wait);
+    // Rule C7: after a long run of holds, go first only if nobody else is next.
+    let queued = this.runs?.heldFor(this.key, this.#fairAfter) ?? false;
+    let turnSince: number | undefined; // when this holder last took the turn
     let pause = 5;
     while (true) {
-      const started = Date.now();
-      let got: R | null;
-      try {
-        got = await attempt();
-      } catch (err) {
-        // It may have taken the lease before it failed (a lost reply, or a
-        // joined read that failed after the lease): give it back, at best.
-        await this.#giveBack();
-        throw failure(this.key, err);
+      let claimed = false; // whether this round asked for the turn already
+      if (queued && (turnSince === undefined || Date.now() - turnSince > TURN_REFRESH_MS)) {
+        const now = Date.now();
+        turnSince = await claimTurn(this.storage, this.key, this.#owner) ? now : undefined;
+        claimed = true;
       }
-      if (got !== null) {
-        this.#held = true;
-        this.#validUntil = started + this.#ttl;
-        this.#schedule();
-        return got;
+      if (!queued || turnSince !== undefined) {
+        const started = Date.now();
+        let got: R | null;
+        try {
+          got = await attempt();
+        } catch (err) {
+          // It may have taken the lease before it failed (a lost reply, or a
+          // joined read that failed after the lease): give it back, at best.
+          await this.#giveBack();
+          if (turnSince !== undefined) await returnTurn(this.storage, this.key, this.#owner);
+          throw failure(this.key, err);
+        }
+        if (got !== null) {
+          this.#held = true;
+          this.#validUntil = started + this.#ttl;
+          this.#schedule();
+          this.runs?.taken(this.key);
+          if (turnSince !== undefined) {
+            this.runs?.checked(this.key);
+            await returnTurn(this.storage, this.key, this.#owner);
+          }
+          return got;
+        }
+        // Held by another: from now on, this update asks for its turn.
+        queued = true;
       }
       const left = deadline - Date.now();
       if (left <= 0) {
+        if (turnSince !== undefined) await returnTurn(this.storage, this.key, this.#owner);
         throw new SessionLockError(
           `The lease of key "${this.key}" could not be taken within ${this.#wait} ms: another ` +
             `update of this key is still running (or its process died and the lease, ` +
@@ -127,8 +167,15 @@ export class Lease {
           this.key,
         );
       }
+      if (queued && !claimed && turnSince === undefined) {
+        // First failure: take the turn right away, before pausing.
+        turnSince = await claimTurn(this.storage, this.key, this.#owner) ? Date.now() : undefined;
+      }
       await delay(Math.min(left, pause * (0.5 + Math.random())));
-      pause = Math.min(pause * 2, 100);
+      // Next in line polls often, so that the key does not stay free for long;
+      // so does an update that has waited long, so that it gets the next turn.
+      const urgent = turnSince !== undefined || this.#wait - left > this.#fairAfter;
+      pause = Math.min(pause * 2, urgent ? 25 : 100);
     }
   }
 
@@ -165,6 +212,9 @@ export class Lease {
     try {
       if (await this.storage.renewLease(this.key, this.#owner, this.#ttl)) {
         this.#validUntil = started + this.#ttl;
+        if (!this.#yielding && this.runs?.heldFor(this.key, this.#fairAfter)) {
+          await this.#checkTurn();
+        }
       } else {
         this.#validUntil = 0; // someone else has it now
       }
@@ -172,6 +222,20 @@ export class Lease {
       // Keep the old deadline: the lease may still be ours until then.
     }
     if (this.#held && this.#validUntil > Date.now()) this.#schedule();
+  }
+
+  /**
+   * Rule C7 for a holder whose updates overlap: after a long run, it looks
+   * whether another process is next in line, and if so stops taking updates
+   * in (see {@link Lease.yielding}).
+   */
+  async #checkTurn(): Promise<void> {
+    if (await claimTurn(this.storage, this.key, this.#owner)) {
+      this.runs?.checked(this.key);
+      await returnTurn(this.storage, this.key, this.#owner);
+    } else {
+      this.#yielding = true;
+    }
   }
 
   /** Throws unless the lease is held and still valid (called before writing). */
@@ -225,6 +289,7 @@ export class Lease {
 
   /** The lease is not held any more: given up with a save, or lost. */
   #gone(): void {
+    this.runs?.freed(this.key);
     this.#held = false;
     this.#validUntil = 0;
     this.#freed.resolve();
@@ -240,6 +305,7 @@ export class Lease {
     this.#held = false;
     await this.#stopRenewing();
     await this.#giveBack();
+    this.runs?.freed(this.key);
     this.#freed.resolve();
   }
 }
@@ -267,6 +333,9 @@ function readError(key: string, err: unknown): SessionError {
     { cause: err },
   );
 }
+
+/** A waiter takes its turn again after this long, well within TURN_TTL_MS. */
+const TURN_REFRESH_MS = 300;
 
 /** Resolves once `promise` has settled, or after `ms` ms, whichever comes first. */
 function settledOrTimeout(promise: Promise<unknown>, ms: number): Promise<void> {

@@ -8,6 +8,10 @@
  *   update of the key sees.
  * - **saving**: saves run one at a time from a queue; each one writes the
  *   live value as it is when it starts (see `src/save.ts`).
+ * - **closing** (with `lock`): `closing` is set; the slot was taken out of
+ *   its table for its last save, which gives the lease up.
+ * - **yielding** (with `lock`): `lease.yielding` is set; another process
+ *   waits for the key (rule C7, `src/turns.ts`), so no update joins it.
  *
  * A key that is in none of these states is **idle**: it has no slot, and
  * the {@link SlotTable} (`src/slot_table.ts`) creates one when an update
@@ -25,6 +29,7 @@ import type { StorageAdapter } from "./storage.ts";
 import type { ConditionalStorage, LeaseStorage } from "./capabilities.ts";
 import type { ConflictMerge } from "./options.ts";
 import { Lease, type LockOptions } from "./lease.ts";
+import type { HoldRuns } from "./turns.ts";
 import { messageOf, SessionError } from "./errors.ts";
 import { snapshot } from "./snapshot.ts";
 import { saveSlot } from "./save.ts";
@@ -132,10 +137,16 @@ export class Slot<S> {
   /**
    * @param after Settles when the lease of the key's previous slot in this
    * process is given up; the lease waits for it before its first attempt.
+   * @param runs The table's record of keys held without a break (rule C7).
    */
-  constructor(readonly key: string, readonly source: SlotSource<S>, after?: Promise<void>) {
+  constructor(
+    readonly key: string,
+    readonly source: SlotSource<S>,
+    after?: Promise<void>,
+    runs?: HoldRuns,
+  ) {
     this.lease = source.leases && source.lock
-      ? new Lease(source.leases, key, source.lock, after)
+      ? new Lease(source.leases, key, source.lock, after, runs)
       : undefined;
   }
 

@@ -7,12 +7,15 @@
  */
 
 import { Slot, type SlotSource } from "./slot.ts";
+import { HoldRuns } from "./turns.ts";
 
 /** The keys in use of one fragment, with their shared state. */
 export class SlotTable<S> {
   readonly #slots = new Map<string, Slot<S>>();
   /** Leases of slots taken out for their last save, until given up (locked keys). */
   readonly #closing = new Map<string, Promise<void>>();
+  /** How long this process has held each locked key without a break (rule C7). */
+  readonly #runs = new HoldRuns();
 
   constructor(readonly source: SlotSource<S>) {}
 
@@ -24,8 +27,16 @@ export class SlotTable<S> {
   /** Joins the shared state of `key`, creating it if the key is idle. */
   join(key: string): Slot<S> {
     let slot = this.#slots.get(key);
+    let after = this.#closing.get(key);
+    if (slot?.lease?.yielding) {
+      // Rule C7: another process is next in line for the key, so this
+      // update does not join the holder (which keeps its users until they
+      // finish); it starts a new slot, whose lease waits its turn.
+      after = slot.lease.freed;
+      slot = undefined;
+    }
     if (slot === undefined) {
-      slot = new Slot(key, this.source, this.#closing.get(key));
+      slot = new Slot(key, this.source, after, this.#runs);
       this.#slots.set(key, slot);
     }
     slot.users++;

@@ -96,6 +96,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { SessionConflictError } from "../../mod.ts";
 import { isData, SEED_MARK } from "./data.ts";
+import { keyOfTurn } from "../../src/turns.ts";
 import type { RunTrace, UpdateTrace } from "./run.ts";
 import { type CallRecord, DATA_METHODS, READ_METHODS, WRITE_METHODS } from "./storage.ts";
 
@@ -893,8 +894,10 @@ class Checker {
     const lease = new Set<string>([...DATA_METHODS, "acquireLease"]);
     for (const c of this.log) {
       if (!lease.has(c.method)) continue;
+      // A call on a key's turn (rule C7) is made for an update of the key.
+      const key = keyOfTurn(c.key) ?? c.key;
       const inside = this.all.some((u) =>
-        u.inst === c.inst && u.key === c.key && u.start !== undefined && u.start <= c.start &&
+        u.inst === c.inst && u.key === key && u.start !== undefined && u.start <= c.start &&
         (c.end ?? Infinity) <= (u.settle ?? Infinity)
       );
       if (!inside) {
