@@ -281,6 +281,33 @@ function describe(name: string, result: RunResult): string {
     `(KILL_SEED=${SEED})\n${rows.join("\n")}`;
 }
 
+/**
+ * For a dead lease the checker found, ms from its kill to the last kill, up
+ * to the attempt that took the key again, of an incarnation that had started
+ * an update of the key and never read it (it may have taken the lease and
+ * died before the answer); 0 when there is none.
+ */
+function lastTakerKill(result: RunResult, d: Verdict["deadLeaseClear"][number]): number {
+  const ofKey = result.history.filter((u) => u.mode === "lock" && u.key === d.key);
+  const killOf = (u: Update) => result.kills.find((k) => k.proc === u.proc && k.inc === u.inc);
+  for (const kill of result.kills) {
+    const dead = (u: Update) => u.proc === kill.proc && u.inc === kill.inc;
+    if (!ofKey.some((u) => dead(u) && u.end === undefined && u.reads.length > 0)) continue;
+    const next = ofKey
+      .filter((u) => !dead(u) && u.reads.length > 0 && u.reads[0].at1 >= kill.at)
+      .sort((a, b) => a.reads[0].at1 - b.reads[0].at1)[0];
+    if (next === undefined || next.reads[0].at1 - kill.at !== d.ms) continue;
+    let last = kill.at;
+    for (const u of ofKey) {
+      const k = killOf(u);
+      if (u.reads.length > 0 || k === undefined || u.start >= k.at) continue;
+      if (k.at > last && k.at <= next.reads[0].last0) last = k.at;
+    }
+    return last - kill.at;
+  }
+  return 0;
+}
+
 /** The whole scenario on one storage, with the assertions. */
 async function suite(t: Deno.TestContext, name: string, backend: Backend) {
   await t.step(`${name}: 3 processes, one SIGKILLed and restarted; the history holds`, async () => {
@@ -305,14 +332,21 @@ async function suite(t: Deno.TestContext, name: string, backend: Backend) {
     assert.ok(result.kills.length >= KILLS[0], `only ${result.kills.length} kills`);
     const sole = lock.deadLeaseClear.filter((d) => d.sole);
     assert.ok(sole.length > 0, "no kill left the slow chat's lease behind");
-    // MariaDB: seen held up to about 2x the TTL after the kill on a loaded
-    // machine (1965 ms for a 1000 ms TTL), not explained yet (session 8's
-    // note); its bound is 3x the TTL until it is.
-    const bound = name.startsWith("MariaDB") ? 3 * LOCK_TTL : LOCK_TTL + 2;
-    for (const { key, heldUntil, ms } of sole) {
+    // Counted from the last kill that may have left the key's lease: a later
+    // `a` that started an update of the key and died before its read was
+    // recorded may have taken the lease (the take landed, the answer did
+    // not), and that lease is its own, held up to the TTL from its take.
+    // MariaDB (the take and the read are 2 to 4 statements through the pool,
+    // up to 1 s under load) is where kills land in that window: held 1,965
+    // and 3,809 ms from the first kill, under 900 ms from the later one. No
+    // storage gets more than the TTL (tests/mysql_lease_expiry_test.ts).
+    for (const d of sole) {
+      const since = lastTakerKill(result, d);
       assert.ok(
-        (heldUntil ?? 0) <= bound,
-        `the dead lease of ${key} was still held ${heldUntil} ms after the kill (served ${ms})`,
+        (d.heldUntil ?? 0) - since <= LOCK_TTL + 2,
+        `the dead lease of ${d.key} was still held ${d.heldUntil} ms after the kill ` +
+          `(${(d.heldUntil ?? 0) - since} ms after the last kill that may have left it; ` +
+          `served ${d.ms})`,
       );
     }
     // A key nobody else uses never found its lease held: no dead process's
