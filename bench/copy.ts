@@ -7,6 +7,8 @@
  * deno run -A bench/copy.ts 2000       # fewer
  * deno run -A bench/copy.ts --peak     # also the peak memory of 100,000-session copies
  * deno run -A bench/copy.ts --only=redis,sqlite   # only these storages
+ * deno run -A bench/copy.ts --peak-only --peak-pairs=sqlite:sqlite,memory:redis
+ * deno run -A bench/copy.ts --help
  * ```
  *
  * Storages: memory, Deno KV (a file), SQLite (a file, WAL with
@@ -17,7 +19,15 @@
  *
  * The sessions/s of a pair is the sessions copied divided by the time of the
  * `copySessions` call (default options: 100 keys in flight, create-if-absent
- * writes into an empty target). The peak memory is measured in a process of
+ * writes into an empty target). Every pair is measured, a storage to another
+ * namespace of its own kind too (memory -> memory is the baseline of the
+ * copy itself: no I/O at all). Right before each copy, the same sessions are
+ * written into another empty namespace of the target by a plain loop
+ * (`writeIfVersion(key, value, null)`, 100 in flight, the values made
+ * beforehand): the target's own write rate at that moment, so that the ratio
+ * copy / raw writes is measured under the same load as the copy, whatever
+ * else the machine runs. The load average is printed before and after. The
+ * peak memory is measured in a process of
  * its own per pair (started with `--v8-flags=--expose-gc`, collected before
  * the copy starts): its RSS and heap before the copy, the most they grew
  * during it (RSS sampled every 10 ms and after every batch; the live heap
@@ -33,18 +43,53 @@ import { createClient } from "npm:redis@^5";
 // @ts-types="npm:@types/pg@^8"
 import pg from "npm:pg@^8";
 import mysql from "npm:mysql2@^3/promise";
-import { copySessions, MemorySessionStorage, type StorageAdapter } from "../mod.ts";
+import {
+  copySessions,
+  isConditionalStorage,
+  MemorySessionStorage,
+  type StorageAdapter,
+} from "../mod.ts";
 import { DenoKvStorage } from "../storages/denokv.ts";
 import { SqliteStorage } from "../storages/sqlite.ts";
 import { RedisStorage } from "../storages/redis.ts";
 import { PostgresStorage } from "../storages/postgres.ts";
 import { MysqlStorage } from "../storages/mysql.ts";
 
+/** The pairs of `--peak` by default: every storage, as a source and as a target. */
+const DEFAULT_PEAK_PAIRS = [
+  "memory:sqlite",
+  "sqlite:sqlite",
+  "redis:sqlite",
+  "sqlite:postgres",
+  "postgres:redis",
+  "mysql:denokv",
+  "denokv:memory",
+];
 const REDIS_URL = Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
 const MYSQL_URL = Deno.env.get("MYSQL_URL") ?? "mysql://root@127.0.0.1:3306/test";
 const PEAK_N = 100_000;
 const MB = 1024 * 1024;
+/** Keys in flight in the raw write loop: `copySessions`'s default batch. */
+const RAW_IN_FLIGHT = 100;
+
+const USAGE = `bench/copy.ts: copySessions between every pair of local storages (#20)
+
+usage: deno run -A bench/copy.ts [N] [--only=NAMES] [--no-raw] [--peak] [--peak-only]
+                                 [--peak-pairs=FROM:TO,...]
+
+  N                 sessions per pair (default 20000), about 420 bytes of JSON each
+  --only=NAMES      only these storages, comma-separated: ${
+  ["memory", "denokv", "sqlite", "redis", "postgres", "mysql"].join(", ")
+}
+  --no-raw          skip the raw write loop measured before each copy (half the time)
+  --peak            also the peak memory of 100,000-session copies, a process per pair
+  --peak-only       only the peak memory
+  --peak-pairs=...  the pairs of --peak (default: ${DEFAULT_PEAK_PAIRS.join(",")})
+
+Servers: REDIS_URL (${REDIS_URL}), DATABASE_URL (${DATABASE_URL}),
+MYSQL_URL (${MYSQL_URL}); one that cannot be reached is left out with a note.
+`;
 
 type Data = Record<string, unknown>;
 
@@ -242,6 +287,35 @@ async function fill(storage: StorageAdapter<Data>, n: number): Promise<void> {
   if (report.copied !== n) throw new Error(`filling: ${JSON.stringify(report)}`);
 }
 
+/**
+ * Times a plain loop of create-if-absent writes of `values` into an empty
+ * `to`, `RAW_IN_FLIGHT` at a time: what a copy into `to` writes, without the
+ * copy (no listing, no batches, no counting).
+ */
+async function timeRawWrites(to: StorageAdapter<Data>, values: Data[]): Promise<number> {
+  const put = isConditionalStorage<Data>(to)
+    ? (key: string, value: Data) => to.writeIfVersion(key, value, null)
+    : (key: string, value: Data) => to.write(key, value);
+  const started = performance.now();
+  for (let at = 0; at < values.length; at += RAW_IN_FLIGHT) {
+    const writes: unknown[] = [];
+    for (let i = at; i < Math.min(at + RAW_IN_FLIGHT, values.length); i++) {
+      writes.push(put(keyOf(i), values[i]));
+    }
+    await Promise.all(writes);
+  }
+  return values.length / ((performance.now() - started) / 1000);
+}
+
+/** The load average (1, 5, 15 minutes), where the system tells it. */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "unknown";
+  }
+}
+
 /** Times one copy into an empty target. */
 async function timeCopy(from: StorageAdapter<Data>, to: StorageAdapter<Data>, n: number) {
   const started = performance.now();
@@ -306,8 +380,28 @@ async function peakChild(fromName: string, toName: string): Promise<void> {
 async function main(): Promise<void> {
   const args = Deno.args;
   if (args[0] === "--peak-child") return await peakChild(args[1], args[2]);
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    return;
+  }
+  const known = /^(\d+|--only=.*|--no-raw|--peak|--peak-only|--peak-pairs=.*)$/;
+  const wrong = args.find((a) => !known.test(a));
+  if (wrong !== undefined) {
+    console.error(`bench/copy.ts: unknown argument ${wrong}\n\n${USAGE}`);
+    Deno.exit(2);
+  }
   const n = Number(args.find((a) => /^\d+$/.test(a)) ?? 20_000);
   const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+  const raw = !args.includes("--no-raw");
+  const peakOnly = args.includes("--peak-only");
+  const pairs = (args.find((a) => a.startsWith("--peak-pairs="))?.slice(13).split(",") ??
+    DEFAULT_PEAK_PAIRS).map((pair) => pair.split(":") as [string, string]);
+  for (const name of [...(only ?? []), ...pairs.flat()]) {
+    if (!KINDS.some((k) => k.name === name)) {
+      console.error(`bench/copy.ts: no storage named ${name}\n\n${USAGE}`);
+      Deno.exit(2);
+    }
+  }
   const kinds: Kind[] = [];
   for (const kind of KINDS) {
     if (only !== undefined && !only.includes(kind.name)) continue;
@@ -315,26 +409,45 @@ async function main(): Promise<void> {
     if (problem === undefined) kinds.push(kind);
     else console.error(`leaving out ${kind.label}: ${problem}`);
   }
-  console.log(`## copySessions: sessions/s, ${n.toLocaleString("en")} sessions per pair\n`);
   console.log(
-    `Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}; rows: from, columns: to; ` +
-      `default options (100 keys in flight, create-if-absent into an empty target).\n`,
+    `Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}, ` +
+      `${navigator.hardwareConcurrency} cores; load average at the start: ${loadAverage()}\n`,
   );
-  console.log(`| from \\ to | ${kinds.map((k) => k.label).join(" | ")} |`);
-  console.log(`| --- | ${kinds.map(() => "---:").join(" | ")} |`);
+  if (!peakOnly) await matrix(kinds, n, raw);
+  if (args.includes("--peak") || peakOnly) await peak(kinds, pairs);
+  console.log(`\nload average at the end: ${loadAverage()}`);
+}
+
+/** Every pair of `kinds`: sessions/s of the copy, and of the raw writes before it. */
+async function matrix(kinds: Kind[], n: number, raw: boolean): Promise<void> {
+  const values = raw ? Array.from({ length: n }, (_, i) => session(i)) : [];
+  // Warm-up, not reported: the first pair measured would otherwise also pay
+  // for compiling the copy's code.
+  const warm = new MemorySessionStorage<Data>();
+  await fill(warm, 5000);
+  await timeCopy(warm, new MemorySessionStorage<Data>(), 5000);
+  await timeRawWrites(new MemorySessionStorage<Data>(), values.slice(0, 5000));
+  const rates: number[][] = [];
+  const rawRates: number[][] = [];
+  const started = performance.now();
   for (const source of kinds) {
     const from = await source.open(`${RUN}_${++places}`);
-    const cells: string[] = [];
+    const row: number[] = [];
+    const rawRow: number[] = [];
     try {
       await fill(from.storage, n);
       for (const target of kinds) {
-        if (target === source) {
-          cells.push("–");
-          continue;
+        if (raw) {
+          const plain = await target.open(`${RUN}_${++places}`);
+          try {
+            rawRow.push(await timeRawWrites(plain.storage, values));
+          } finally {
+            await plain.drop();
+          }
         }
         const to = await target.open(`${RUN}_${++places}`);
         try {
-          cells.push(Math.round(await timeCopy(from.storage, to.storage, n)).toLocaleString("en"));
+          row.push(await timeCopy(from.storage, to.storage, n));
         } finally {
           await to.drop();
         }
@@ -342,20 +455,53 @@ async function main(): Promise<void> {
     } finally {
       await from.drop();
     }
-    console.log(`| **${source.label}** | ${cells.join(" | ")} |`);
+    rates.push(row);
+    rawRates.push(rawRow);
+    console.error(`  ${source.label} done (${Math.round((performance.now() - started) / 1000)} s)`);
   }
-  if (args.includes("--peak")) await peak(kinds);
+  const head = `| from \\ to | ${kinds.map((k) => k.label).join(" | ")} |\n` +
+    `| --- | ${kinds.map(() => "---:").join(" | ")} |`;
+  const table = (cell: (i: number, j: number) => string) =>
+    kinds.map((k, i) => `| **${k.label}** | ${kinds.map((_, j) => cell(i, j)).join(" | ")} |`)
+      .join("\n");
+  const int = (x: number) => Math.round(x).toLocaleString("en");
+  console.log(`## copySessions: sessions/s, ${n.toLocaleString("en")} sessions per pair\n`);
+  console.log(
+    "Rows: from, columns: to; default options (100 keys in flight, create-if-absent into an " +
+      "empty target).\n",
+  );
+  console.log(`${head}\n${table((i, j) => int(rates[i][j]))}`);
+  if (!raw) return;
+  console.log(
+    `\n## Raw writes into the target, measured right before each copy: sessions/s\n\n` +
+      `A loop of writeIfVersion(key, value, null), ${RAW_IN_FLIGHT} in flight, values made ` +
+      `beforehand, into another empty namespace of the target.\n`,
+  );
+  console.log(`${head}\n${table((i, j) => int(rawRates[i][j]))}`);
+  console.log(
+    "\n## The copy against the raw writes measured right before it (copy / raw, 1.00x: as " +
+      "fast as writing alone)\n",
+  );
+  console.log(`${head}\n${table((i, j) => `${(rates[i][j] / rawRates[i][j]).toFixed(2)}x`)}`);
+  const base = rates[kinds.findIndex((k) => k.name === "memory")]?.[0];
+  if (base !== undefined && kinds[0].name === "memory") {
+    console.log(
+      `\nmemory -> memory (the copy alone, no I/O): ${int(base)} sessions/s; every other pair ` +
+        `as a share of it: ${
+          kinds.flatMap((a, i) =>
+            kinds.map((b, j) =>
+              i === 0 && j === 0 ? "" : `${a.name}->${b.name} ${(rates[i][j] / base).toFixed(3)}`
+            )
+          ).filter(Boolean).join(", ")
+        }`,
+    );
+  }
 }
 
 /** `--peak`: one child process per pair, each copying 100,000 sessions. */
-async function peak(kinds: Kind[]): Promise<void> {
+async function peak(kinds: Kind[], wanted: [string, string][]): Promise<void> {
   const names = new Set(kinds.map((k) => k.name));
-  const pairs = [
-    ["redis", "sqlite"],
-    ["sqlite", "postgres"],
-    ["postgres", "redis"],
-    ["mysql", "denokv"],
-  ].filter(([a, b]) => names.has(a) && names.has(b));
+  const pairs = wanted.filter(([a, b]) => names.has(a) && names.has(b));
   console.log(`\n## Peak memory of a ${PEAK_N.toLocaleString("en")}-session copy\n`);
   console.log(
     "Each copy in a process of its own, after a full collection: how much its RSS grew " +

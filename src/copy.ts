@@ -8,10 +8,12 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type { StorageAdapter } from "./storage.ts";
 import { isConditionalStorage } from "./capabilities.ts";
 import { checkStorage, closest } from "./validate.ts";
-import { messageOf } from "./errors.ts";
+import { messageOf, SessionError } from "./errors.ts";
+import { PEEK } from "./enhance.ts";
 
 /**
  * Options of {@link copySessions} (and, with the exceptions their
@@ -35,7 +37,10 @@ export interface CopyOptions {
   onProgress?: (progress: CopyProgress) => void;
   /**
    * Stops the copy after the batch in flight once aborted; the report then
-   * has `aborted: true`. A rerun (without `overwrite`) copies the rest.
+   * has `aborted: true`. A rerun (without `overwrite`) copies the rest. The
+   * copy gives the event loop a turn between batches, so a signal aborted
+   * by a timer (`AbortSignal.timeout(ms)`) takes effect even between
+   * storages that answer synchronously (memory, SQLite).
    */
   signal?: AbortSignal;
   /**
@@ -54,7 +59,10 @@ export interface CopyProgress {
   copied: number;
   /**
    * Sessions not written: the target already held the key (without
-   * `overwrite`), or the key was listed but had no session when it was read.
+   * `overwrite`), the key was listed but had no session when it was read,
+   * or the key came again in the same batch (a JSON Lines file or a `keys`
+   * list that repeats it: each key is handled once per batch, the first of
+   * its lines without `overwrite`, the last with it).
    */
   skipped: number;
   /** Sessions whose read or write threw; the copy went on with the others. */
@@ -214,25 +222,29 @@ export function checkCopyOptions(
 
 /**
  * The sessions of `from`, as items: the given keys, else its
- * `readAllEntries` (values come with the listing), else its `readAllKeys`
- * (each value is read when its batch runs). Throws a `TypeError` naming
- * what to do for a source that cannot list.
+ * `readAllEntries` (values come with the listing; finished by
+ * {@link finishing} if it fails), else its `readAllKeys` (each value is read
+ * when its batch runs). Throws a `TypeError` naming what to do for a source
+ * that cannot list.
  *
  * @param where Who lists, for the message.
  * @param from The source storage.
  * @param keys The keys to copy instead of a listing.
+ * @param prefix The prefix filter of the copy (only those keys are remembered).
  */
 export function listSource<T>(
   where: string,
   from: StorageAdapter<T>,
   keys?: Iterable<string> | AsyncIterable<string>,
+  prefix?: string,
 ): AsyncIterable<CopyItem<T>> {
   if (keys !== undefined) return items(() => keys, (key) => ({ key, given: false }));
   if (typeof from.readAllEntries === "function") {
-    return items(
+    const entries = items<[string, T], T>(
       () => from.readAllEntries!(),
       (entry) => ({ key: entry[0], given: true, value: entry[1] }),
     );
+    return typeof from.readAllKeys === "function" ? finishing(from, entries, prefix) : entries;
   }
   if (typeof from.readAllKeys === "function") {
     return items(() => from.readAllKeys!(), (key) => ({ key, given: false }));
@@ -243,6 +255,39 @@ export function listSource<T>(
       `keys to copy as the keys option (the source's read() is then called for each), or copy ` +
       `from a storage that lists: every sessionkit storage does.`,
   );
+}
+
+/**
+ * `entries` (the source's `readAllEntries`), finished key by key if it
+ * fails. A listing that reads values fails as a whole on one value it
+ * cannot read (sessionkit's storages decode a page of 500 at a time; an
+ * `enhanceStorage` wrapper opens each session as it lists it), which would
+ * leave every session after it, and on every rerun, uncopied. So the keys
+ * it handed out are remembered (only those under `prefix`), and when it
+ * throws, the source is listed again by `readAllKeys` (keys only: no value
+ * to fail on), each key not handed out yet is read by itself, and the one
+ * that cannot be read fails alone. If the keys listing fails too, that
+ * error ends the listing.
+ */
+async function* finishing<T>(
+  from: StorageAdapter<T>,
+  entries: AsyncIterable<CopyItem<T>>,
+  prefix: string | undefined,
+): AsyncGenerator<CopyItem<T>> {
+  const handed = new Set<string>();
+  try {
+    for await (const item of entries) {
+      if (prefix === undefined || item.key.startsWith(prefix)) handed.add(item.key);
+      yield item;
+    }
+    return;
+  } catch {
+    // Finished by keys below; a value that cannot be read fails with its key there.
+  }
+  const keys = items<string, T>(() => from.readAllKeys!(), (key) => ({ key, given: false }));
+  for await (const item of keys) {
+    if (!handed.has(item.key)) yield item;
+  }
 }
 
 /**
@@ -267,15 +312,19 @@ async function* items<E, T>(
 }
 
 /**
- * The value of `item`: the one its listing gave, or a read of the source.
- * `undefined` or `null` means there is no session (it went away).
+ * The value of `item`: the one its listing gave, or a read of the source
+ * (on an `enhanceStorage` wrapper a read that writes nothing back, so that
+ * copying neither renews nor migrates the source in place). `undefined` or
+ * `null` means there is no session (it went away).
  */
 export async function valueOf<T>(
   from: StorageAdapter<T>,
   item: CopyItem<T>,
 ): Promise<T | null | undefined> {
   if (item.error !== undefined) throw item.error;
-  return item.given ? item.value : await from.read(item.key);
+  if (item.given) return item.value;
+  const peek = (from as { [PEEK]?: (key: string) => Promise<T | undefined> })[PEEK];
+  return typeof peek === "function" ? await peek(item.key) : await from.read(item.key);
 }
 
 /**
@@ -284,13 +333,20 @@ export async function valueOf<T>(
  * conditional writes, else a `has` (or `read`) check before the write. In
  * a dry run, only the check.
  *
+ * With `repeats` (an input that may give a key more than once: a JSON Lines
+ * file, a `keys` list), a dry run without `overwrite` remembers the keys it
+ * counts as copied, so that a key coming again in a later batch is counted
+ * as skipped, as the real run (which wrote it by then) counts it.
+ *
  * @param to The target storage.
  * @param settings The checked options.
+ * @param repeats Whether a key may come again in a later batch.
  * @returns A function that puts one session and says what became of it.
  */
 export function targetWriter<T>(
   to: StorageAdapter<T>,
   settings: CopySettings,
+  repeats = false,
 ): (key: string, value: T) => Promise<"copied" | "skipped"> {
   const exists = typeof to.has === "function"
     ? async (key: string) => await to.has!(key)
@@ -299,6 +355,14 @@ export function targetWriter<T>(
     if (settings.dryRun) return () => Promise.resolve("copied");
     return async (key, value) => {
       await to.write(key, value);
+      return "copied";
+    };
+  }
+  if (settings.dryRun && repeats) {
+    const counted = new Set<string>();
+    return async (key) => {
+      if (counted.has(key) || (await exists(key))) return "skipped";
+      counted.add(key);
       return "copied";
     };
   }
@@ -354,11 +418,30 @@ export class Tally {
 }
 
 /**
+ * One turn of the event loop: resolves from a macrotask, after the timers
+ * that are due, I/O callbacks and signal handlers have run. Between two
+ * storages that answer synchronously (memory, SQLite), every `await` of a
+ * copy resolves as a microtask, which never lets those run: without this, an
+ * `AbortSignal.timeout`, a progress display and a bot's other updates in the
+ * same process would wait for the whole copy. `setImmediate` rather than
+ * `setTimeout(0)`: the same turn at a few microseconds, where a timer of 0 ms
+ * waits a millisecond or two (a copy into memory would run at a fraction of
+ * its speed).
+ */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
  * Runs a copy: takes `source` a batch at a time (only keys with the
  * prefix), hands each batch to `handle` (which answers one outcome per
  * item, in order), counts, reports progress and stops early on abort. At
- * most one batch is held at a time. A listing that throws stops the copy
- * after the batch already listed, with an error saying how far it got.
+ * most one batch is held at a time. Every `batchSize` elements taken from
+ * the source (so before every batch is handed on, and as often while a
+ * prefix leaves elements out), the event loop gets a turn, and an abort is
+ * seen there even when nothing in the copy waits for I/O. A listing that
+ * throws stops the copy after the batch already listed, with an error
+ * saying how far it got.
  *
  * @param where Who copies, for messages.
  * @param source The sessions to copy.
@@ -384,10 +467,34 @@ export async function runCopy<T>(
   let finished = false;
   let listingFailed = false;
   let listingError: unknown;
+  /** Elements taken from the source since the event loop last had a turn. */
+  let sinceTurn = 0;
   const flush = async () => {
     const taken = batch;
     batch = [];
-    const outcomes = await handle(taken);
+    // A key that comes more than once in the batch is handled once: writes of
+    // one key running at the same time would land in any order. The first of
+    // its items wins without overwrite, the last with it; the others are
+    // skipped.
+    const winner = new Map<string, number>();
+    for (const [i, item] of taken.entries()) {
+      if (item.keyless || item.error !== undefined) continue;
+      if (settings.overwrite || !winner.has(item.key)) winner.set(item.key, i);
+    }
+    const handled = winner.size === taken.length
+      ? taken
+      : taken.filter((item, i) =>
+        item.keyless || item.error !== undefined || winner.get(item.key) === i
+      );
+    const answers = await handle(handled);
+    const outcomes = handled === taken ? answers : [];
+    if (handled !== taken) {
+      let next = 0;
+      for (const [i, item] of taken.entries()) {
+        const own = item.keyless || item.error !== undefined || winner.get(item.key) === i;
+        outcomes.push(own ? answers[next++] : "skipped");
+      }
+    }
     for (const [i, item] of taken.entries()) tally.add(item, outcomes[i]);
     onProgress?.(tally.progress());
   };
@@ -410,11 +517,16 @@ export async function runCopy<T>(
         break;
       }
       const item = next.value;
-      if (prefix !== undefined && !item.keyless && !item.key.startsWith(prefix)) {
-        continue;
+      if (prefix === undefined || item.keyless || item.key.startsWith(prefix)) {
+        tally.report.listed++;
+        batch.push(item);
       }
-      tally.report.listed++;
-      batch.push(item);
+      // Before the batch is handed on: what waits for the event loop (a
+      // count running alongside, a Ctrl-C) has its turn first.
+      if (++sinceTurn >= batchSize) {
+        sinceTurn = 0;
+        await turn();
+      }
       if (batch.length >= batchSize) await flush();
     }
     if (batch.length > 0) await flush();
@@ -423,14 +535,107 @@ export async function runCopy<T>(
     if (!finished && !listingFailed) await iterator.return?.();
   }
   if (listingFailed) {
+    // A rerun helps when the storage failed for a while (a lost connection),
+    // not when the listing cannot read one session: then it stops at the same
+    // place every time, and saying "run it again" would be false.
+    const key = listingError instanceof SessionError ? listingError.key : undefined;
     throw new Error(
-      `${where}: ${what} failed after ${tally}; what came after was not copied. Run it ` +
-        `again to go on (without overwrite, what is already copied is skipped): ` +
+      `${where}: ${what} failed after ${tally}; what came after was not copied. ` +
+        (key !== undefined
+          ? `The listing could not read the session under key ${JSON.stringify(key)}, and ` +
+            `the source cannot list its keys alone (it has no readAllKeys) to go on without ` +
+            `it, so a rerun stops at the same place: fix or delete that session, or pass the ` +
+            `keys to copy as the keys option (each is then read alone, and one that cannot ` +
+            `be read fails alone). `
+          : `If the ${what === "listing the source" ? "storage" : "input"} failed for a while ` +
+            `(a lost connection, a timeout), a rerun (without overwrite) skips what is ` +
+            `already there and goes on. `) +
         messageOf(listingError),
       { cause: listingError },
     );
   }
   return tally.report;
+}
+
+/** What `checkNamespaces` sees of a `RedisStorage` (without importing it). */
+interface RedisLike {
+  client: object;
+  prefix: string;
+  leasePrefix: string;
+}
+
+function redisLike(storage: unknown): storage is RedisLike {
+  const s = storage as Partial<RedisLike>;
+  return typeof s.prefix === "string" && typeof s.leasePrefix === "string" &&
+    typeof s.client === "object" && s.client !== null;
+}
+
+/**
+ * The server and database a Redis client talks to, as one spelling (every
+ * loopback name as `loopback`), from node-redis's or ioredis's options; or
+ * `undefined` when they do not say (a cluster client, another library).
+ */
+function redisServer(client: object): string | undefined {
+  const options = (client as { options?: Record<string, unknown> }).options;
+  if (typeof options !== "object" || options === null) return undefined;
+  let host: unknown;
+  let port: unknown;
+  let db: unknown;
+  if (typeof options.url === "string") {
+    try {
+      const url = new URL(options.url);
+      [host, port, db] = [url.hostname, url.port, url.pathname.replace(/^\//, "")];
+    } catch {
+      return undefined;
+    }
+  }
+  const socket = options.socket as { host?: unknown; port?: unknown } | undefined;
+  host = (host || undefined) ?? socket?.host ?? options.host;
+  port = (port || undefined) ?? socket?.port ?? options.port;
+  db = (db || undefined) ?? options.database ?? options.db;
+  if (
+    typeof options.path === "string" || typeof (socket as { path?: unknown })?.path === "string"
+  ) {
+    return undefined; // a Unix socket
+  }
+  const name = String(host ?? "localhost").toLowerCase().replace(/^\[|\]$/g, "");
+  const loopback = name === "localhost" || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name);
+  return `${loopback ? "loopback" : name}:${port || 6379}/${Number(db ?? 0) || 0}`;
+}
+
+/**
+ * Refuses a copy between two `RedisStorage`s of one server and database
+ * whose prefixes overlap (one starts with the other): the source's listing
+ * (`SCAN MATCH prefix*`) would take in the sessions the copy writes, or the
+ * copy would write into the source. One server is known when both use the
+ * same client, or when their clients' options name the same host (the
+ * loopback names as one), port and database. Wrappers (`enhanceStorage`)
+ * and other storages are not looked into.
+ */
+function checkNamespaces(where: string, from: unknown, to: unknown): void {
+  if (!redisLike(from) || !redisLike(to)) return;
+  const server = redisServer(from.client);
+  const same = from.client === to.client ||
+    (server !== undefined && server === redisServer(to.client));
+  if (!same) return;
+  const [a, b] = [from.prefix, to.prefix];
+  if (a === b) {
+    throw new RangeError(
+      `${where}: from and to are the same storage (the same Redis server and prefix ` +
+        `${JSON.stringify(a)}); copy into another prefix or database.`,
+    );
+  }
+  if (!a.startsWith(b) && !b.startsWith(a)) return;
+  const [outer, inner] = a.startsWith(b) ? [b, a] : [a, b];
+  throw new RangeError(
+    `${where}: from and to are namespaces of the same Redis server whose prefixes overlap ` +
+      `(${JSON.stringify(inner)} starts with ${JSON.stringify(outer)}): ` +
+      (inner === b
+        ? "the source's listing would take in the sessions the copy writes"
+        : "the source's sessions lie inside the target's namespace") +
+      `. Give the target a prefix that neither starts with the source's nor is the start of ` +
+      `it, or use another database (redis://host:6379/1).`,
+  );
 }
 
 const COPY_OPTIONS = [
@@ -452,7 +657,9 @@ const COPY_OPTIONS = [
  *   `@grammyjs/storage-file`) is an error, unless `keys` names the keys to
  *   copy. At most `batchSize` sessions are held at a time (besides the page
  *   a storage's listing holds; sessionkit's storages list in pages of 500,
- *   except the memory storage, which is all in memory anyway).
+ *   except the memory storage, which is all in memory anyway), and, with
+ *   `readAllEntries`, the keys handed out so far (to finish a listing that
+ *   fails, below).
  * - **What the target holds.** Without `overwrite`, a key the target holds
  *   is skipped: on a storage with conditional writes (every sessionkit
  *   storage) by `writeIfVersion(key, value, null)`, an atomic
@@ -461,11 +668,30 @@ const COPY_OPTIONS = [
  *   `overwrite`, every session is written with `write`.
  * - **Failures.** A key whose read or write throws is counted as failed,
  *   with its error (the first 100 are kept), and the copy goes on. A key
- *   listed but gone when read is skipped. A listing that throws stops the
- *   copy with an error saying how far it got.
+ *   listed but gone when read is skipped. A session the listing cannot read
+ *   fails alone too: when `readAllEntries` throws (sessionkit's storages
+ *   decode a page of 500 at once, so one value that is not JSON fails the
+ *   page; an `enhanceStorage` wrapper throws on a session a migration cannot
+ *   open), the source is listed again by `readAllKeys`, each key not handed
+ *   out yet is read by itself, and nothing is copied twice. A listing that
+ *   still throws stops the copy with an error saying how far it got, and
+ *   whether a rerun can help (not when it names a session it cannot read).
+ * - **A key that comes more than once** (in `keys`) is handled once per
+ *   batch: the first occurrence without `overwrite`, the last with it; the
+ *   others are counted as skipped.
+ * - **Into itself.** `from === to` is refused, and so are two
+ *   `RedisStorage`s of one server and database (the same client, or clients
+ *   whose options name the same host, port and database) whose prefixes are
+ *   equal or one starts with the other: the source's listing would take in
+ *   what the copy writes. Other overlaps (two objects over one SQL table, a
+ *   wrapped storage) are not detected.
  * - **Interrupted runs.** With `signal`, the copy stops after the batch in
  *   flight and reports `aborted: true`. Running it again (without
  *   `overwrite`) skips what was copied and copies the rest.
+ * - **The event loop** gets a turn between batches, even between storages
+ *   that answer synchronously (memory, SQLite): timers (such as an
+ *   `AbortSignal.timeout` signal), I/O and a bot's other updates in the same
+ *   process run during a long copy.
  * - **Values** are handed over as the source gives them. For an
  *   `enhanceStorage` wrapper that is the choice of what to pass: the wrapper
  *   gives migrated data without its envelope (expired sessions left out),
@@ -519,9 +745,10 @@ export async function copySessions<T>(
         `prefix or table of the same backend).`,
     );
   }
+  checkNamespaces(where, from, to);
   const settings = checkCopyOptions(where, options, COPY_OPTIONS);
-  const put = targetWriter(to, settings);
-  const source = listSource(where, from, settings.keys);
+  const put = targetWriter(to, settings, settings.keys !== undefined);
+  const source = listSource(where, from, settings.keys, settings.prefix);
   return await runCopy(
     where,
     source,

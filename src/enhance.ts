@@ -15,6 +15,15 @@ import {
 } from "./capabilities.ts";
 import { SessionError } from "./errors.ts";
 
+/**
+ * The key of a read without side effects on an `enhanceStorage` wrapper:
+ * the session as `read` gives it, but nothing is written back (no renewal, no
+ * migration write-back, no removal of expired data). `copySessions` and
+ * `exportSessions` read a source key by key with it where it is there, so
+ * that copying leaves the source as it was. Internal to sessionkit.
+ */
+export const PEEK: unique symbol = Symbol.for("sessionkit.enhance.peek");
+
 /** The stored envelope, the same as grammY's `Enhance`. */
 export interface Enhance<T> {
   /** The migration version the data is at. */
@@ -84,7 +93,12 @@ interface Loaded<T> {
  *   it) is read as data, not mistaken for an envelope.
  * - `has`, `readAllKeys`, `readAllValues` and `readAllEntries` of the wrapped
  *   storage stay available, unwrapped, skipping expired sessions (they never
- *   renew or write).
+ *   renew or write). `has` and `readAllKeys` do not migrate: a session this
+ *   wrapper cannot open (stored by newer code, or a migration throws on it)
+ *   is held and listed all the same; reading it, or listing values, throws.
+ * - A conditional write with the expected version `null` ("nothing
+ *   stored") also succeeds over an expired session not removed yet, since
+ *   it reads as nothing (`copySessions` into this wrapper relies on it).
  * - Data migrated on read is written back once, at the new version.
  * - The migration version `v` is never lowered. With migrations, data is
  *   written at the newest one. Without migrations, the stored `v` is kept: by
@@ -208,6 +222,17 @@ export function enhanceStorage<T>(
     return { expired: false, data, v, rewrite: migrated || renew } as const;
   }
 
+  /**
+   * Whether the stored `raw` holds a session as this wrapper reads it: there,
+   * and not expired. Nothing is migrated, so data a migration cannot open
+   * (or stored by newer code) still counts as held.
+   */
+  function holds(raw: unknown, now: number): boolean {
+    if (raw == null) return false;
+    if (ttl === undefined || !isEnvelope(raw)) return true;
+    return raw.e === undefined || raw.e > now;
+  }
+
   function wrap(data: T, v: number | undefined): Enhance<T> {
     const env: Enhance<T> = { __d: data };
     if (v !== undefined) env.v = v;
@@ -312,11 +337,25 @@ export function enhanceStorage<T>(
       return storage.delete(key);
     },
   };
-  enhanced.has = async (key) => (await load(key, false)) !== undefined;
+  // Whether a session is held, without migrating it: a session that cannot be
+  // opened here (a migration throws on it, or newer code stored it) is held
+  // all the same, and listed; reading it is what fails.
+  // For copySessions (see PEEK): a read that writes nothing back.
+  Object.defineProperty(enhanced, PEEK, { value: (key: string) => load(key, false) });
+  enhanced.has = async (key) => holds(await storage.read(key), Date.now());
   if (storage.readAllEntries !== undefined || storage.readAllKeys !== undefined) {
     enhanced.readAllEntries = entries;
     enhanced.readAllKeys = async function* () {
-      for await (const [key] of entries()) yield key;
+      const now = Date.now();
+      if (storage.readAllEntries !== undefined) {
+        for await (const [key, raw] of storage.readAllEntries()) if (holds(raw, now)) yield key;
+      } else if (ttl === undefined) {
+        yield* storage.readAllKeys!();
+      } else {
+        for await (const key of storage.readAllKeys!()) {
+          if (holds(await storage.read(key), now)) yield key;
+        }
+      }
     };
     enhanced.readAllValues = async function* () {
       for await (const [, value] of entries()) yield value;
@@ -330,7 +369,20 @@ export function enhanceStorage<T>(
     enhanced.writeIfVersion = async (key, value, expected) => {
       const { version, v } = untoken(expected);
       const env = wrap(value, keepV ? v : latest);
-      const next = await cond.writeIfVersion(key, env, version);
+      let next = await cond.writeIfVersion(key, env, version);
+      // "Nothing stored" (null) also holds over an expired session that was
+      // not removed yet: this wrapper reads it as nothing, so a create-if-
+      // absent (a copy into this storage, a first save) replaces it, if
+      // nobody wrote it in the meantime.
+      for (
+        let attempt = 1;
+        next === null && version === null && attempt < READ_ATTEMPTS;
+        attempt++
+      ) {
+        const stored = await cond.readVersioned(key);
+        if (stored.value != null && holds(stored.value, Date.now())) break;
+        next = await cond.writeIfVersion(key, env, stored.value == null ? null : stored.version);
+      }
       if (next !== null) remember(key, env.v);
       return token(next, env.v);
     };

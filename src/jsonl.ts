@@ -123,7 +123,7 @@ export async function exportSessions<T>(
   if (preventClose !== undefined && typeof preventClose !== "boolean") {
     throw new TypeError(`${where}: preventClose must be true or false.`);
   }
-  const source = listSource(where, from, settings.keys);
+  const source = listSource(where, from, settings.keys, settings.prefix);
   const writer = settings.dryRun ? undefined : to.getWriter();
   const encoder = new TextEncoder();
   let report: CopyReport;
@@ -223,6 +223,17 @@ async function* lines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<Cop
         { key },
       );
     }
+    // An integer of 16 digits or more may be beyond what a number holds exactly.
+    const inexact = /\d{16}/.test(text) ? inexactInteger(text) : undefined;
+    if (inexact !== undefined) {
+      return failure(
+        number,
+        `line ${number} (key ${JSON.stringify(key)}) has the integer ${inexact}, which a ` +
+          `JavaScript number cannot hold exactly (it would be stored as ${Number(inexact)}); ` +
+          `write it as a string ("${inexact}") to keep it`,
+        { key },
+      );
+    }
     return { key, given: true, value: value as T, line: number };
   };
   try {
@@ -259,6 +270,35 @@ async function* lines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<Cop
   }
 }
 
+/**
+ * The first integer written in the `"value"` of the JSON object text `text`
+ * (digits only: no fraction, no exponent) that a number cannot hold exactly,
+ * such as a 64-bit id beyond 2^53 from another language; `undefined` if there
+ * is none. Numbers written with a fraction or an exponent are floating point
+ * by their writer's choice and are not checked; text inside strings and the
+ * line's other members are skipped. `text` is valid JSON (it was parsed).
+ */
+function inexactInteger(text: string): string | undefined {
+  const token = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[{}[\]:]/g;
+  let depth = 0;
+  let last = "";
+  let member: string | undefined;
+  for (const [match] of text.matchAll(token)) {
+    const first = match.charCodeAt(0);
+    if (match === "{" || match === "[") depth++;
+    else if (match === "}" || match === "]") depth--;
+    else if (match === ":" && depth === 1) member = JSON.parse(last);
+    else if (first !== 0x22 && member === "value" && /^-?\d+$/.test(match)) {
+      if (match.replace(/^-?0*/, "").length >= 16) {
+        const value = Number(match);
+        if (!Number.isFinite(value) || BigInt(value) !== BigInt(match)) return match;
+      }
+    }
+    last = match;
+  }
+  return undefined;
+}
+
 function concat(parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -291,8 +331,13 @@ function failure<T>(
  * an interrupted import, writes nothing twice.
  *
  * A line that is not valid JSON, not an object, has no `"key"` string or no
- * `"value"` (or `"value": null`) is counted as failed, with an error naming
- * its line number (`failures[i].line`), and the import goes on. Blank lines
+ * `"value"` (or `"value": null`), or whose value holds an integer (written
+ * without fraction or exponent) that a number cannot hold exactly, such as a
+ * 64-bit id beyond 2^53, is counted as failed, with an error naming its line
+ * number (`failures[i].line`), and the import goes on. A key on several
+ * lines: without `overwrite` its first line is imported and the others are
+ * skipped; with `overwrite` the last one wins. A dry run counts the same
+ * (remembering the keys it counted, about 60 bytes each). Blank lines
  * are ignored; lines of any length are read. At most one batch of sessions
  * is held at a time, and the stream is read no faster than the storage
  * writes. With `prefix`, only lines whose key starts with it are imported.
@@ -333,7 +378,7 @@ export async function importSessions<T>(
   checkReadable(where, from);
   checkStorage(`${where}: to (the target)`, to);
   const settings = checkCopyOptions(where, options, IMPORT_OPTIONS);
-  const put = targetWriter(to, settings);
+  const put = targetWriter(to, settings, true);
   return await runCopy(
     where,
     lines<T>(from),

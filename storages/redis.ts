@@ -186,7 +186,10 @@ export class RedisStorage<T, C extends RedisClient = RedisClientLike>
   /**
    * Opens a connection with `createClient` from `npm:redis` v5 and returns a
    * storage that owns it: {@link RedisStorage.close} closes it. Invalid
-   * options are refused before anything is opened.
+   * options are refused before anything is opened. Connecting is bounded by
+   * the `timeout` option (default 10 000 ms; `Infinity` for none): a server
+   * that cannot be reached, or accepts the connection and never answers,
+   * makes it reject with a `SessionError` instead of waiting forever.
    *
    * @example
    * ```ts
@@ -205,8 +208,8 @@ export class RedisStorage<T, C extends RedisClient = RedisClientLike>
     options: RedisConnectOptions = {},
   ): Promise<RedisStorage<T>> {
     const { onError, ...storageOptions } = options;
-    resolveOptions(storageOptions);
-    const opened = await openClient(url, onError);
+    const { timeout } = resolveOptions(storageOptions);
+    const opened = await openClient(url, onError, timeout);
     const storage = new RedisStorage<T, RedisClientLike>(opened.client, storageOptions);
     storage.#driver.own(opened.close);
     return storage;
@@ -245,8 +248,9 @@ export class RedisStorage<T, C extends RedisClient = RedisClientLike>
       );
     }
     const { onError, ...storageOptions } = options;
-    layoutFor(true, resolveOptions(storageOptions));
-    const opened = await openCluster(urls, onError);
+    const resolved = resolveOptions(storageOptions);
+    layoutFor(true, resolved);
+    const opened = await openCluster(urls, onError, resolved.timeout);
     const storage = new RedisStorage<T, NodeRedisClusterLike>(opened.client, storageOptions);
     storage.#driver.own(opened.close);
     return storage;

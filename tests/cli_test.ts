@@ -196,6 +196,106 @@ Deno.test({
       assert.equal(await exists(db), false);
     });
 
+    await t.step(
+      "copy into itself however it is spelt, or into a nested Redis prefix: exit 2",
+      async () => {
+        const self = path("self.db");
+        seedSqlite(self, SESSIONS);
+        await Deno.symlink(self, path("self-link.db"));
+        const before = await readSqlite(self);
+        const p = uniquePrefix();
+        // --dry-run on the servers: before these checks existed, the copies ran.
+        const cases: [string[], RegExp, { cwd?: string }?][] = [
+          [
+            ["copy", `sqlite:${self}`, `sqlite:${dir}/./self.db`],
+            /FROM and TO are the same storage/,
+          ],
+          [["copy", "sqlite:self.db", "sqlite:./self.db"], /same storage/, { cwd: dir }],
+          [["copy", `sqlite:${self}`, `sqlite:${path("self-link.db")}`], /same storage/],
+          [["copy", `sqlite:${self}`, `sqlite:${self}?table=SESSIONS`], /same storage/],
+          [[
+            "copy",
+            `sqlite:${self}?table=s`,
+            `sqlite:${dir}/../${dir.split("/").pop()}/self.db?table=S`,
+          ], /same storage/],
+          [
+            ["copy", "redis://127.0.0.1:6379", "redis://localhost/0?prefix=session:", "--dry-run"],
+            /same storage/,
+          ],
+          [
+            [
+              "copy",
+              `redis://127.0.0.1?prefix=${p}`,
+              `redis://[::1]:6379?prefix=${p}`,
+              "--dry-run",
+            ],
+            /same storage/,
+          ],
+          [
+            [
+              "copy",
+              `redis://127.0.0.1:6379?prefix=${p}`,
+              `redis://localhost:6379?prefix=${p}v2:`,
+              "--dry-run",
+            ],
+            /same Redis server whose key prefixes overlap \(".*v2:" starts with ".*"\): FROM's listing would take in the sessions the copy writes; use a prefix for TO that neither starts with FROM's nor is the start of it \(such as \?prefix=\S+\), or copy into another database/,
+          ],
+          [
+            [
+              "copy",
+              `redis://127.0.0.1:6379?prefix=${p}v2:`,
+              `redis://127.0.0.1:6379/0?prefix=${p}`,
+              "--dry-run",
+            ],
+            /key prefixes overlap .*: FROM's sessions lie inside TO's namespace/,
+          ],
+          [
+            [
+              "copy",
+              "redis://127.0.0.1:6379?prefix=",
+              `redis://127.0.0.1?prefix=${p}`,
+              "--dry-run",
+            ],
+            /the prefix "" takes in every key of the database, so copy into another database/,
+          ],
+          [[
+            "copy",
+            "postgres://postgres@127.0.0.1/test",
+            "postgresql://postgres@localhost:5432/test?table=sessions",
+            "--dry-run",
+          ], /same storage/],
+          [[
+            "copy",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "postgres://postgres@localhost",
+            "--dry-run",
+          ], /same storage/],
+          [[
+            "copy",
+            "mysql://root@127.0.0.1/test",
+            "mariadb://root@localhost:3306/test",
+            "--dry-run",
+          ], /same storage/],
+        ];
+        const runs = await Promise.all(
+          cases.map(([args, , options]) => cli([...args, "--overwrite"], options)),
+        );
+        for (const [i, run] of runs.entries()) oneLine(run, 2, cases[i][1]);
+        assert.deepEqual(await readSqlite(self), before);
+        // Another table of the same file, another Redis database: not the same storage.
+        ok(await cli(["copy", `sqlite:${self}`, `sqlite:${self}?table=other`, "--dry-run"]));
+        const otherDb = await cli(
+          [
+            "copy",
+            `redis://127.0.0.1?prefix=${p}`,
+            `redis://127.0.0.1/1?prefix=${p}v2:`,
+            "--dry-run",
+          ],
+        );
+        assert.notEqual(otherDb.code, 2, otherDb.stderr);
+      },
+    );
+
     await t.step("a password in a URL is never printed", async () => {
       const run = await cli(["list", "ftp://me:s3cret@example.com/"]);
       oneLine(run, 2, /ftp:\/\/me:\*\*\*@example\.com/);
@@ -351,8 +451,47 @@ Deno.test({
       );
       const bad = await cli(["import", broken, `sqlite:${path("partly.db")}`, "--no-progress"]);
       assert.equal(bad.code, 1, bad.stderr);
-      assert.match(bad.stderr, /imported 2 sessions .*\(1 failed\)\n {2}line 2: .*not valid JSON/);
+      // The line number is said once: "line 2 is not valid JSON", not "line 2: line 2 is ...".
+      assert.match(bad.stderr, /imported 2 sessions .*\(1 failed\)\n {2}line 2 is not valid JSON/);
       assert.deepEqual(await readSqlite(path("partly.db")), { a: { n: 1 }, c: { n: 3 } });
+
+      // An integer a number cannot hold exactly (a 64-bit id from another language) fails its
+      // line, naming it, instead of being stored rounded.
+      const big = path("big-int.jsonl");
+      await Deno.writeTextFile(
+        big,
+        '{"key":"a","value":{"id":12345678901234567890123}}\n' +
+          '{"key":"b","value":{"id":9007199254740993}}\n' +
+          '{"key":"c","value":{"id":9007199254740992,"text":"12345678901234567890123"}}\n',
+      );
+      const rounded = await cli(["import", big, `sqlite:${path("big-int.db")}`, "--no-progress"]);
+      assert.equal(rounded.code, 1, rounded.stderr);
+      assert.match(
+        rounded.stderr,
+        /imported 1 session .*\(2 failed\)\n {2}line 1 \(key "a"\) has the integer 12345678901234567890123, which a JavaScript number cannot hold exactly .*\n {2}line 2 \(key "b"\) has the integer 9007199254740993,/,
+      );
+      assert.deepEqual(await readSqlite(path("big-int.db")), {
+        c: { id: 9007199254740992, text: "12345678901234567890123" },
+      });
+
+      // One key on 50 lines: the dry run and the run count the same (it said "50 would be
+      // imported"); the first line wins, with --overwrite the last.
+      const dup = path("dup.jsonl");
+      await Deno.writeTextFile(
+        dup,
+        Array.from({ length: 50 }, (_, i) => `{"key":"k","value":{"line":${i + 1}}}\n`).join(""),
+      );
+      const dupDb = `sqlite:${path("dup.db")}`;
+      const dry = ok(await cli(["import", dup, dupDb, "--dry-run", "--batch-size", "7"]));
+      assert.match(
+        dry.stderr,
+        /dry run: 1 session would be imported .*, 49 skipped \(the target holds them, or their key is on another line too\)/,
+      );
+      const real = ok(await cli(["import", dup, dupDb, "--batch-size", "7", "--no-progress"]));
+      assert.match(real.stderr, /^imported 1 session .* \(49 skipped\)\n$/);
+      assert.deepEqual(await readSqlite(path("dup.db")), { k: { line: 1 } });
+      ok(await cli(["import", dup, dupDb, "--overwrite", "--no-progress"]));
+      assert.deepEqual(await readSqlite(path("dup.db")), { k: { line: 50 } });
       oneLine(
         await cli(["import", path("nope.jsonl"), `sqlite:${path("x.db")}`]),
         3,
@@ -588,6 +727,8 @@ Deno.test({
     const decoder = new TextDecoder();
     for await (const chunk of child.stderr) {
       stderr += decoder.decode(chunk, { stream: true });
+      // The first line waits for the total: the count alongside takes turns with the copy (it
+      // no longer holds the copy up until it has counted every key).
       if (!signalled && /^copying: [\d,]+\/20,000 sessions/m.test(stderr)) {
         child.kill("SIGINT");
         signalled = true;
@@ -618,6 +759,97 @@ Deno.test({
       ),
     );
     assert.deepEqual(await readSqlite(dst), sessions);
+  },
+});
+
+Deno.test({
+  name: "cli: an export stopped by Ctrl-C, or by its reader going away",
+  sanitizeResources: false,
+  fn: async (t) => {
+    const total = 20_000;
+    const src = path("export-src.db");
+    const sessions: Record<string, unknown> = {};
+    for (let i = 0; i < total; i++) sessions[`user:${i}`] = { i, text: `session ${i}` };
+    seedSqlite(src, sessions);
+
+    /** Runs `export`, sending SIGINT at its first progress line; its stderr and status. */
+    const interrupted = async (file: string, extra: string[] = []) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "export", `sqlite:${src}`, file, ...extra],
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      let stderr = "";
+      let signalled = false;
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stderr) {
+        stderr += decoder.decode(chunk, { stream: true });
+        if (!signalled && /^exporting: /m.test(stderr)) {
+          child.kill("SIGINT");
+          signalled = true;
+        }
+      }
+      return { code: (await child.status).code, stderr };
+    };
+
+    await t.step(
+      "Ctrl-C: one line says the file was not written, and no file is left",
+      async () => {
+        const file = path("stopped.jsonl");
+        const run = await interrupted(file);
+        assert.equal(run.code, 130, run.stderr);
+        const line = run.stderr.trimEnd().split("\n").at(-1)!;
+        // It used to say "200 sessions exported ... to FILE ... Nothing was written to FILE".
+        assert.match(
+          line,
+          /^interrupted after \d+s: [\d,]+ sessions of sqlite:\S+ had been read; \S+stopped\.jsonl was not written \(there is no such file: an export writes its file only once it is complete\)\. Run the export again\.$/,
+        );
+        assert.doesNotMatch(line, /exported/);
+        assert.equal(await exists(file), false);
+        assert.deepEqual([...Deno.readDirSync(dir)].filter((e) => e.name.includes("partial")), []);
+      },
+    );
+
+    await t.step(
+      "Ctrl-C with --overwrite: the old file is kept, and the line says so",
+      async () => {
+        const file = path("kept.jsonl");
+        await Deno.writeTextFile(file, "old backup\n");
+        const run = await interrupted(file, ["--overwrite"]);
+        assert.equal(run.code, 130, run.stderr);
+        assert.match(
+          run.stderr,
+          /\S+kept\.jsonl was not replaced \(the one there is as it was: an export writes its file only once it is complete\)/,
+        );
+        assert.equal(await Deno.readTextFile(file), "old backup\n");
+      },
+    );
+
+    await t.step("export - whose reader goes away: exit 0, and a line that says so", async () => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "export", `sqlite:${src}`, "-"],
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const stderr = new Response(child.stderr).text();
+      const reader = child.stdout.getReader();
+      const first = await reader.read();
+      assert.equal(first.done, false);
+      await reader.cancel(); // as `| head -c 10` does
+      const { code } = await child.status;
+      const text = await stderr;
+      assert.equal(code, 0, text);
+      // The progress line before it ("exporting: 100/20,000 ... left") is explained.
+      assert.match(
+        text,
+        /^export stopped after [\d,]+ sessions?: the reader of stdout went away\n$/m,
+      );
+      assert.doesNotMatch(text, /\bat .*:\d+:\d+|Uncaught|Broken pipe/);
+    });
   },
 });
 

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { type CopyReport, copySessions } from "../copy.ts";
 import { exportSessions, importSessions } from "../jsonl.ts";
 import type { StorageAdapter } from "../storage.ts";
@@ -14,7 +15,6 @@ import { CliError, EXIT, type ExitCode, fold, reason, usage } from "./exit.ts";
 import { catchInterrupt } from "./interrupt.ts";
 import { StdoutLines, stdoutStream, writeStdout } from "./output.ts";
 import { count, type Counts, duration, modeFor, Progress, writeStderr } from "./progress.ts";
-import { pacedListings } from "./pacing.ts";
 import {
   hasTables,
   type OpenedStorage,
@@ -103,18 +103,150 @@ async function checkTargetEmpty(inv: Invocation, target: OpenedStorage): Promise
   );
 }
 
-/** Whether two specs name the same storage. */
-function same(a: StorageSpec, b: StorageSpec): boolean {
-  const options = (spec: StorageSpec) =>
-    JSON.stringify({ table: "sessions", ...spec.options, ttl: undefined });
-  return a.kind === b.kind && a.target === b.target && options(a) === options(b);
+/**
+ * Where a storage keeps its sessions, spelt one way: `server` names the
+ * file, database or server (paths resolved through symbolic links; the
+ * loopback names localhost, 127.0.0.1 and ::1 as one; default ports and
+ * databases filled in), `space` the table or namespace in it (defaults
+ * filled in). Redis's namespace is its key prefix, in `prefix`.
+ */
+interface Place {
+  server: string;
+  space: string;
+  prefix?: string;
+}
+
+/** A host name as one spelling: every loopback name is `loopback`. */
+function hostOf(url: URL): string {
+  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  const loopback = host === "localhost" || host === "::1" || host === "0:0:0:0:0:0:0:1" ||
+    host === "0.0.0.0" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return loopback ? "loopback" : host;
+}
+
+/** The path of a file as one spelling: absolute, through symbolic links. */
+async function realPath(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    // Not there (yet): its directory resolved, and its name.
+    const slash = path.lastIndexOf("/");
+    const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+    try {
+      return `${await Deno.realPath(dir)}/${path.slice(slash + 1)}`;
+    } catch {
+      return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+    }
+  }
+}
+
+/** Where `spec` keeps its sessions (see {@link Place}). */
+async function placeOf(spec: StorageSpec): Promise<Place> {
+  const { kind, target, options } = spec;
+  switch (kind) {
+    case "sqlite":
+      return {
+        // Every ":memory:" database is one of its own.
+        server: target === ":memory:" ? `memory:${crypto.randomUUID()}` : await realPath(target),
+        space: (options.table ?? "sessions").toLowerCase(), // SQLite's names ignore case
+      };
+    case "kv":
+      return {
+        server: target === "" || /^https?:\/\//i.test(target) ? target : await realPath(target),
+        space: JSON.stringify((options.prefix ?? "sessions").split(",")),
+      };
+    case "redis": {
+      const url = new URL(target);
+      const db = Number(url.pathname.replace(/^\//, "") || "0");
+      return {
+        server: `${hostOf(url)}:${url.port || "6379"}/${db}`,
+        space: "",
+        prefix: options.prefix ?? "session:",
+      };
+    }
+    case "postgres": {
+      const url = new URL(target);
+      const db = decodeURIComponent(url.pathname.replace(/^\//, "")) ||
+        decodeURIComponent(url.username);
+      return {
+        server: `${hostOf(url)}:${url.port || "5432"}/${db}`,
+        space: `${options.schema ?? ""}.${options.table ?? "sessions"}`,
+      };
+    }
+    case "mysql": {
+      const url = new URL(target);
+      const db = decodeURIComponent(url.pathname.replace(/^\//, ""));
+      return {
+        server: `${hostOf(url)}:${url.port || "3306"}/${db}`,
+        space: options.table ?? "sessions",
+      };
+    }
+  }
+}
+
+/**
+ * Refuses a copy from a storage into itself however it is spelt (`sqlite:a.db`
+ * and `sqlite:./a.db`, `localhost` and `127.0.0.1`, a default spelt out), and
+ * a copy between two Redis namespaces of one server where one key prefix
+ * starts with the other: the source's listing would take in the sessions the
+ * copy writes (or the copy would write into the source). Names that only
+ * resolve to the same server (another host name, an address of its own) are
+ * not recognised.
+ */
+async function checkDistinct(from: StorageSpec, to: StorageSpec): Promise<void> {
+  if (from.kind !== to.kind) return;
+  const [a, b] = await Promise.all([placeOf(from), placeOf(to)]);
+  if (a.server !== b.server || a.space !== b.space) return;
+  if (a.prefix === b.prefix) {
+    throw usage(
+      `FROM and TO are the same storage (${from.label} and ${to.label}); copy into another one`,
+    );
+  }
+  const [outer, inner, which] = a.prefix!.startsWith(b.prefix!)
+    ? [b.prefix!, a.prefix!, "FROM's sessions lie inside TO's namespace"]
+    : b.prefix!.startsWith(a.prefix!)
+    ? [a.prefix!, b.prefix!, "FROM's listing would take in the sessions the copy writes"]
+    : [];
+  if (outer === undefined) return;
+  const suggestion = suggestPrefix(a.prefix!, b.prefix!);
+  throw usage(
+    `FROM and TO are namespaces of the same Redis server whose key prefixes overlap ` +
+      `(${JSON.stringify(inner)} starts with ${JSON.stringify(outer)}): ${which}; ` +
+      (suggestion === undefined
+        ? 'the prefix "" takes in every key of the database, so '
+        : `use a prefix for TO that neither starts with FROM's nor is the start of it (such ` +
+          `as ?prefix=${suggestion}), or `) +
+      `copy into another database (redis://HOST:PORT/1)`,
+  );
+}
+
+/** A prefix for TO that overlaps neither way with `from`; none when `from` is empty. */
+function suggestPrefix(from: string, to: string): string | undefined {
+  if (from === "") return undefined;
+  for (const candidate of [`${to.replace(/[:_.-]$/, "")}_copy:`, `copy:${to}`]) {
+    if (candidate !== "" && !candidate.startsWith(from) && !from.startsWith(candidate)) {
+      return candidate;
+    }
+  }
+  return undefined;
+}
+
+/** Keys the count alongside takes between two turns of the event loop. */
+const COUNT_TURN_EVERY = 500;
+
+/** One turn of the event loop (timers, I/O and signal handlers run). */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**
  * Counts the sessions of `source` under the prefix alongside a long
  * command, for the progress display's total and time left: a listing of
- * keys only, much cheaper than the command itself. Stops when `stop` is
- * aborted; a failure only leaves the total unknown.
+ * keys only, much cheaper than the command itself. Every 500 keys it gives
+ * the event loop a turn: a SQLite listing answers synchronously, so a count
+ * that never waited would hold up the command, the progress display and
+ * Ctrl-C until it had counted every key (seconds for a million sessions).
+ * Stops when `stop` is aborted; a failure only leaves the total unknown.
  */
 function countAlongside(
   source: StorageAdapter<unknown>,
@@ -125,9 +257,11 @@ function countAlongside(
   if (typeof source.readAllKeys !== "function") return;
   (async () => {
     let n = 0;
-    for await (const _ of keysOf(source, prefix)) {
+    let taken = 0;
+    for await (const key of source.readAllKeys!()) {
       if (stop.aborted) return;
-      n++;
+      if (prefix === undefined || key.startsWith(prefix)) n++;
+      if (++taken % COUNT_TURN_EVERY === 0) await turn();
     }
     if (!stop.aborted) progress.total = n;
   })().catch(() => {});
@@ -143,6 +277,8 @@ interface Outcome {
   resume: string;
   /** A note for a dry run. */
   dryNote?: string;
+  /** The whole line after Ctrl-C, when the usual one does not fit (an export to a file). */
+  interrupted?: (report: CopyReport) => string;
 }
 
 /** Prints the summary of a long command and picks its exit code. */
@@ -157,7 +293,9 @@ function conclude(
     skipped > 0 ? `${count(skipped)} skipped` : "",
     failed > 0 ? `${count(failed)} failed` : "",
   ].filter(Boolean).join(", ");
-  if (report.aborted) {
+  if (report.aborted && outcome.interrupted !== undefined) {
+    say(`interrupted after ${duration(seconds)}: ${outcome.interrupted(report)}`);
+  } else if (report.aborted) {
     say(
       `interrupted: ${sessions(copied)} ${outcome.done} ${outcome.path}` +
         (rest ? ` (${rest})` : "") + `, in ${duration(seconds)}. ${outcome.resume}`,
@@ -165,7 +303,10 @@ function conclude(
   } else if (inv.dryRun) {
     say(
       `dry run: ${sessions(copied)} would be ${outcome.done} ${outcome.path}` +
-        (skipped > 0 ? `, ${count(skipped)} skipped (the target holds them)` : "") +
+        (skipped > 0
+          ? `, ${count(skipped)} skipped (the target holds them` +
+            (inv.command === "import" ? ", or their key is on another line too)" : ")")
+          : "") +
         (failed > 0 ? `, ${count(failed)} failed` : "") +
         `; nothing was written${outcome.dryNote ?? ""}`,
     );
@@ -177,7 +318,10 @@ function conclude(
   }
   if (failed > 0) {
     for (const { key, error, line } of report.failures.slice(0, 10)) {
-      say(`  ${line === undefined ? JSON.stringify(key) : `line ${line}`}: ${fold(reason(error))}`);
+      const text = fold(reason(error));
+      // An import's errors name their line already: `line 2 is not valid JSON`.
+      if (line !== undefined && new RegExp(`^line ${line}\\b`).test(text)) say(`  ${text}`);
+      else say(`  ${line === undefined ? JSON.stringify(key) : `line ${line}`}: ${text}`);
     }
     if (failed > 10) say(`  … and ${count(failed - 10)} more`);
   }
@@ -331,14 +475,12 @@ function resumeHint(inv: Invocation): string {
 
 async function copy(inv: Invocation): Promise<ExitCode> {
   const [from, to] = parseAll(inv, inv.args);
-  if (same(from, to)) {
-    throw usage(`FROM and TO are the same storage (${from.label}); copy into another one`);
-  }
+  await checkDistinct(from, to);
   return await withStorages(
     [[from, "source"], [to, inv.dryRun ? "dry-target" : "target"]],
     async ([source, target]) => {
       await checkTargetEmpty(inv, target);
-      const from = pacedListings(source.storage, inv.batchSize ?? 100);
+      const from = source.storage;
       const into = target.batches?.wrap(target.storage) ?? target.storage;
       const { report, seconds } = await long(inv, {
         verb: "copying",
@@ -368,12 +510,14 @@ async function exportCommand(inv: Invocation): Promise<ExitCode> {
   const [from] = parseAll(inv, [url]);
   return await withStorages([[from, "source"]], async ([source]) => {
     const toStdout = file === "-";
+    let existed = false;
     let temp: string | undefined;
     let stream: WritableStream<Uint8Array>;
     if (toStdout) {
       stream = stdoutStream();
     } else {
-      if (!inv.overwrite && (await exists(file))) {
+      existed = await exists(file);
+      if (!inv.overwrite && existed) {
         throw new CliError(EXIT.refused, `${file} exists; pass --overwrite to replace it`);
       }
       temp = `${file}.partial-${crypto.randomUUID().slice(0, 8)}`;
@@ -384,32 +528,44 @@ async function exportCommand(inv: Invocation): Promise<ExitCode> {
       }
     }
     let result;
+    let written = 0;
     try {
-      const from = pacedListings(source.storage, inv.batchSize ?? 100);
+      const from = source.storage;
       result = await long(inv, {
         verb: "exporting",
         source: source.storage,
-        run: (options) =>
+        run: ({ onProgress, signal }) =>
           exportSessions(from, stream, {
             prefix: inv.prefix,
             batchSize: inv.batchSize,
-            ...options,
+            signal,
+            onProgress: (counts) => {
+              written = counts.copied;
+              onProgress(counts);
+            },
           }),
       });
       if (temp !== undefined && !result.report.aborted) await Deno.rename(temp, file);
     } catch (err) {
       if (temp !== undefined) await Deno.remove(temp).catch(() => {});
       // The reader of stdout went away (`export FROM - | head`): it has what it wanted.
-      if (toStdout && brokenPipe(err)) return EXIT.ok;
+      if (toStdout && brokenPipe(err)) {
+        say(`export stopped after ${sessions(written)}: the reader of stdout went away`);
+        return EXIT.ok;
+      }
       return during("export", err);
     }
     if (temp !== undefined && result.report.aborted) await Deno.remove(temp).catch(() => {});
     return conclude(inv, result.report, result.seconds, {
       done: "exported",
       path: `from ${source.label} to ${toStdout ? "stdout" : file}`,
-      resume: toStdout || !result.report.aborted
-        ? "The output is incomplete; run the export again."
-        : `Nothing was written to ${file}; run the export again.`,
+      resume: "The output is incomplete; run the export again.",
+      interrupted: toStdout
+        ? undefined
+        : ({ copied }) =>
+          `${sessions(copied)} of ${source.label} had been read; ${file} was not ` +
+          (existed ? "replaced (the one there is as it was" : "written (there is no such file") +
+          ": an export writes its file only once it is complete). Run the export again.",
     });
   });
 }

@@ -54,7 +54,20 @@ COMMANDS
         (with --prefix: sessions under that prefix), copy refuses (exit
         status 4) unless told what to do with them: --skip-existing keeps
         them and copies the rest, --overwrite replaces them. TO (its file
-        or table) is created if needed.
+        or table) is created if needed. A session of FROM that cannot be
+        read (a value that is not JSON, another program's key) is reported
+        with its key and counted as failed (exit status 1); the others are
+        copied.
+
+        copy refuses (exit status 2) a TO that is FROM however it is
+        spelt (sqlite:a.db and sqlite:./a.db or a link to it; localhost,
+        127.0.0.1 and ::1; a default port, database, table or prefix
+        written out), and two namespaces of one Redis server where one
+        key prefix starts with the other (?prefix=bot: and
+        ?prefix=bot:v2:): FROM's listing would take in what the copy
+        writes. Give TO a prefix that neither starts with FROM's nor is the
+        start of it, or another database (redis://HOST:PORT/1). Host names
+        that only resolve to the same server are not recognised.
 
     export FROM FILE
         Writes every session of FROM to FILE as JSON Lines, one
@@ -67,7 +80,11 @@ COMMANDS
         Reads JSON Lines as export writes them (FILE - is standard input)
         into TO, with the same rules as copy for a TO that holds sessions.
         A line that is no session is reported with its number and counted
-        as failed (exit status 1); the others are imported.
+        as failed (exit status 1); the others are imported. So is a line
+        with an integer that a JavaScript number cannot hold exactly (a
+        64-bit id beyond 2^53): write such a number as a string. A key on
+        several lines: without --overwrite the first line is imported and
+        the others are skipped; with --overwrite the last line wins.
 
 STORAGES
     redis://[USER:PASSWORD@]HOST[:PORT][/DB]   also rediss:// (TLS)
@@ -92,6 +109,11 @@ STORAGES
 
     Other query parameters are left for the driver (?sslmode=require,
     ?connectionLimit=4). A password in a URL is shown as *** in messages.
+
+    Connecting to a server is bounded: a server that cannot be reached, or
+    accepts the connection and never answers, is exit status 3 once the
+    storage's timeout (10 seconds) has passed, and a few seconds more to
+    close what was opened (about 15 seconds in all).
 
     A storage that is read (list, count, get, delete, the FROM of copy and
     export) must exist: a missing file or table is an error (exit status
@@ -120,23 +142,28 @@ OPTIONS
 PROGRESS
     copy, export and import show their progress on standard error: on a
     terminal, one line with a bar, the count, the rate and the time left;
-    otherwise a plain line every 2 seconds. The total comes from counting
-    the keys of FROM alongside (a keys-only listing; import: the bytes of
-    FILE); until it is known, the count and the rate are shown.
+    otherwise a plain line once the total is known, then every 2 seconds.
+    The total comes from counting the keys of FROM alongside (a keys-only
+    listing that takes turns with the command, so it never holds it or
+    Ctrl-C up; import: the bytes of FILE); until it is known, the count
+    and the rate are shown.
 
 INTERRUPTING
     Ctrl-C during copy, export or import stops after the batch in flight,
     prints how far it got and how to resume, and exits with status 130.
     Nothing is left half-written. Resume a copy or import by running it
     again with --skip-existing: what was written is skipped. An interrupted
-    export leaves no file. A second Ctrl-C quits at once.
+    export leaves no file (an existing FILE is kept as it was). A second
+    Ctrl-C quits at once. If the reader of export - goes away (| head),
+    export says how far it got and exits with status 0.
 
 EXIT STATUS
     0    Done.
     1    The command ran, but some sessions failed (they are listed), or
          the storage failed in the middle.
-    2    Usage error: unknown command or option, a missing argument, or
-         something that is no storage URL.
+    2    Usage error: unknown command or option, a missing argument,
+         something that is no storage URL, or a copy from a storage into
+         itself or between overlapping Redis key prefixes.
     3    A storage or file cannot be opened: unreachable server, refused
          login, no such file, table or database.
     4    Refused: TO already holds sessions (pass --skip-existing or

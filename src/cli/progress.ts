@@ -136,8 +136,13 @@ export class Progress {
     while (this.#samples.length > 2 && now - this.#samples[1][0] >= WINDOW_MS) {
       this.#samples.shift();
     }
-    // Plain lines: the first one as soon as the first batch is done, to show it runs.
-    if (this.#options.mode === "lines" && !this.#drawn && this.#timer !== undefined) this.draw();
+    // Plain lines: the first one as soon as a batch is done and the total is
+    // known (the count alongside may take a few batches), to show it runs;
+    // without a total, the timer draws it.
+    if (
+      this.#options.mode === "lines" && !this.#drawn && this.#timer !== undefined &&
+      (this.total !== undefined || this.fraction !== undefined)
+    ) this.draw();
   }
 
   /** Sessions per second over the last few seconds. */

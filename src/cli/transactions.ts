@@ -33,7 +33,7 @@ const WRITES = new Set(["write", "writeIfVersion", "delete", "deleteIfVersion"])
  *
  * const db = new DatabaseSync(":memory:");
  * const batches = new BatchTransactions(db);
- * const storage = batches.wrap(new SqliteStorage(db));
+ * const storage = batches.wrap(new SqliteStorage<{ a: number }>(db));
  * storage.write("1", { a: 1 });
  * storage.write("2", { a: 2 });
  * batches.commit(); // both in one transaction

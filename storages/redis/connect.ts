@@ -39,6 +39,50 @@ async function closeWithin(
   if (client.isOpen) client.destroy();
 }
 
+/**
+ * `connecting`, bounded to `ms` (`Infinity`: unbounded). A server that
+ * accepts the TCP connection and never answers (a hung or stopped server, a
+ * port behind a load balancer with nothing behind it) leaves node-redis's
+ * `connect()` waiting for the reply to its first command forever: its
+ * `connectTimeout` covers the TCP handshake only. Past the bound, `giveUp`
+ * tears the client down and this rejects with a `SessionError` naming the
+ * bound and `what()` went wrong; a late rejection of `connecting` is
+ * absorbed.
+ */
+async function connectWithin(
+  connecting: Promise<unknown>,
+  ms: number,
+  where: string,
+  giveUp: () => void,
+  what: () => string,
+): Promise<void> {
+  if (ms === Infinity) {
+    await connecting;
+    return;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const why = what();
+      giveUp();
+      reject(
+        new SessionError(
+          `RedisStorage: cannot connect to ${where}: ${why} within ${ms} ms (the storage's ` +
+            `timeout), so connecting was given up. Check that the server is up, reachable and ` +
+            `not stopped or overloaded, and that the URL names a Redis server, or raise the ` +
+            `timeout option (now ${ms} ms).`,
+        ),
+      );
+    }, ms);
+  });
+  connecting.catch(() => {});
+  try {
+    await Promise.race([connecting, bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** An error in one line: its message (or code, or name), without the stack. */
 function reason(err: Error): string {
   const code = (err as { code?: unknown }).code;
@@ -150,11 +194,14 @@ function followFailover(cluster: ClusterInternals): {
  * Connects to the cluster that the seed nodes `urls` belong to (any one that
  * answers is enough; the client learns the others from it). Credentials and
  * TLS (`rediss:`) of the first URL apply to every node. Rejects with a
- * `SessionError` if no seed node answers; afterwards, errors go to `onError`.
+ * `SessionError` if no seed node answers, or if connecting takes longer than
+ * `timeout` ms (default 10 000, the storage's `timeout`; `Infinity` for no
+ * bound); afterwards, errors go to `onError`.
  */
 export async function openCluster(
   urls: readonly string[],
   onError: ((error: Error) => void) | undefined,
+  timeout = 10_000,
 ): Promise<OpenedClient<NodeRedisClusterLike>> {
   let opened = false;
   const first = new URL(urls[0]);
@@ -182,10 +229,21 @@ export async function openCluster(
   cluster.on("error", listener);
   cluster.on("node-error", listener);
   try {
-    await cluster.connect();
+    await connectWithin(
+      cluster.connect(),
+      timeout,
+      `the Redis Cluster at ${urls.map(redactUrl).join(", ")}`,
+      () => cluster.destroy(),
+      () => "no seed node answered",
+    );
     opened = true;
   } catch (err) {
-    cluster.destroy();
+    try {
+      cluster.destroy();
+    } catch {
+      // torn down already
+    }
+    if (err instanceof SessionError) throw err;
     throw new SessionError(
       `RedisStorage: cannot connect to the Redis Cluster at ${urls.map(redactUrl).join(", ")}: ${
         err instanceof Error ? err.message : String(err)
@@ -205,11 +263,15 @@ export async function openCluster(
 
 /**
  * Connects to `url`. Rejects with a `SessionError` if the server cannot be
- * reached after a few quick retries; afterwards, errors go to `onError`.
+ * reached after a few quick retries, or if connecting (the TCP handshake and
+ * the server's answer to the client's first commands) takes longer than
+ * `timeout` ms (default 10 000, the storage's `timeout`; `Infinity` for no
+ * bound); afterwards, errors go to `onError`.
  */
 export async function openClient(
   url: string,
   onError: ((error: Error) => void) | undefined,
+  timeout = 10_000,
 ): Promise<OpenedClient> {
   let opened = false;
   const client = createClient({
@@ -224,7 +286,7 @@ export async function openClient(
   // node-redis's events of the connection's life (redis_module.d.ts declares only "error").
   const life = client as unknown as {
     readonly isReady: boolean;
-    on(event: "reconnecting" | "ready", listener: () => void): unknown;
+    on(event: "reconnecting" | "ready" | "connect", listener: () => void): unknown;
   };
   const outage = outageLog(onError, `Redis at ${redactUrl(url)}`);
   client.on("error", (err: Error) => {
@@ -233,11 +295,22 @@ export async function openClient(
   });
   life.on("reconnecting", () => opened && outage.reconnecting());
   life.on("ready", () => outage.ready());
+  let reached = false;
+  life.on("connect", () => (reached = true));
   try {
-    await client.connect();
+    await connectWithin(
+      client.connect(),
+      timeout,
+      `Redis at ${redactUrl(url)}`,
+      () => {
+        if (client.isOpen) client.destroy();
+      },
+      () => reached ? "it accepted the connection but did not answer" : "no connection was made",
+    );
     opened = true;
   } catch (err) {
     if (client.isOpen) client.destroy();
+    if (err instanceof SessionError) throw err;
     throw new SessionError(
       `RedisStorage: cannot connect to Redis at ${redactUrl(url)}: ${
         err instanceof Error ? err.message : String(err)

@@ -44,7 +44,9 @@ export interface RedisStorageOptions {
    * listing) may take, in milliseconds, before it fails with a
    * `SessionError` that names it; the update using it then fails instead of
    * hanging while the server is silent (stopped, overloaded, cut off). A
-   * write given up this way may still land later. Default 10 000;
+   * write given up this way may still land later. `RedisStorage.connect`
+   * and `connectCluster` bound connecting by it too (a server that accepts
+   * the connection and never answers makes them reject). Default 10 000;
    * `Infinity` for no bound. node-redis has no timeout per command, so the
    * command may stay queued in the client until the server answers.
    */
