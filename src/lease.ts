@@ -202,7 +202,7 @@ export class Lease {
     this.#timer = backgroundTimeout(() => {
       const renewing = this.#renew().finally(() => (this.#renewing = undefined));
       this.#renewing = renewing;
-    }, this.#ttl / 3);
+    }, this.#fairAfter); // ttl / 3, sooner when `wait` is shorter (rule C7)
   }
 
   async #renew(): Promise<void> {

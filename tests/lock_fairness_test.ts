@@ -32,9 +32,9 @@ type C = Context & SessionFlavor<N>;
 const TTL = 300;
 
 /** A bot whose handler adds one to the count and holds the key for `holdMs`. */
-function counterBot(storage: StorageAdapter<N>, wait: number, holdMs: number) {
+function counterBot(storage: StorageAdapter<N>, wait: number, holdMs: number, ttl = TTL) {
   const h = createHarness<C>();
-  h.bot.use(session({ initial: () => ({ n: 0 }), storage, lock: { ttl: TTL, wait } }));
+  h.bot.use(session({ initial: () => ({ n: 0 }), storage, lock: { ttl, wait } }));
   h.bot.on("message", async (ctx) => {
     ctx.session.n++;
     await sleep(holdMs);
@@ -47,9 +47,18 @@ function counterBot(storage: StorageAdapter<N>, wait: number, holdMs: number) {
  * time; each of `waiters` other processes sends one update of chat 1 after
  * 50 ms. Returns how long each waiter's update took and what all saw.
  */
-async function contend(storage: StorageAdapter<N>, inFlight: number, waiters = 1, busyMs = 1500) {
-  const a = counterBot(storage, 5000, 5);
-  const others = Array.from({ length: waiters }, () => counterBot(storage, 1500, 5));
+async function contend(
+  storage: StorageAdapter<N>,
+  inFlight: number,
+  waiters = 1,
+  busyMs = 1500,
+  lock?: { ttl: number; wait: number },
+) {
+  const a = lock ? counterBot(storage, lock.wait, 5, lock.ttl) : counterBot(storage, 5000, 5);
+  const others = Array.from(
+    { length: waiters },
+    () => lock ? counterBot(storage, lock.wait, 5, lock.ttl) : counterBot(storage, 1500, 5),
+  );
   let sentByA = 0;
   const end = Date.now() + busyMs;
   const stream = async () => {
@@ -104,6 +113,15 @@ async function scenarios(t: Deno.TestContext, open: () => Promise<StorageAdapter
   await t.step("overlapping updates of one process, so its lease is never idle", async () => {
     const storage = await open();
     check(await contend(storage, 2), await storage.read("1") as N | undefined, bound);
+    await assertFree(storage);
+  });
+  await t.step("overlapping updates, lock.wait much shorter than lock.ttl", async () => {
+    const storage = await open();
+    check(
+      await contend(storage, 2, 1, 1500, { ttl: 3000, wait: 600 }),
+      await storage.read("1") as N | undefined,
+      600,
+    );
     await assertFree(storage);
   });
   await t.step("three processes waiting for a busy key each get a turn", async () => {
