@@ -13,7 +13,8 @@ import type { StorageAdapter } from "./storage.ts";
 import { isConditionalStorage } from "./capabilities.ts";
 import { checkStorage, closest } from "./validate.ts";
 import { messageOf, SessionError } from "./errors.ts";
-import { PEEK } from "./enhance.ts";
+import { PEEK, WRAPPED } from "./enhance.ts";
+import { resumeByKeys } from "./listing.ts";
 
 /**
  * Options of {@link copySessions} (and, with the exceptions their
@@ -222,8 +223,12 @@ export function checkCopyOptions(
 
 /**
  * The sessions of `from`, as items: the given keys, else its
- * `readAllEntries` (values come with the listing; finished by
- * {@link finishing} if it fails), else its `readAllKeys` (each value is read
+ * `readAllEntries` (values come with the listing; if it fails part way, it
+ * is finished by `readAllKeys` where the source has it, each key not handed
+ * out yet read by itself, so that a session the listing cannot decode, such
+ * as a page of 500 in sessionkit's storages, or an `enhanceStorage` session a
+ * migration throws on, fails alone; only keys under `prefix` are
+ * remembered for it), else its `readAllKeys` (each value is read
  * when its batch runs). Throws a `TypeError` naming what to do for a source
  * that cannot list.
  *
@@ -240,11 +245,18 @@ export function listSource<T>(
 ): AsyncIterable<CopyItem<T>> {
   if (keys !== undefined) return items(() => keys, (key) => ({ key, given: false }));
   if (typeof from.readAllEntries === "function") {
-    const entries = items<[string, T], T>(
-      () => from.readAllEntries!(),
-      (entry) => ({ key: entry[0], given: true, value: entry[1] }),
+    const keysAlone = typeof from.readAllKeys === "function"
+      ? () => keysListing(from.readAllKeys!())
+      : undefined;
+    return items(
+      () =>
+        resumeByKeys(
+          () => from.readAllEntries!(),
+          keysAlone,
+          (key) => prefix === undefined || key.startsWith(prefix),
+        ),
+      (listed): CopyItem<T> => listed,
     );
-    return typeof from.readAllKeys === "function" ? finishing(from, entries, prefix) : entries;
   }
   if (typeof from.readAllKeys === "function") {
     return items(() => from.readAllKeys!(), (key) => ({ key, given: false }));
@@ -258,35 +270,19 @@ export function listSource<T>(
 }
 
 /**
- * `entries` (the source's `readAllEntries`), finished key by key if it
- * fails. A listing that reads values fails as a whole on one value it
- * cannot read (sessionkit's storages decode a page of 500 at a time; an
- * `enhanceStorage` wrapper opens each session as it lists it), which would
- * leave every session after it, and on every rerun, uncopied. So the keys
- * it handed out are remembered (only those under `prefix`), and when it
- * throws, the source is listed again by `readAllKeys` (keys only: no value
- * to fail on), each key not handed out yet is read by itself, and the one
- * that cannot be read fails alone. If the keys listing fails too, that
- * error ends the listing.
+ * The keys listing of a source that finishes its entries listing (see
+ * {@link resumeByKeys}): an error there is wrapped, so that it is not taken
+ * for the entries listing's "cannot read this session" (whose message says
+ * that the source has no keys listing to go on with).
  */
-async function* finishing<T>(
-  from: StorageAdapter<T>,
-  entries: AsyncIterable<CopyItem<T>>,
-  prefix: string | undefined,
-): AsyncGenerator<CopyItem<T>> {
-  const handed = new Set<string>();
+async function* keysListing(keys: Iterable<string> | AsyncIterable<string>) {
   try {
-    for await (const item of entries) {
-      if (prefix === undefined || item.key.startsWith(prefix)) handed.add(item.key);
-      yield item;
-    }
-    return;
-  } catch {
-    // Finished by keys below; a value that cannot be read fails with its key there.
-  }
-  const keys = items<string, T>(() => from.readAllKeys!(), (key) => ({ key, given: false }));
-  for await (const item of keys) {
-    if (!handed.has(item.key)) yield item;
+    yield* keys;
+  } catch (err) {
+    throw new Error(
+      `the entries listing failed, and then listing the keys alone failed too: ${messageOf(err)}`,
+      { cause: err },
+    );
   }
 }
 
@@ -603,14 +599,22 @@ function redisServer(client: object): string | undefined {
   return `${loopback ? "loopback" : name}:${port || 6379}/${Number(db ?? 0) || 0}`;
 }
 
+/** The storage an `enhanceStorage` wrapper (or a wrapper of one) stores into; else `storage`. */
+function underneath(storage: object): object {
+  let s = storage as { [WRAPPED]?: object };
+  while (typeof s[WRAPPED] === "object" && s[WRAPPED] !== null) s = s[WRAPPED] as typeof s;
+  return s;
+}
+
 /**
  * Refuses a copy between two `RedisStorage`s of one server and database
  * whose prefixes overlap (one starts with the other): the source's listing
  * (`SCAN MATCH prefix*`) would take in the sessions the copy writes, or the
  * copy would write into the source. One server is known when both use the
  * same client, or when their clients' options name the same host (the
- * loopback names as one), port and database. Wrappers (`enhanceStorage`)
- * and other storages are not looked into.
+ * loopback names as one), port and database. `from` and `to` are the
+ * storages underneath any `enhanceStorage` wrappers; other wrappers are not
+ * looked into.
  */
 function checkNamespaces(where: string, from: unknown, to: unknown): void {
   if (!redisLike(from) || !redisLike(to)) return;
@@ -679,12 +683,14 @@ const COPY_OPTIONS = [
  * - **A key that comes more than once** (in `keys`) is handled once per
  *   batch: the first occurrence without `overwrite`, the last with it; the
  *   others are counted as skipped.
- * - **Into itself.** `from === to` is refused, and so are two
- *   `RedisStorage`s of one server and database (the same client, or clients
- *   whose options name the same host, port and database) whose prefixes are
- *   equal or one starts with the other: the source's listing would take in
- *   what the copy writes. Other overlaps (two objects over one SQL table, a
- *   wrapped storage) are not detected.
+ * - **Into itself.** `from === to` is refused, and so is an
+ *   `enhanceStorage` wrapper over the other (or two wrappers of one storage),
+ *   and so are two `RedisStorage`s of one server and database (the same
+ *   client, or clients whose options name the same host, port and database;
+ *   looked for underneath `enhanceStorage` wrappers) whose prefixes are equal
+ *   or one starts with the other: the source's listing would take in what
+ *   the copy writes. Other overlaps (two objects over one SQL table, a
+ *   wrapper other than `enhanceStorage`) are not detected.
  * - **Interrupted runs.** With `signal`, the copy stops after the batch in
  *   flight and reports `aborted: true`. Running it again (without
  *   `overwrite`) skips what was copied and copies the rest.
@@ -745,7 +751,14 @@ export async function copySessions<T>(
         `prefix or table of the same backend).`,
     );
   }
-  checkNamespaces(where, from, to);
+  if (underneath(from) === underneath(to)) {
+    throw new TypeError(
+      `${where}: from and to are the same storage underneath (an enhanceStorage wrapper ` +
+        `stores into the other, or both wrap one storage); copy into another storage (or ` +
+        `another prefix or table of the same backend).`,
+    );
+  }
+  checkNamespaces(where, underneath(from), underneath(to));
   const settings = checkCopyOptions(where, options, COPY_OPTIONS);
   const put = targetWriter(to, settings, settings.keys !== undefined);
   const source = listSource(where, from, settings.keys, settings.prefix);

@@ -14,6 +14,7 @@ import {
   type VersionedValue,
 } from "./capabilities.ts";
 import { SessionError } from "./errors.ts";
+import { resumeByKeys } from "./listing.ts";
 
 /**
  * The key of a read without side effects on an `enhanceStorage` wrapper:
@@ -23,6 +24,13 @@ import { SessionError } from "./errors.ts";
  * that copying leaves the source as it was. Internal to sessionkit.
  */
 export const PEEK: unique symbol = Symbol.for("sessionkit.enhance.peek");
+
+/**
+ * The key under which an `enhanceStorage` wrapper holds the storage it
+ * wraps, so that `copySessions` can see that two storages are one underneath
+ * (a copy into itself, overlapping Redis namespaces). Internal to sessionkit.
+ */
+export const WRAPPED: unique symbol = Symbol.for("sessionkit.enhance.wrapped");
 
 /** The stored envelope, the same as grammY's `Enhance`. */
 export interface Enhance<T> {
@@ -342,19 +350,39 @@ export function enhanceStorage<T>(
   // all the same, and listed; reading it is what fails.
   // For copySessions (see PEEK): a read that writes nothing back.
   Object.defineProperty(enhanced, PEEK, { value: (key: string) => load(key, false) });
+  Object.defineProperty(enhanced, WRAPPED, { value: storage });
   enhanced.has = async (key) => holds(await storage.read(key), Date.now());
   if (storage.readAllEntries !== undefined || storage.readAllKeys !== undefined) {
     enhanced.readAllEntries = entries;
     enhanced.readAllKeys = async function* () {
       const now = Date.now();
-      if (storage.readAllEntries !== undefined) {
-        for await (const [key, raw] of storage.readAllEntries()) if (holds(raw, now)) yield key;
-      } else if (ttl === undefined) {
-        yield* storage.readAllKeys!();
-      } else {
-        for await (const key of storage.readAllKeys!()) {
-          if (holds(await storage.read(key), now)) yield key;
+      if (ttl === undefined && storage.readAllKeys !== undefined) {
+        yield* storage.readAllKeys();
+        return;
+      }
+      // With a TTL the stored envelopes say what has expired. Listed with the
+      // values where the wrapped storage can; if that listing fails part way
+      // (one value it cannot decode fails a page of it), the rest is listed
+      // by keys and read one by one, and a session that cannot be read is
+      // listed: it is held, reading it is what fails.
+      const listing = storage.readAllEntries === undefined
+        ? (async function* () {
+          for await (const key of storage.readAllKeys!()) yield { key, given: false } as const;
+        })()
+        : resumeByKeys(() => storage.readAllEntries!(), storage.readAllKeys?.bind(storage));
+      for await (const item of listing) {
+        if (item.given) {
+          if (holds(item.value, now)) yield item.key;
+          continue;
         }
+        let raw: unknown;
+        try {
+          raw = await storage.read(item.key);
+        } catch {
+          yield item.key;
+          continue;
+        }
+        if (holds(raw, now)) yield item.key;
       }
     };
     enhanced.readAllValues = async function* () {

@@ -230,7 +230,7 @@ async function* lines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<Cop
         number,
         `line ${number} (key ${JSON.stringify(key)}) has the integer ${inexact}, which a ` +
           `JavaScript number cannot hold exactly (it would be stored as ${Number(inexact)}); ` +
-          `write it as a string ("${inexact}") to keep it`,
+          `write it as a string ("${inexact.replace(/\.0+$/, "")}") to keep it`,
         { key },
       );
     }
@@ -272,11 +272,13 @@ async function* lines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<Cop
 
 /**
  * The first integer written in the `"value"` of the JSON object text `text`
- * (digits only: no fraction, no exponent) that a number cannot hold exactly,
- * such as a 64-bit id beyond 2^53 from another language; `undefined` if there
- * is none. Numbers written with a fraction or an exponent are floating point
- * by their writer's choice and are not checked; text inside strings and the
- * line's other members are skipped. `text` is valid JSON (it was parsed).
+ * (digits, with no fraction or a fraction of zeros only, as in `123.0`; no
+ * exponent) that a number cannot hold exactly, such as a 64-bit id beyond
+ * 2^53 from another language; `undefined` if there is none. Numbers with
+ * other digits after the point or with an exponent are floating point by
+ * their writer's choice (`JSON.stringify` writes large numbers as `1e+30`)
+ * and are not checked; text inside strings and the line's other members are
+ * skipped. `text` is valid JSON (it was parsed).
  */
 function inexactInteger(text: string): string | undefined {
   const token = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[{}[\]:]/g;
@@ -288,10 +290,11 @@ function inexactInteger(text: string): string | undefined {
     if (match === "{" || match === "[") depth++;
     else if (match === "}" || match === "]") depth--;
     else if (match === ":" && depth === 1) member = JSON.parse(last);
-    else if (first !== 0x22 && member === "value" && /^-?\d+$/.test(match)) {
-      if (match.replace(/^-?0*/, "").length >= 16) {
-        const value = Number(match);
-        if (!Number.isFinite(value) || BigInt(value) !== BigInt(match)) return match;
+    else if (first !== 0x22 && member === "value" && /^-?\d+(?:\.0+)?$/.test(match)) {
+      const digits = match.replace(/\.0+$/, "");
+      if (digits.replace(/^-?0*/, "").length >= 16) {
+        const value = Number(digits);
+        if (!Number.isFinite(value) || BigInt(value) !== BigInt(digits)) return match;
       }
     }
     last = match;
@@ -332,7 +335,7 @@ function failure<T>(
  *
  * A line that is not valid JSON, not an object, has no `"key"` string or no
  * `"value"` (or `"value": null`), or whose value holds an integer (written
- * without fraction or exponent) that a number cannot hold exactly, such as a
+ * without exponent, with no fraction or `.0`) that a number cannot hold exactly, such as a
  * 64-bit id beyond 2^53, is counted as failed, with an error naming its line
  * number (`failures[i].line`), and the import goes on. A key on several
  * lines: without `overwrite` its first line is imported and the others are

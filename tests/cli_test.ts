@@ -272,6 +272,12 @@ Deno.test({
           ], /same storage/],
           [[
             "copy",
+            "postgres://postgres@127.0.0.1/test?schema=public",
+            "postgres://postgres@localhost/test",
+            "--dry-run",
+          ], /same storage/],
+          [[
+            "copy",
             "mysql://root@127.0.0.1/test",
             "mariadb://root@localhost:3306/test",
             "--dry-run",

@@ -239,14 +239,22 @@ Deno.test("importSessions: an integer a number cannot hold exactly fails its lin
     '{"key":"f","value":{"id":"9007199254740993"}}',
     '{"value":99999999999999999999}',
     '{"key":"g","ts":12345678901234567890123,"value":{"n":1}}',
+    '{"key":"h","value":{"id":9007199254740993.0}}',
+    '{"key":"i","value":{"id":-9007199254740993.000}}',
+    '{"key":"j","value":{"id":9007199254740992.0,"x":2.50}}',
   ].join("\n");
   const to = new MemorySessionStorage<unknown>();
   const report = await importSessions(new Blob([text]).stream(), to);
   assert.deepEqual(
     report.failures.map((f) => [f.line, f.key]),
-    [[1, "a"], [2, "b"], [4, "d"], [7, ""]],
+    [[1, "a"], [2, "b"], [4, "d"], [7, ""], [9, "h"], [10, "i"]],
   );
-  assert.equal(report.copied, 4);
+  assert.equal(report.copied, 5);
+  assert.match(
+    (report.failures[4].error as Error).message,
+    /^line 9 \(key "h"\) has the integer 9007199254740993\.0, which a JavaScript number cannot hold exactly/,
+  );
+  assert.deepEqual(to.read("j"), { id: 9007199254740992, x: 2.5 });
   assert.match(
     (report.failures[0].error as Error).message,
     /^line 1 \(key "a"\) has the integer 12345678901234567890123, which a JavaScript number cannot hold exactly \(it would be stored as 1\.2345678901234568e\+22\); write it as a string \("12345678901234567890123"\) to keep it$/,
@@ -422,6 +430,22 @@ Deno.test("copySessions: a listing that fails is finished key by key, nothing tw
     assert.match(err.message, /a rerun stops at the same place/);
     assert.doesNotMatch(err.message, /Run it again to go on/);
   });
+
+  await t.step("a keys listing that fails as well: said so, not 'has no readAllKeys'", async () => {
+    const source = flaky(23, true);
+    source.readAllKeys = async function* () {
+      yield "k0";
+      throw new Error("connection reset");
+    };
+    const err = await copySessions(source, new MemorySessionStorage<{ n: number }>()).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err instanceof Error);
+    assert.match(err.message, /listing the keys alone failed too: connection reset/);
+    assert.match(err.message, /a rerun \(without overwrite\) skips what is already there/);
+    assert.doesNotMatch(err.message, /no readAllKeys/);
+  });
 });
 
 redisTest("copySessions, exportSessions, the CLI: one Redis value that is not JSON", async (t) => {
@@ -445,6 +469,20 @@ redisTest("copySessions, exportSessions, the CLI: one Redis value that is not JS
       assert.deepEqual(report.failures.map((x) => x.key).sort(), ["bad", "hash"]);
       assert.match(String(report.failures.find((x) => x.key === "bad")!.error), /not JSON text/);
       assert.equal(to.size, 1200);
+    });
+
+    await t.step("through enhanceStorage, with and without a TTL: the same", async () => {
+      for (const millisecondsToLive of [undefined, 60_000]) {
+        const to = new MemorySessionStorage<{ n: number }>();
+        const enhanced = enhanceStorage<{ n: number }>({
+          storage: source as never,
+          millisecondsToLive,
+        });
+        const report = await copySessions(enhanced, to);
+        assert.deepEqual([report.listed, report.copied, report.failed], [1202, 1200, 2]);
+        assert.deepEqual(report.failures.map((x) => x.key).sort(), ["bad", "hash"]);
+        assert.equal(to.size, 1200);
+      }
     });
 
     await t.step("exportSessions: 1,200 lines", async () => {
@@ -589,6 +627,30 @@ whenReachable(
     }),
 );
 
+redisTest("copySessions: a Redis key that holds no string fails by key, not silently", async () => {
+  const f = new RedisFixture();
+  try {
+    const admin = await f.admin();
+    const prefix = f.track(uniquePrefix());
+    for (let i = 0; i < 30; i++) await admin.set(`${prefix}${i}`, JSON.stringify({ n: i }));
+    await admin.hSet(`${prefix}hash`, "a", "1"); // another program's key, no bad JSON besides
+    await admin.rPush(`${prefix}list`, "x");
+    const source = await f.storage<{ n: number }>({ prefix });
+    for (const batchSize of [7, 100]) {
+      const to = new MemorySessionStorage<{ n: number }>();
+      const report = await copySessions(source, to, { batchSize });
+      assert.deepEqual([report.listed, report.copied, report.failed], [32, 30, 2]);
+      assert.deepEqual(report.failures.map((x) => x.key).sort(), ["hash", "list"]);
+      assert.match(String(report.failures[0].error), /something other than a string/);
+      const out = collector();
+      const exported = await exportSessions(source, out.stream, { batchSize });
+      assert.deepEqual([exported.copied, exported.failed], [30, 2]);
+    }
+  } finally {
+    await f.cleanup();
+  }
+});
+
 redisTest("copySessions: two Redis namespaces of one server, one inside the other", async () => {
   const f = new RedisFixture();
   try {
@@ -602,7 +664,16 @@ redisTest("copySessions: two Redis namespaces of one server, one inside the othe
       prefix: `${p}v2:`,
     });
     try {
-      for (const [from, to] of [[outer, inner], [inner, outer], [outer, elsewhere]]) {
+      // Wrapped in enhanceStorage on either side: the same namespaces underneath.
+      const wrapped = [
+        [enhanceStorage({ storage: outer as never }), inner],
+        [inner, enhanceStorage({ storage: outer as never })],
+        [
+          enhanceStorage({ storage: enhanceStorage({ storage: outer as never }) as never }),
+          elsewhere,
+        ],
+      ];
+      for (const [from, to] of [[outer, inner], [inner, outer], [outer, elsewhere], ...wrapped]) {
         const err = await copySessions(from, to).then(() => undefined, (e) => e);
         assert.ok(err instanceof RangeError, String(err));
         assert.match(
@@ -616,6 +687,12 @@ redisTest("copySessions: two Redis namespaces of one server, one inside the othe
         (e) => e,
       );
       assert.match(String(same), /the same storage/);
+      // A wrapper over the very storage it copies into.
+      const self = await copySessions(enhanceStorage({ storage: outer as never }), outer).then(
+        () => undefined,
+        (e) => e,
+      );
+      assert.match(String(self), /the same storage/);
       // Nothing was written under the inner prefix.
       assert.deepEqual(await admin.keys(`${p}v2:*`), []);
       // Another database of the same server is another storage.

@@ -170,7 +170,10 @@ async function placeOf(spec: StorageSpec): Promise<Place> {
         decodeURIComponent(url.username);
       return {
         server: `${hostOf(url)}:${url.port || "5432"}/${db}`,
-        space: `${options.schema ?? ""}.${options.table ?? "sessions"}`,
+        // No schema means the first on the search path: public, unless the server says else.
+        space: `${options.schema === "public" ? "" : options.schema ?? ""}.${
+          options.table ?? "sessions"
+        }`,
       };
     }
     case "mysql": {

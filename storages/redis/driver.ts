@@ -147,8 +147,36 @@ export class RedisDriver implements SessionDriver<string> {
       keys: page.redisKeys.map((redisKey) => this.#layout.sessionKeyOf(redisKey)),
       cursor: page.cursor,
     };
-    if (values) out.payloads = await this.#scanner.texts(page.redisKeys);
+    if (values) {
+      out.payloads = await this.#scanner.texts(page.redisKeys);
+      await this.#checkMissing(page.redisKeys, out.payloads, out.keys);
+    }
     return out;
+  }
+
+  /**
+   * A listed key whose text did not come back is gone (deleted or expired
+   * since the SCAN) or holds something other than a string (`MGET` answers
+   * nil for both): the second throws, as a read of that key does, so that a
+   * listing never leaves out silently what `readAllKeys` and `has` count.
+   * One `TYPE` per such key; a listing of sessions alone sends none.
+   */
+  async #checkMissing(
+    redisKeys: string[],
+    payloads: (string | undefined)[],
+    keys: string[],
+  ): Promise<void> {
+    for (const [i, text] of payloads.entries()) {
+      if (text !== undefined) continue;
+      const redisKey = redisKeys[i];
+      const type = replyText(await this.#commands.send(redisKey, ["TYPE", redisKey]));
+      if (type === undefined || type === "none" || type === "string") continue;
+      throw new SessionError(
+        `RedisStorage: the Redis key "${redisKey}" holds a ${type}, not a string, so it was ` +
+          `not written by sessionkit. Delete it, or give this storage a prefix of its own.`,
+        keys[i],
+      );
+    }
   }
 
   acquireLease(key: string, owner: string, ttl: number): Promise<boolean> {
