@@ -710,3 +710,52 @@ redisTest("copySessions: two Redis namespaces of one server, one inside the othe
     await f.cleanup();
   }
 });
+
+whenReachable(
+  "importSessions: an import interrupted part way, run again into PostgreSQL",
+  () =>
+    Deno.test("importSessions: an import interrupted part way, run again into PostgreSQL", async () => {
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 });
+      pool.on("error", () => {});
+      const storage = new PostgresStorage<{ n: number }>(pool, { table: `${RUN}_faults_rerun` });
+      try {
+        const text = Array.from(
+          { length: 1000 },
+          (_, i) => JSON.stringify({ key: `k${i}`, value: { n: i } }),
+        ).join("\n");
+        const stop = new AbortController();
+        const first = await importSessions(new Blob([text]).stream(), storage, {
+          signal: stop.signal,
+          onProgress: (p) => p.listed >= 300 && stop.abort(),
+        });
+        assert.deepEqual([first.aborted, first.copied, first.failed], [true, 300, 0]);
+        // Between the runs a bot changes one imported session: the rerun keeps it.
+        type C = Context & SessionFlavor<{ n: number }>;
+        const h = createHarness<C>();
+        h.bot.use(
+          session({ initial: () => ({ n: 0 }), storage, getSessionKey: (c) => `k${c.chat?.id}` }),
+        );
+        h.bot.on("message", (ctx) => void (ctx.session.n = -1));
+        await h.send(message(5));
+        assert.deepEqual(h.errors, []);
+        const dry = await importSessions(new Blob([text]).stream(), storage, { dryRun: true });
+        const rerun = await importSessions(new Blob([text]).stream(), storage);
+        assert.deepEqual([dry.copied, dry.skipped], [700, 300]);
+        assert.deepEqual([rerun.copied, rerun.skipped, rerun.failed], [700, 300, 0]);
+        const again = await importSessions(new Blob([text]).stream(), storage);
+        assert.deepEqual([again.copied, again.skipped], [0, 1000]);
+        const { rows } = await pool.query(
+          `SELECT key, value FROM "${storage.table}" ORDER BY key`,
+        );
+        assert.equal(rows.length, 1000);
+        for (const row of rows as { key: string; value: { n: number } }[]) {
+          const i = Number(row.key.slice(1));
+          assert.deepEqual(row.value, { n: i === 5 ? -1 : i }, row.key);
+        }
+      } finally {
+        await storage.close();
+        await dropTables(pool, storage);
+        await pool.end();
+      }
+    }),
+);
