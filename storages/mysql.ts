@@ -36,6 +36,7 @@
 import mysqlModule from "npm:mysql2@^3/promise";
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import type { MysqlQueryable } from "./mysql/client.ts";
+import { guardedPool, type Pool, SILENT_GRACE_MS } from "./mysql/owned_pool.ts";
 import { MysqlDriver } from "./mysql/driver.ts";
 import { checkPurgeLimit, PURGE_BATCH } from "./shared/purging.ts";
 import { timed, withTimeout } from "./shared/timeout.ts";
@@ -49,16 +50,13 @@ export type { ConditionalStorage, LeaseStorage, VersionedValue } from "../src/ca
 export { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 export { DriverStorage } from "./shared/driver_storage.ts";
 
-/** A pool opened by {@link MysqlStorage.connect}. */
-interface OwnedPool extends MysqlQueryable {
-  end(): Promise<void>;
-}
-
 /**
  * The one function used from `npm:mysql2`, typed here so that the published
  * module's types do not depend on mysql2's (and Node's) declarations.
  */
-const mysql = mysqlModule as unknown as { createPool(uri: string): OwnedPool };
+const mysql = mysqlModule as unknown as {
+  createPool(config: { uri: string; connectTimeout?: number }): Pool;
+};
 
 /**
  * Stores sessions in a MySQL (5.7+, 8.x) or MariaDB (10.3+) table: a
@@ -163,10 +161,17 @@ export class MysqlStorage<T> extends AsyncDriverStorage<T> {
    * @returns A storage owning its pool.
    */
   static connect<T>(url: string, options?: MysqlStorageOptions): MysqlStorage<T> {
-    resolveOptions(options);
-    const pool = mysql.createPool(url);
+    const { timeout } = resolveOptions(options);
+    // Connecting is bounded by the timeout too (mysql2's default: 10 s).
+    const pool = guardedPool(
+      mysql.createPool({
+        uri: url,
+        connectTimeout: timeout === Infinity ? undefined : timeout + SILENT_GRACE_MS,
+      }),
+      timeout,
+    );
     const storage = new MysqlStorage<T>(pool, options);
-    storage.#driver.own(() => pool.end());
+    storage.#driver.own(() => pool.end(), pool.check);
     return storage;
   }
 

@@ -41,6 +41,7 @@ import { createTableSql, tableNames } from "./postgres/sql.ts";
 import { PostgresDriver } from "./postgres/driver.ts";
 import { checkPurgeLimit, PURGE_BATCH } from "./shared/purging.ts";
 import { timed, withTimeout } from "./shared/timeout.ts";
+import { poolCheck } from "./shared/pool_check.ts";
 import type { PostgresQueryable, PostgresStorageOptions, ValueType } from "./postgres/types.ts";
 
 export type {
@@ -58,6 +59,8 @@ export { DriverStorage } from "./shared/driver_storage.ts";
 interface OwnedPool extends PostgresQueryable {
   on(event: "error", listener: (err: Error) => void): unknown;
   end(): Promise<void>;
+  /** Connections in the pool that no query uses now. */
+  readonly idleCount?: number;
 }
 
 /**
@@ -65,9 +68,16 @@ interface OwnedPool extends PostgresQueryable {
  * does not pull in `@types/pg` and `@types/node`.
  */
 const pg = pgModule as unknown as {
-  Pool: new (config: { connectionString: string }) => OwnedPool;
+  Pool: new (config: {
+    connectionString: string;
+    query_timeout?: number;
+    connectionTimeoutMillis?: number;
+  }) => OwnedPool;
   escapeIdentifier(name: string): string;
 };
+
+/** How long after the storage's timeout pg gives a query up (and drops its connection), ms. */
+const SILENT_GRACE_MS = 50;
 
 /** The schema option, checked. */
 function schemaOf(options: { schema?: string }): string | undefined {
@@ -215,13 +225,27 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
     connectionString: string,
     options?: PostgresStorageOptions,
   ): PostgresStorage<T> {
-    const pool = new pg.Pool({ connectionString });
+    // A query that has not answered shortly after the storage's timeout gave
+    // it up fails in pg too, and the pool then drops its connection: one
+    // that went silent (half-open) is not used again. Connecting is bounded
+    // the same way.
+    const options_ = typeof options === "object" && options !== null ? options : {};
+    const timeout = checkTimeout("PostgresStorage", options_.timeout);
+    const bound = timeout === Infinity ? undefined : timeout + SILENT_GRACE_MS;
+    const pool = new pg.Pool({
+      connectionString,
+      query_timeout: bound,
+      connectionTimeoutMillis: bound,
+    });
     // An idle connection that breaks is dropped by the pool; without a
     // listener the 'error' event would end the process.
     pool.on("error", () => {});
     try {
       const storage = new PostgresStorage<T>(pool, options);
-      storage.#driver.adopt(pool);
+      storage.#driver.adopt(
+        pool,
+        poolCheck(() => pool.query("SELECT 1", []), () => pool.idleCount ?? 0),
+      );
       return storage;
     } catch (err) {
       void pool.end();

@@ -14,12 +14,14 @@
 // @ts-types="./redis_module.d.ts"
 import { createClient, createCluster } from "npm:redis@^5";
 import { SessionError } from "../../src/errors.ts";
+import { backgroundTimeout } from "../../src/timers.ts";
 import type { NodeRedisClusterLike, RedisClientLike } from "./client.ts";
 
-/** A connected client and how to close it. */
+/** A connected client, how to close it, and what to do when one of its calls timed out. */
 export interface OpenedClient<C = RedisClientLike> {
   client: C;
   close(): Promise<void>;
+  timedOut?(): void;
 }
 
 /** Reconnecting as `openClient` does: give up early before the first connection only. */
@@ -119,6 +121,11 @@ function outageLog(onError: ((error: Error) => void) | undefined, server: string
     },
     reconnecting(): void {
       if (onError === undefined) (down ?? lose("connection closed")).attempts++;
+    },
+    silent(ms: number): void {
+      if (onError === undefined && down === undefined) {
+        lose(`no answer within ${ms} ms: the connection went silent`);
+      }
     },
     ready(): void {
       if (down === undefined) return;
@@ -252,11 +259,36 @@ export async function openCluster(
       { cause: err },
     );
   }
+  // Each master's connection is checked as a single server's is (silenceCheck).
+  const checks = new WeakMap<object, { check(): void; stop(): void }>();
+  let closed = false;
+  const silence = (address: string) => ({
+    silent: (ms: number) =>
+      report(
+        onError,
+        new Error(`no answer within ${ms} ms: the connection went silent`),
+        ` (${address})`,
+      ),
+  });
   return {
     client: cluster,
     close: () => {
+      closed = true;
       failover.stop();
       return closeWithin(cluster);
+    },
+    timedOut: () => {
+      if (closed) return;
+      for (const master of (cluster as unknown as ClusterInternals).masters) {
+        const client = master.client as Parameters<typeof silenceCheck>[0] | undefined;
+        if (client === undefined || typeof client.sendCommand !== "function") continue;
+        let check = checks.get(client);
+        if (check === undefined) {
+          check = silenceCheck(client, timeout, silence(master.address));
+          checks.set(client, check);
+        }
+        check.check();
+      }
     },
   };
 }
@@ -319,12 +351,62 @@ export async function openClient(
       { cause: err },
     );
   }
+  const silence = silenceCheck(client as typeof client & typeof life, timeout, outage);
   return {
     client: client as RedisClientLike,
     // A graceful close waits for every pending reply; if one never comes
     // (node-redis can lose one when the server drops the connection in the
     // middle of a command), the connection is torn down after 2 s.
-    close: () => closeWithin(client),
+    close: () => {
+      silence.stop();
+      return closeWithin(client);
+    },
+    timedOut: () => silence.check(),
+  };
+}
+
+/**
+ * What a connection that went silent gets: after a call timed out, a PING
+ * is sent; if no answer comes within `timeout` either, nothing comes back
+ * over that connection (a half-open TCP connection: the server or a NAT or
+ * load balancer between forgot it without a FIN or RST; the kernel's
+ * keepalive would notice only after many minutes), so it is dropped and a
+ * new one opened, with one line in the outage log. Replies node-redis still
+ * waits for fail then, as when a connection is cut; their calls were given
+ * up already or fail as connection errors (their outcome unknown). One check
+ * at a time; none after `stop`.
+ */
+function silenceCheck(
+  client: {
+    readonly isOpen: boolean;
+    readonly isReady: boolean;
+    sendCommand(args: string[]): Promise<unknown>;
+    destroy(): void;
+    connect(): Promise<unknown>;
+  },
+  timeout: number,
+  outage: { silent(ms: number): void },
+): { check(): void; stop(): void } {
+  let checking = false;
+  let stopped = false;
+  return {
+    check() {
+      if (checking || stopped || timeout === Infinity || !client.isReady) return;
+      checking = true;
+      let answered = false;
+      client.sendCommand(["PING"]).then(() => (answered = true), () => (answered = true));
+      backgroundTimeout(() => {
+        checking = false;
+        if (answered || stopped || !client.isOpen) return;
+        outage.silent(timeout);
+        client.destroy();
+        // Retried by the reconnect strategy for as long as it takes.
+        client.connect().catch(() => {});
+      }, timeout);
+    },
+    stop() {
+      stopped = true;
+    },
   };
 }
 

@@ -72,6 +72,7 @@ export class RedisDriver implements SessionDriver<string> {
   readonly #getex: string[];
   readonly #scanner: KeyScanner;
   #closeClient: (() => Promise<void>) | undefined;
+  #timedOut: (() => void) | undefined;
 
   /** A driver over `commands` with checked `options`. */
   constructor(commands: RedisCommands, options: ResolvedOptions) {
@@ -85,9 +86,19 @@ export class RedisDriver implements SessionDriver<string> {
       `leasePrefix that does not overlap it.`;
   }
 
-  /** Makes {@link RedisDriver.close} close the client with `close`. */
-  own(close: () => Promise<void>): void {
+  /**
+   * Makes {@link RedisDriver.close} close the client with `close`, and
+   * hands timed-out calls to `timedOut` (the client this storage opened
+   * checks its connection then; one passed in by the user is left alone).
+   */
+  own(close: () => Promise<void>, timedOut?: () => void): void {
     this.#closeClient = close;
+    this.#timedOut = timedOut;
+  }
+
+  /** See `SessionDriver.timedOut`. */
+  timedOut(): void {
+    this.#timedOut?.();
   }
 
   async read(key: string): Promise<StoredRecord<string> | undefined> {

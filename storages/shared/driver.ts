@@ -180,4 +180,12 @@ export interface SessionDriver<P = string> {
   ): Promise<LockedSave>;
   /** Closes what the driver opened. */
   close?(): MaybePromise<void>;
+  /**
+   * Told by {@link withTimeout} that a call was given up by the storage's
+   * timeout: the connection it went over may have gone silent (a half-open
+   * TCP connection answers nothing and is never closed). A driver that owns
+   * its connections checks them and drops one that does not answer; a
+   * driver over a client its user passed in leaves it alone.
+   */
+  timedOut?(): void;
 }

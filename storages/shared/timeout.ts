@@ -54,7 +54,8 @@ export function timeoutError(name: string, ms: number, call: TimedCall): Session
  * promise that settles as `result` does, or rejects with
  * {@link timeoutError} once `ms` have passed without an answer. A late
  * rejection of `result` is absorbed; a late answer is handed to `late`
- * (taking a lease that was given up: the lease is then given back).
+ * (taking a lease that was given up: the lease is then given back), and
+ * `gaveUp` is called when the bound gives the call up.
  *
  * @example
  * ```ts
@@ -68,6 +69,8 @@ export function timeoutError(name: string, ms: number, call: TimedCall): Session
  * @param ms The bound in ms.
  * @param call What the call is, for the error.
  * @param result What the call returned.
+ * @param late Called with an answer that came after the call was given up.
+ * @param gaveUp Called when the call is given up.
  */
 export function timed<R>(
   name: string,
@@ -75,6 +78,7 @@ export function timed<R>(
   call: TimedCall,
   result: MaybePromise<R>,
   late?: (value: R) => void,
+  gaveUp?: () => void,
 ): MaybePromise<R> {
   if (ms === Infinity || !isPromiseLike<R>(result)) return result;
   return new Promise<R>((resolve, reject) => {
@@ -82,6 +86,11 @@ export function timed<R>(
     const timer = backgroundTimeout(() => {
       givenUp = true;
       reject(timeoutError(name, ms, call));
+      try {
+        gaveUp?.();
+      } catch {
+        // A check of the connection that fails is no reason to fail otherwise.
+      }
     }, ms);
     Promise.resolve(result).then(
       (value) => {
@@ -127,11 +136,13 @@ function change(kind: "write" | "delete", key: string, expected: unknown): strin
  */
 export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDriver<P> {
   if (ms === Infinity) return driver;
+  // A call given up: the driver may check the connection it went over.
+  const timedOut = () => driver.timedOut?.();
   const bound = <R>(
     call: TimedCall,
     result: MaybePromise<R>,
     late?: (value: R) => void,
-  ): MaybePromise<R> => timed(driver.name, ms, call, result, late);
+  ): MaybePromise<R> => timed(driver.name, ms, call, result, late, timedOut);
   // A take of a lease given up by the bound that lands later: its caller
   // failed and will not release it, so it is given back here (rule C6).
   const giveBack = (key: string, owner: string) => (taken: unknown) => {
@@ -240,5 +251,6 @@ export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDri
       ) as Promise<LockedSave>;
   }
   if (close !== undefined) timedDriver.close = () => close.call(driver);
+  if (driver.timedOut !== undefined) timedDriver.timedOut = () => driver.timedOut!();
   return timedDriver;
 }

@@ -32,13 +32,18 @@ import {
   Recorder,
 } from "./recorder.ts";
 
-/** Where the workers' sessions live. */
+/**
+ * Where the workers' sessions live. `timeout` is the networked storages'
+ * option of that name (their default when left out); `redis-cluster` is a
+ * Redis Cluster through `RedisStorage.connectCluster` with `urls` as seeds.
+ */
 export type Backend =
   | { kind: "denokv"; path: string; prefix: string }
-  | { kind: "redis"; url: string; prefix: string }
-  | { kind: "postgres"; url: string; table: string }
+  | { kind: "redis"; url: string; prefix: string; timeout?: number }
+  | { kind: "redis-cluster"; urls: string[]; prefix: string; timeout?: number }
+  | { kind: "postgres"; url: string; table: string; timeout?: number }
   | { kind: "sqlite"; path: string; table: string }
-  | { kind: "mysql"; url: string; table: string };
+  | { kind: "mysql"; url: string; table: string; timeout?: number };
 
 /** The job of one worker process. */
 export interface WorkerJob {
@@ -61,6 +66,15 @@ export interface WorkerJob {
   go: boolean;
   /** The lease TTL of the `lock` mode, ms. */
   lockTtl: number;
+  /**
+   * After an update that failed, wait this long (ms) before the key's next
+   * one, as a bot waits for its next update from the network. Without it,
+   * updates that fail at once (a client that refuses commands while it is
+   * offline) follow one another in promise callbacks only and starve the
+   * event loop: no timer fires, no reply is read, no client reconnects.
+   * Default 0: no pause.
+   */
+  pauseAfterError?: number;
 }
 
 /** The storage key of `chat` in `mode` (each mode has keys of its own). */
@@ -85,6 +99,15 @@ export async function openStorage(
       const { RedisStorage } = await import("../../storages/redis.ts");
       const storage = await RedisStorage.connect<HistorySession>(backend.url, {
         prefix: backend.prefix,
+        timeout: backend.timeout,
+      });
+      return { storage, close: () => storage.close() };
+    }
+    case "redis-cluster": {
+      const { RedisStorage } = await import("../../storages/redis.ts");
+      const storage = await RedisStorage.connectCluster<HistorySession>(backend.urls, {
+        prefix: backend.prefix,
+        timeout: backend.timeout,
       });
       return { storage, close: () => storage.close() };
     }
@@ -92,6 +115,7 @@ export async function openStorage(
       const { PostgresStorage } = await import("../../storages/postgres.ts");
       const storage = PostgresStorage.connect<HistorySession>(backend.url, {
         table: backend.table,
+        timeout: backend.timeout,
       });
       return { storage, close: () => storage.close() };
     }
@@ -105,7 +129,10 @@ export async function openStorage(
     }
     case "mysql": {
       const { MysqlStorage } = await import("../../storages/mysql.ts");
-      const storage = MysqlStorage.connect<HistorySession>(backend.url, { table: backend.table });
+      const storage = MysqlStorage.connect<HistorySession>(backend.url, {
+        table: backend.table,
+        timeout: backend.timeout,
+      });
       return { storage, close: () => storage.close() };
     }
   }
@@ -232,6 +259,7 @@ async function main(job: WorkerJob): Promise<void> {
       });
       saw.delete(id);
       left.delete(id);
+      if (outcome !== "ok" && (job.pauseAfterError ?? 0) > 0) await sleep(job.pauseAfterError!);
     }
   }
   await Promise.all(
