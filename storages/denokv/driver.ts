@@ -224,16 +224,19 @@ export class KvDriver implements SessionDriver<string> {
     };
     let seen = 0;
     let last: string | undefined;
-    // One more than a page tells whether another follows; `start` is
-    // inclusive, so from a cursor the first entry may be the cursor itself.
-    const asked = size + (cursor === undefined ? 1 : 2);
-    const list = kv.list(selector, { limit: asked, batchSize: Math.min(asked, 500) });
+    // Only heads count: one more than a page tells whether another follows.
+    // Entries nested under a head key (another storage whose prefix ends
+    // inside this namespace, another program's) are skipped without
+    // counting, so a page never ends among them: the cursor is always a head
+    // key, and the next page (`start` is inclusive) skips that head and
+    // everything under it. Counting them let a page full of entries under
+    // one key hand that key out again and again: a listing that never ended.
+    const list = kv.list(selector, { batchSize: Math.min(size + 2, 500) });
     for await (const entry of list) {
       const key = entry.key[prefix.length];
-      if (key === cursor && cursor !== undefined && entry.key.length === prefix.length + 1) {
-        continue;
-      }
-      if (++seen > size) {
+      if (key === cursor && cursor !== undefined) continue;
+      const head = entry.key.length === prefix.length + 1;
+      if (head && ++seen > size) {
         page.cursor = last;
         break;
       }
@@ -245,13 +248,13 @@ export class KvDriver implements SessionDriver<string> {
             `give this storage a prefix of its own.`,
         );
       }
+      if (!head) continue;
       last = key;
-      if (entry.key.length !== prefix.length + 1) continue;
-      const head = parseHead(entry.value, key);
-      if (isExpired(head, Date.now())) continue;
+      const record = parseHead(entry.value, key);
+      if (isExpired(record, Date.now())) continue;
       page.keys.push(key);
       if (!values) continue;
-      const bytes = "data" in head ? head.data : await readGeneration(kv, layout, key, head);
+      const bytes = "data" in record ? record.data : await readGeneration(kv, layout, key, record);
       // Replaced while we listed: read the current version instead.
       page.payloads.push(
         bytes !== undefined ? text.decode(bytes) : (await this.#load(key, false))?.payload,
