@@ -61,9 +61,10 @@ export interface CopyProgress {
   /**
    * Sessions not written: the target already held the key (without
    * `overwrite`), the key was listed but had no session when it was read,
-   * or the key came again in the same batch (a JSON Lines file or a `keys`
-   * list that repeats it: each key is handled once per batch, the first of
-   * its lines without `overwrite`, the last with it).
+   * or the key came again (a JSON Lines file or a `keys` list that repeats
+   * it: without `overwrite` only its first occurrence is handled, in any
+   * batch, and if that one fails the key fails; with `overwrite` each key
+   * once per batch, the last occurrence, so the last one wins).
    */
   skipped: number;
   /** Sessions whose read or write threw; the copy went on with the others. */
@@ -329,20 +330,13 @@ export async function valueOf<T>(
  * conditional writes, else a `has` (or `read`) check before the write. In
  * a dry run, only the check.
  *
- * With `repeats` (an input that may give a key more than once: a JSON Lines
- * file, a `keys` list), a dry run without `overwrite` remembers the keys it
- * counts as copied, so that a key coming again in a later batch is counted
- * as skipped, as the real run (which wrote it by then) counts it.
- *
  * @param to The target storage.
  * @param settings The checked options.
- * @param repeats Whether a key may come again in a later batch.
  * @returns A function that puts one session and says what became of it.
  */
 export function targetWriter<T>(
   to: StorageAdapter<T>,
   settings: CopySettings,
-  repeats = false,
 ): (key: string, value: T) => Promise<"copied" | "skipped"> {
   const exists = typeof to.has === "function"
     ? async (key: string) => await to.has!(key)
@@ -351,14 +345,6 @@ export function targetWriter<T>(
     if (settings.dryRun) return () => Promise.resolve("copied");
     return async (key, value) => {
       await to.write(key, value);
-      return "copied";
-    };
-  }
-  if (settings.dryRun && repeats) {
-    const counted = new Set<string>();
-    return async (key) => {
-      if (counted.has(key) || (await exists(key))) return "skipped";
-      counted.add(key);
       return "copied";
     };
   }
@@ -429,6 +415,30 @@ function turn(): Promise<void> {
 }
 
 /**
+ * Which items of a batch are handled (the others are counted as skipped):
+ * each key once per batch, the first of its items without `overwrite`, the
+ * last with it; none of a key in `handled` (keys handled in earlier
+ * batches), and the keys handled now are added to it. Items that failed
+ * already (an unreadable input line) are always handled: they fail, and do
+ * not count as their key's line.
+ */
+function owners(
+  batch: readonly CopyItem<unknown>[],
+  overwrite: boolean,
+  handled: Set<string> | undefined,
+): boolean[] {
+  const winner = new Map<string, number>();
+  for (const [i, item] of batch.entries()) {
+    if (item.keyless || item.error !== undefined || handled?.has(item.key)) continue;
+    if (overwrite || !winner.has(item.key)) winner.set(item.key, i);
+  }
+  for (const key of winner.keys()) handled?.add(key);
+  return batch.map((item, i) =>
+    item.keyless === true || item.error !== undefined || winner.get(item.key) === i
+  );
+}
+
+/**
  * Runs a copy: takes `source` a batch at a time (only keys with the
  * prefix), hands each batch to `handle` (which answers one outcome per
  * item, in order), counts, reports progress and stops early on abort. At
@@ -444,6 +454,11 @@ function turn(): Promise<void> {
  * @param settings The checked options.
  * @param handle Copies one batch.
  * @param what What the source is, for the message of a failed listing.
+ * @param repeats Whether the source may give a key more than once (a JSON
+ *   Lines file, a `keys` list): without `overwrite`, a key handled in an
+ *   earlier batch is then skipped without being looked at again, so that
+ *   which line wins never depends on the batch size (its keys are
+ *   remembered, about 60 bytes each).
  */
 export async function runCopy<T>(
   where: string,
@@ -451,6 +466,7 @@ export async function runCopy<T>(
   settings: CopySettings,
   handle: (batch: CopyItem<T>[]) => Promise<Outcome[]>,
   what = "listing the source",
+  repeats = false,
 ): Promise<CopyReport> {
   const { prefix, batchSize, onProgress, signal } = settings;
   const tally = new Tally();
@@ -465,33 +481,16 @@ export async function runCopy<T>(
   let listingError: unknown;
   /** Elements taken from the source since the event loop last had a turn. */
   let sinceTurn = 0;
+  // Keys handled in earlier batches, for an input that may repeat a key
+  // (without overwrite only: the first of a key's items wins, in any batch).
+  const handled = repeats && !settings.overwrite ? new Set<string>() : undefined;
   const flush = async () => {
     const taken = batch;
     batch = [];
-    // A key that comes more than once in the batch is handled once: writes of
-    // one key running at the same time would land in any order. The first of
-    // its items wins without overwrite, the last with it; the others are
-    // skipped.
-    const winner = new Map<string, number>();
-    for (const [i, item] of taken.entries()) {
-      if (item.keyless || item.error !== undefined) continue;
-      if (settings.overwrite || !winner.has(item.key)) winner.set(item.key, i);
-    }
-    const handled = winner.size === taken.length
-      ? taken
-      : taken.filter((item, i) =>
-        item.keyless || item.error !== undefined || winner.get(item.key) === i
-      );
-    const answers = await handle(handled);
-    const outcomes = handled === taken ? answers : [];
-    if (handled !== taken) {
-      let next = 0;
-      for (const [i, item] of taken.entries()) {
-        const own = item.keyless || item.error !== undefined || winner.get(item.key) === i;
-        outcomes.push(own ? answers[next++] : "skipped");
-      }
-    }
-    for (const [i, item] of taken.entries()) tally.add(item, outcomes[i]);
+    const own = owners(taken, settings.overwrite, handled);
+    const answers = await handle(taken.filter((_, i) => own[i]));
+    let next = 0;
+    for (const [i, item] of taken.entries()) tally.add(item, own[i] ? answers[next++] : "skipped");
     onProgress?.(tally.progress());
   };
   try {
@@ -680,17 +679,22 @@ const COPY_OPTIONS = [
  *   out yet is read by itself, and nothing is copied twice. A listing that
  *   still throws stops the copy with an error saying how far it got, and
  *   whether a rerun can help (not when it names a session it cannot read).
- * - **A key that comes more than once** (in `keys`) is handled once per
- *   batch: the first occurrence without `overwrite`, the last with it; the
- *   others are counted as skipped.
+ * - **A key that comes more than once** (in `keys`): without `overwrite`
+ *   only its first occurrence is handled, whatever the batches (the keys
+ *   handled are remembered for that); with `overwrite`, once per batch, the
+ *   last occurrence. The others are counted as skipped.
  * - **Into itself.** `from === to` is refused, and so is an
  *   `enhanceStorage` wrapper over the other (or two wrappers of one storage),
  *   and so are two `RedisStorage`s of one server and database (the same
  *   client, or clients whose options name the same host, port and database;
  *   looked for underneath `enhanceStorage` wrappers) whose prefixes are equal
  *   or one starts with the other: the source's listing would take in what
- *   the copy writes. Other overlaps (two objects over one SQL table, a
- *   wrapper other than `enhanceStorage`) are not detected.
+ *   the copy writes. Other overlaps (two objects over one SQL table, two
+ *   `DenoKvStorage`s with nested prefixes, a wrapper other than
+ *   `enhanceStorage`) are not detected.
+ * - **A dry run** asks the target what it holds, as the run does; it does
+ *   not try the values, so one the target would refuse (too large for its
+ *   server) is counted as copied, and the run then reports it as failed.
  * - **Interrupted runs.** With `signal`, the copy stops after the batch in
  *   flight and reports `aborted: true`. Running it again (without
  *   `overwrite`) skips what was copied and copies the rest.
@@ -760,7 +764,7 @@ export async function copySessions<T>(
   }
   checkNamespaces(where, underneath(from), underneath(to));
   const settings = checkCopyOptions(where, options, COPY_OPTIONS);
-  const put = targetWriter(to, settings, settings.keys !== undefined);
+  const put = targetWriter(to, settings);
   const source = listSource(where, from, settings.keys, settings.prefix);
   return await runCopy(
     where,
@@ -776,5 +780,7 @@ export async function copySessions<T>(
           return { error };
         }
       })),
+    undefined,
+    settings.keys !== undefined,
   );
 }

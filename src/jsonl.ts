@@ -124,7 +124,8 @@ export async function exportSessions<T>(
     throw new TypeError(`${where}: preventClose must be true or false.`);
   }
   const source = listSource(where, from, settings.keys, settings.prefix);
-  const writer = settings.dryRun ? undefined : to.getWriter();
+  // Taken in a dry run too: nothing is written, and the stream is closed all the same.
+  const writer = to.getWriter();
   const encoder = new TextEncoder();
   let report: CopyReport;
   try {
@@ -148,7 +149,7 @@ export async function exportSessions<T>(
           return { error };
         }
       });
-      if (writer !== undefined && text !== "") {
+      if (!settings.dryRun && text !== "") {
         try {
           await writer.write(encoder.encode(text));
         } catch (err) {
@@ -161,16 +162,12 @@ export async function exportSessions<T>(
       return outcomes;
     });
   } catch (err) {
-    if (writer !== undefined) {
-      if (!preventClose) await writer.abort(err).catch(() => {});
-      writer.releaseLock();
-    }
+    if (!preventClose) await writer.abort(err).catch(() => {});
+    writer.releaseLock();
     throw err;
   }
-  if (writer !== undefined) {
-    if (!preventClose) await writer.close();
-    else writer.releaseLock();
-  }
+  if (!preventClose) await writer.close();
+  else writer.releaseLock();
   return report;
 }
 
@@ -223,13 +220,23 @@ async function* lines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<Cop
         { key },
       );
     }
-    // An integer of 16 digits or more may be beyond what a number holds exactly.
-    const inexact = /\d{16}/.test(text) ? inexactInteger(text) : undefined;
+    // An integer of 16 digits or more may be beyond what a number holds
+    // exactly; an exponent of 3 digits, beyond what it holds at all.
+    const inexact = /\d{16}|[eE][+-]?\d{3}/.test(text) ? inexactInteger(text) : undefined;
+    if (inexact !== undefined && !Number.isFinite(Number(inexact))) {
+      return failure(
+        number,
+        `line ${number} (key ${JSON.stringify(key)}) has the number ${inexact}, beyond what a ` +
+          `JavaScript number holds (it would be stored as null); write it as a string to keep it`,
+        { key },
+      );
+    }
     if (inexact !== undefined) {
       return failure(
         number,
         `line ${number} (key ${JSON.stringify(key)}) has the integer ${inexact}, which a ` +
-          `JavaScript number cannot hold exactly (it would be stored as ${Number(inexact)}); ` +
+          `JavaScript number cannot hold exactly (it would be stored as ` +
+          `${JSON.stringify(Number(inexact.replace(/\.0+$/, "")))}); ` +
           `write it as a string ("${inexact.replace(/\.0+$/, "")}") to keep it`,
         { key },
       );
@@ -273,12 +280,16 @@ async function* lines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<Cop
 /**
  * The first integer written in the `"value"` of the JSON object text `text`
  * (digits, with no fraction or a fraction of zeros only, as in `123.0`; no
- * exponent) that a number cannot hold exactly, such as a 64-bit id beyond
- * 2^53 from another language; `undefined` if there is none. Numbers with
- * other digits after the point or with an exponent are floating point by
- * their writer's choice (`JSON.stringify` writes large numbers as `1e+30`)
- * and are not checked; text inside strings and the line's other members are
- * skipped. `text` is valid JSON (it was parsed).
+ * exponent) that a number cannot keep as written, such as a 64-bit id beyond
+ * 2^53 from another language, whose digits would be stored otherwise; not
+ * the digits `JSON.stringify` writes for a number (an export of sessions
+ * that hold large numbers imports as it was); or the first number beyond
+ * what a number holds at all (`1e400`, which reads as `Infinity`);
+ * `undefined` if there is none. Other numbers with digits after the point
+ * or with an exponent are floating point by their writer's choice
+ * (`JSON.stringify` writes large numbers as `1e+30`) and are not checked;
+ * text inside strings and the line's other members are skipped. `text` is
+ * valid JSON (it was parsed).
  */
 function inexactInteger(text: string): string | undefined {
   const token = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[{}[\]:]/g;
@@ -290,11 +301,19 @@ function inexactInteger(text: string): string | undefined {
     if (match === "{" || match === "[") depth++;
     else if (match === "}" || match === "]") depth--;
     else if (match === ":" && depth === 1) member = JSON.parse(last);
-    else if (first !== 0x22 && member === "value" && /^-?\d+(?:\.0+)?$/.test(match)) {
+    else if (member !== "value" || !(first === 0x2d || (first >= 0x30 && first <= 0x39))) {
+      // not a number of the value
+    } else if (!Number.isFinite(Number(match))) {
+      return match; // such as 1e400: Infinity, which JSON cannot hold
+    } else if (/^-?\d+(?:\.0+)?$/.test(match)) {
       const digits = match.replace(/\.0+$/, "");
-      if (digits.replace(/^-?0*/, "").length >= 16) {
-        const value = Number(digits);
-        if (!Number.isFinite(value) || BigInt(value) !== BigInt(digits)) return match;
+      // What JSON.stringify writes for a number (as exportSessions does)
+      // reads back as the same number and is written again as the same
+      // digits, such as 1152921504606847000 for 2^60: kept. Other digits
+      // that a number cannot keep (9007199254740993, or 2^64 spelt out
+      // exactly, which would be stored as 18446744073709552000): refused.
+      if (digits.replace(/^-?0*/, "").length >= 16 && JSON.stringify(Number(digits)) !== digits) {
+        return match;
       }
     }
     last = match;
@@ -335,12 +354,14 @@ function failure<T>(
  *
  * A line that is not valid JSON, not an object, has no `"key"` string or no
  * `"value"` (or `"value": null`), or whose value holds an integer (written
- * without exponent, with no fraction or `.0`) that a number cannot hold exactly, such as a
- * 64-bit id beyond 2^53, is counted as failed, with an error naming its line
+ * without exponent, with no fraction or `.0`) that a number cannot keep as
+ * written, such as a 64-bit id beyond 2^53 (not the digits `JSON.stringify`
+ * writes for a number, which read back as that number), is counted as failed, with an error naming its line
  * number (`failures[i].line`), and the import goes on. A key on several
  * lines: without `overwrite` its first line is imported and the others are
- * skipped; with `overwrite` the last one wins. A dry run counts the same
- * (remembering the keys it counted, about 60 bytes each). Blank lines
+ * skipped, whatever the batch size (the keys are remembered for that, about
+ * 60 bytes each; if the first line fails, so does the key); with
+ * `overwrite` the last one wins. A dry run counts the same. Blank lines
  * are ignored; lines of any length are read. At most one batch of sessions
  * is held at a time, and the stream is read no faster than the storage
  * writes. With `prefix`, only lines whose key starts with it are imported.
@@ -381,7 +402,7 @@ export async function importSessions<T>(
   checkReadable(where, from);
   checkStorage(`${where}: to (the target)`, to);
   const settings = checkCopyOptions(where, options, IMPORT_OPTIONS);
-  const put = targetWriter(to, settings, true);
+  const put = targetWriter(to, settings);
   return await runCopy(
     where,
     lines<T>(from),
@@ -396,5 +417,6 @@ export async function importSessions<T>(
         }
       })),
     "reading the input",
+    true,
   );
 }

@@ -214,6 +214,11 @@ Deno.test({
             /FROM and TO are the same storage/,
           ],
           [["copy", "sqlite:self.db", "sqlite:./self.db"], /same storage/, { cwd: dir }],
+          [
+            ["copy", "sqlite:self.db", "sqlite:file:self.db"],
+            /file: URIs are not taken here; write the path itself, e\.g\. sqlite:self\.db/,
+            { cwd: dir },
+          ],
           [["copy", `sqlite:${self}`, `sqlite:${path("self-link.db")}`], /same storage/],
           [["copy", `sqlite:${self}`, `sqlite:${self}?table=SESSIONS`], /same storage/],
           [[
@@ -429,6 +434,15 @@ Deno.test({
       oneLine(await cli(["export", srcUrl, file]), 4, /backup\.jsonl exists; pass --overwrite/);
       ok(await cli(["export", srcUrl, file, "--overwrite", "--prefix", "chat:"]));
       assert.equal((await Deno.readTextFile(file)).trimEnd().split("\n").length, 1);
+      // A directory is no file to replace: exit 3, and nothing made next to it.
+      const folder = path("a-folder");
+      await Deno.mkdir(folder);
+      oneLine(
+        await cli(["export", srcUrl, folder, "--overwrite"]),
+        3,
+        /cannot write .*a-folder: it is a directory/,
+      );
+      assert.deepEqual([...Deno.readDirSync(dir)].filter((e) => e.name.includes("partial")), []);
 
       const piped = ok(await cli(["export", srcUrl, "-", "--no-progress"]));
       assert.equal(piped.stdout.trimEnd().split("\n").length, 3);
@@ -561,6 +575,18 @@ Deno.test({
       assert.equal(ok(list).stdout, "chat:-100\n");
       assert.deepEqual(JSON.parse(ok(get).stdout), SESSIONS["chat:-100"]);
       assert.equal(ok(other).stdout, "0\n");
+    });
+
+    await t.step("nested KV prefixes of one file are refused: exit 2", async () => {
+      for (const [a, b] of [["bot", "bot,s"], ["bot,s,x", "bot"], ["sessions", "sessions,v2"]]) {
+        oneLine(
+          await cli(["copy", `kv:${kvFile}?prefix=${a}`, `kv:${kvFile}?prefix=${b}`, "--dry-run"]),
+          2,
+          /namespaces of the same Deno KV database whose key prefixes are nested/,
+        );
+      }
+      // Side by side is fine.
+      ok(await cli(["copy", `kv:${kvFile}?prefix=bot`, `kv:${kvFile}?prefix=bot2`, "--dry-run"]));
     });
 
     await t.step("a KV file that does not exist, and KV not enabled", async () => {

@@ -242,14 +242,30 @@ Deno.test("importSessions: an integer a number cannot hold exactly fails its lin
     '{"key":"h","value":{"id":9007199254740993.0}}',
     '{"key":"i","value":{"id":-9007199254740993.000}}',
     '{"key":"j","value":{"id":9007199254740992.0,"x":2.50}}',
+    // What JSON.stringify writes for 2^60 and 2^70: an export's own digits, kept.
+    `{"key":"k","value":{"a":${JSON.stringify(2 ** 60)},"b":${JSON.stringify(2 ** 70)}}}`,
+    // 2^64 spelt out exactly: a number holds it, but would be written back otherwise.
+    '{"key":"l","value":{"id":18446744073709551616}}',
+    '{"key":"m","value":{"big":1e400,"deep":[{"x":1}]}}',
+    '{"key":"n","value":{"f":-1.5e-300,"deep":[{"x":1e300}]}}',
   ].join("\n");
   const to = new MemorySessionStorage<unknown>();
   const report = await importSessions(new Blob([text]).stream(), to);
   assert.deepEqual(
     report.failures.map((f) => [f.line, f.key]),
-    [[1, "a"], [2, "b"], [4, "d"], [7, ""], [9, "h"], [10, "i"]],
+    [[1, "a"], [2, "b"], [4, "d"], [7, ""], [9, "h"], [10, "i"], [13, "l"], [14, "m"]],
   );
-  assert.equal(report.copied, 5);
+  assert.equal(report.copied, 7);
+  assert.match(
+    (report.failures[7].error as Error).message,
+    /^line 14 \(key "m"\) has the number 1e400, beyond what a JavaScript number holds/,
+  );
+  assert.deepEqual(to.read("n"), { f: -1.5e-300, deep: [{ x: 1e300 }] });
+  assert.deepEqual(to.read("k"), { a: 2 ** 60, b: 2 ** 70 });
+  assert.match(
+    (report.failures[6].error as Error).message,
+    /has the integer 18446744073709551616, .*stored as 18446744073709552000\)/,
+  );
   assert.match(
     (report.failures[4].error as Error).message,
     /^line 9 \(key "h"\) has the integer 9007199254740993\.0, which a JavaScript number cannot hold exactly/,
@@ -585,6 +601,47 @@ Deno.test("copySessions, importSessions: a key that comes more than once", async
       }
     }
   });
+
+  await t.step(
+    "a first line the target refuses: the key fails, whatever the batch size",
+    async () => {
+      // Found by the adversarial review: the later line of the key was skipped
+      // when both were in one batch and imported when they were not.
+      const text = [
+        JSON.stringify({ key: "k", value: { refused: true } }),
+        JSON.stringify({ key: "a", value: { n: 1 } }),
+        JSON.stringify({ key: "k", value: { n: 2 } }),
+        JSON.stringify({ key: "b", value: { n: 3 } }),
+      ].join("\n");
+      const outcomes = new Set<string>();
+      for (const batchSize of [1, 2, 3, 100]) {
+        const inner = new MemorySessionStorage<unknown>();
+        // A target that refuses one value, as a server refuses a value too large for it.
+        const to: StorageAdapter<unknown> = {
+          read: (key) => inner.read(key),
+          has: (key) => inner.has(key),
+          write: (key, value) => {
+            if ((value as { refused?: boolean }).refused) {
+              throw new Error(
+                "too large for the server",
+              );
+            }
+            inner.write(key, value);
+          },
+          delete: (key) => inner.delete(key),
+        };
+        const report = await importSessions(new Blob([text]).stream(), to, { batchSize });
+        outcomes.add(JSON.stringify({
+          counts: [report.copied, report.skipped, report.failed],
+          failed: report.failures.map((f) => [f.line, f.key]),
+          k: inner.read("k") ?? null,
+        }));
+      }
+      assert.deepEqual([...outcomes], [
+        JSON.stringify({ counts: [2, 1, 1], failed: [[1, "k"]], k: null }),
+      ]);
+    },
+  );
 
   await t.step("copySessions with keys that repeat: each key once", async () => {
     for (const [name, to] of targets()) {

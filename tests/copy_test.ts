@@ -721,11 +721,18 @@ serversTest("JSON Lines: export and import round trip, byte for byte", async (w)
   assert.equal(redisStored.size, 40);
   for (const [k, text] of redisStored) assert.equal(text, stored.get(k));
 
-  // A dry run writes nothing to the stream, and leaves it alone.
+  // A dry run writes nothing to the stream, and closes it as a run does
+  // (unless preventClose).
   const sink: Uint8Array[] = [];
-  const stream = new WritableStream<Uint8Array>({ write: (c) => void sink.push(c) });
+  let closed = 0;
+  const sinkStream = () =>
+    new WritableStream<Uint8Array>({ write: (c) => void sink.push(c), close: () => void closed++ });
+  const stream = sinkStream();
   const dry = await exportSessions(from, stream, { dryRun: true, prefix: "user:" });
-  assert.deepEqual([dry.listed, dry.copied, sink.length, stream.locked], [40, 40, 0, false]);
+  assert.deepEqual([dry.listed, dry.copied, sink.length, closed], [40, 40, 0, 1]);
+  const open = sinkStream();
+  await exportSessions(from, open, { dryRun: true, preventClose: true });
+  assert.deepEqual([sink.length, open.locked, closed], [0, false, 1]);
 });
 
 serversTest("JSON Lines: an import with malformed lines imports the rest", async (w) => {

@@ -199,6 +199,20 @@ async function placeOf(spec: StorageSpec): Promise<Place> {
 async function checkDistinct(from: StorageSpec, to: StorageSpec): Promise<void> {
   if (from.kind !== to.kind) return;
   const [a, b] = await Promise.all([placeOf(from), placeOf(to)]);
+  if (from.kind === "kv" && a.server === b.server && a.space !== b.space) {
+    // One KV key prefix starting with the other: one storage's entries lie
+    // inside the other's namespace, where a write or a delete of a session
+    // can reach them.
+    const [pa, pb] = [JSON.parse(a.space) as string[], JSON.parse(b.space) as string[]];
+    const [short, long] = pa.length < pb.length ? [pa, pb] : [pb, pa];
+    if (short.every((part, i) => long[i] === part)) {
+      throw usage(
+        `FROM and TO are namespaces of the same Deno KV database whose key prefixes are nested ` +
+          `(${JSON.stringify(long)} starts with ${JSON.stringify(short)}); use a prefix for TO ` +
+          `that neither starts with FROM's nor is the start of it, or another KV file`,
+      );
+    }
+  }
   if (a.server !== b.server || a.space !== b.space) return;
   if (a.prefix === b.prefix) {
     throw usage(
@@ -520,6 +534,10 @@ async function exportCommand(inv: Invocation): Promise<ExitCode> {
       stream = stdoutStream();
     } else {
       existed = await exists(file);
+      const isDirectory = existed && (await Deno.stat(file).catch(() => undefined))?.isDirectory;
+      if (isDirectory) {
+        throw new CliError(EXIT.open, `cannot write ${file}: it is a directory`);
+      }
       if (!inv.overwrite && existed) {
         throw new CliError(EXIT.refused, `${file} exists; pass --overwrite to replace it`);
       }

@@ -137,6 +137,15 @@ export function parseStorageUrl(text: string, table?: string): StorageSpec {
     if (kind === "sqlite" && path === "") {
       throw usage(`"${label}" names no file; write sqlite:PATH, e.g. sqlite:sessions.db`);
     }
+    // SQLite opens "file:a.db" as a URI naming a.db: the tool would take it
+    // for another file (and its checks, such as a copy into itself, would
+    // be wrong), so only plain paths are taken.
+    if (kind === "sqlite" && /^file:/i.test(path)) {
+      throw usage(
+        `"${label}": SQLite's file: URIs are not taken here; write the path itself, e.g. ` +
+          `sqlite:${path.replace(/^file:(\/\/)?/i, "").replace(/\?.*$/, "") || "sessions.db"}`,
+      );
+    }
     for (const name of query.keys()) {
       if (!OWN[kind].includes(name)) {
         throw usage(
