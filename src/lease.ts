@@ -247,8 +247,10 @@ export class Lease {
   #lost(): SessionLockError {
     return new SessionLockError(
       `The lease of key "${this.key}" was lost before the session could be written (it was not ` +
-        `renewed within ${this.#ttl} ms, so another process may have taken it). This update's ` +
-        `changes were not saved. Raise lock.ttl above the longest time a handler can take.`,
+        `renewed within ${this.#ttl} ms, so another process may have taken it), so this save ` +
+        `was not made: this update's changes are not in storage, unless a later update of the ` +
+        `same key in this process, which shares the session, saves them. Raise lock.ttl above ` +
+        `the longest time a handler can take.`,
       this.key,
     );
   }

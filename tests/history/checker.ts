@@ -112,6 +112,13 @@ export interface Verdict {
    */
   deadLeaseClear: {
     key: string;
+    /**
+     * Ms from the kill to the last kill that may have left the lease held
+     * (a later incarnation killed after taking it anew, before its read came
+     * back); 0 when that is the kill itself. A dead lease must be gone a TTL
+     * after that.
+     */
+    since: number;
     ms: number;
     /** When, from the kill, the lease attempt that got it started (ms). */
     tried: number;
@@ -325,8 +332,19 @@ export function judge(
         .filter((v) => v !== u && v.reads.length > 0 && v.reads[0].at1 >= kill.at)
         .sort((a, b) => a.reads[0].at1 - b.reads[0].at1)[0];
       if (next === undefined) continue;
+      // A later incarnation may have taken the lease anew and been killed
+      // too, before its read came back (it then never recorded a read): its
+      // lease runs from its own kill. The last such kill before the reader's
+      // successful attempt started.
+      let lastKill = kill.at;
+      for (const v of byKey.get(u.key)!) {
+        const k = killed.get(`${v.proc}.${v.inc}`);
+        if (v.reads.length > 0 || k === undefined || v.start >= k.at) continue;
+        if (k.at > lastKill && k.at <= next.reads[0].last0) lastKill = k.at;
+      }
       deadLeaseClear.push({
         key: u.key,
+        since: lastKill - kill.at,
         ms: next.reads[0].at1 - kill.at,
         tried: Math.max(0, next.reads[0].last0 - kill.at),
         heldUntil: next.reads[0].miss0 === undefined ? undefined : next.reads[0].miss0 - kill.at,
