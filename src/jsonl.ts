@@ -16,12 +16,10 @@ import {
   type CopyItem,
   type CopyOptions,
   type CopyReport,
-  listSource,
   type Outcome,
-  runCopy,
-  targetWriter,
-  valueOf,
-} from "./copy.ts";
+} from "./copy_options.ts";
+import { listSource, valueOf } from "./copy_source.ts";
+import { runCopy, targetWriter } from "./copy_run.ts";
 import { messageOf } from "./errors.ts";
 
 /** Options of {@link exportSessions}: those of `copySessions` but `overwrite`, and one more. */

@@ -41,7 +41,6 @@ import {
   type ChaosResult,
   type FaultKind,
   markdownRow,
-  random,
   runChaos,
   singleServerTarget,
   type Step,
@@ -50,6 +49,7 @@ import {
   warm,
 } from "./fixtures/chaos_run.ts";
 import { ProxiedCluster } from "./fixtures/chaos_cluster.ts";
+import { random } from "./history/process.ts";
 import { FaultProxy } from "./fixtures/fault_proxy.ts";
 import { clusterTest, LocalCluster } from "./fixtures/redis_cluster.ts";
 import type { WorkerJob } from "./history/worker.ts";

@@ -34,8 +34,8 @@ import { deleteUnder, openAdmin, REDIS_URL, redisTest } from "./redis_env.ts";
 import { admin as pgAdmin, DATABASE_URL, pgTest, RUN } from "./postgres_setup.ts";
 import * as mysql from "./mysql_setup.ts";
 import { sleep } from "./helpers/bot.ts";
+import { random, WorkerProcess } from "./history/process.ts";
 
-const WORKER = new URL("./history/worker.ts", import.meta.url).pathname;
 const LONG = Deno.env.get("KILL_LONG") === "1";
 const RUN_MS = LONG ? 60_000 : 4_000;
 const KILLS: [number, number] = LONG ? [20, 30] : [3, 5];
@@ -71,78 +71,6 @@ const RULES: Record<Mode, Rules> = {
   lock: "lock",
   grammy: "detect",
 };
-
-/** A small seeded generator (mulberry32), so that a run's kill moments can be repeated. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A running worker: its process, its READY, its stdout and stderr. */
-class Worker {
-  readonly child: Deno.ChildProcess;
-  readonly ready: Promise<void>;
-  readonly done: Promise<{ code: number; stdout: string; stderr: string }>;
-
-  constructor(readonly job: WorkerJob) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--unstable-kv", WORKER, JSON.stringify(job)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.child = child;
-    const ready = Promise.withResolvers<void>();
-    this.ready = ready.promise;
-    const stdout = (async () => {
-      let text = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        text += chunk;
-        if (text.includes("READY")) ready.resolve();
-      }
-      ready.reject(new Error(`worker ${job.proc}.${job.inc} ended before READY`));
-      return text;
-    })();
-    this.ready.catch(() => {});
-    const stderr = new Response(child.stderr).text();
-    this.done = Promise.all([child.status, stdout, stderr]).then(([s, out, err]) => ({
-      code: s.code,
-      stdout: out,
-      stderr: err,
-    }));
-  }
-
-  /** Sends the go line: run until `until`. */
-  async go(until: number): Promise<void> {
-    this.#started = true;
-    const writer = this.child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(`${until}\n`));
-    await writer.close();
-  }
-
-  #started = false;
-
-  /** SIGKILL; resolves once the process is gone. Throws if a started one had failed by itself. */
-  async kill(): Promise<void> {
-    let ended = false;
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      ended = true;
-    }
-    if (!this.#started) await this.child.stdin.close().catch(() => {});
-    const out = await this.done;
-    if (ended && this.#started && out.code !== 0) {
-      throw new Error(`worker ${this.job.proc}.${this.job.inc} ended by itself: ${out.stderr}`);
-    }
-  }
-}
 
 interface RunResult {
   verdicts: Verdict[];
@@ -184,13 +112,13 @@ async function run(
   });
   const started = Date.now();
   const names = ["a", "b", "c"].slice(0, opts.procs ?? 3);
-  const workers = names.map((proc) => new Worker(job(proc, 0, false)));
+  const workers = names.map((proc) => new WorkerProcess(job(proc, 0, false)));
   // Each restart of `a` is started in advance and waits for its go line
   // (all of them at once; three ahead in a long run).
-  const standbys: Worker[] = [];
+  const standbys: WorkerProcess[] = [];
   const spawnStandby = () => {
     if (standbys.length < opts.kills) {
-      standbys.push(new Worker(job("a", standbys.length + 1, false)));
+      standbys.push(new WorkerProcess(job("a", standbys.length + 1, false)));
     }
   };
   for (let i = 0; i < (LONG ? 3 : opts.kills); i++) spawnStandby();
