@@ -15,6 +15,7 @@
 import { createClient, createCluster } from "npm:redis@^5";
 import { SessionError } from "../../src/errors.ts";
 import { backgroundTimeout } from "../../src/timers.ts";
+import { closeWithin, FreshConnection, type NodeRedisConnection } from "./connection.ts";
 import type { NodeRedisClusterLike, RedisClientLike } from "./client.ts";
 
 /** A connected client, how to close it, and what to do when one of its calls timed out. */
@@ -24,21 +25,10 @@ export interface OpenedClient<C = RedisClientLike> {
   timedOut?(): void;
 }
 
-/** Reconnecting as `openClient` does: give up early before the first connection only. */
+/** Reconnecting for a cluster's nodes: give up early before the first connection only. */
 function reconnect(opened: () => boolean) {
   return (retries: number, cause: Error) =>
     opened() ? Math.min(50 * 2 ** retries, 2000) : retries >= 2 ? cause : 100 * (retries + 1);
-}
-
-/** Closes gracefully, tearing down after 2 s if a reply never comes. */
-async function closeWithin(
-  client: { close(): Promise<unknown>; destroy(): void; isOpen: boolean },
-) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)));
-  await Promise.race([client.close().catch(() => {}), gaveUp]);
-  clearTimeout(timer);
-  if (client.isOpen) client.destroy();
 }
 
 /**
@@ -280,11 +270,17 @@ export async function openCluster(
     timedOut: () => {
       if (closed) return;
       for (const master of (cluster as unknown as ClusterInternals).masters) {
-        const client = master.client as Parameters<typeof silenceCheck>[0] | undefined;
+        const client = master.client as SilenceCheckable | undefined;
         if (client === undefined || typeof client.sendCommand !== "function") continue;
         let check = checks.get(client);
         if (check === undefined) {
-          check = silenceCheck(client, timeout, silence(master.address));
+          // A node's client reconnects by itself (node-redis's cluster client):
+          // torn down, it is connected again.
+          const reopen = (c: SilenceCheckable) => {
+            c.destroy();
+            c.connect().catch(() => {});
+          };
+          check = silenceCheck(() => client, reopen, timeout, silence(master.address));
           checks.set(client, check);
         }
         check.check();
@@ -298,50 +294,47 @@ export async function openCluster(
  * reached after a few quick retries, or if connecting (the TCP handshake and
  * the server's answer to the client's first commands) takes longer than
  * `timeout` ms (default 10 000, the storage's `timeout`; `Infinity` for no
- * bound); afterwards, errors go to `onError`.
+ * bound); afterwards, errors go to `onError`. The client handed out is a
+ * {@link FreshConnection}: a node-redis client per TCP connection, a new one
+ * after each loss (see `connection.ts` for why).
  */
 export async function openClient(
   url: string,
   onError: ((error: Error) => void) | undefined,
   timeout = 10_000,
 ): Promise<OpenedClient> {
+  const outage = outageLog(onError, `Redis at ${redactUrl(url)}`);
+  const connection = new FreshConnection(url, timeout, outage);
+  // The first client: a few quick retries, then connect() rejects instead of
+  // waiting forever. After that, each client gives up at its first failure
+  // and the connection opens the next.
   let opened = false;
-  const client = createClient({
+  const first = createClient({
     url,
     socket: {
-      // Before the first connection: a few quick retries, then give up so
-      // that connect() rejects instead of waiting forever. Afterwards:
-      // reconnect for as long as it takes, backing off up to 2 s.
-      reconnectStrategy: reconnect(() => opened),
+      reconnectStrategy: (retries: number, cause: Error) =>
+        opened ? false : retries >= 2 ? cause : 100 * (retries + 1),
     },
-  });
-  // node-redis's events of the connection's life (redis_module.d.ts declares only "error").
-  const life = client as unknown as {
-    readonly isReady: boolean;
-    on(event: "reconnecting" | "ready" | "connect", listener: () => void): unknown;
+  }) as unknown as NodeRedisConnection & {
+    on(event: "connect", listener: () => void): unknown;
   };
-  const outage = outageLog(onError, `Redis at ${redactUrl(url)}`);
-  client.on("error", (err: Error) => {
-    if (!opened) return; // reported by the rejection of connect()
-    outage.error(err, life.isReady);
-  });
-  life.on("reconnecting", () => opened && outage.reconnecting());
-  life.on("ready", () => outage.ready());
+  first.on("error", () => {}); // until it is adopted: reported by the rejection of connect()
   let reached = false;
-  life.on("connect", () => (reached = true));
+  first.on("connect", () => (reached = true));
   try {
     await connectWithin(
-      client.connect(),
+      connection.open(first),
       timeout,
       `Redis at ${redactUrl(url)}`,
       () => {
-        if (client.isOpen) client.destroy();
+        if (first.isOpen) first.destroy();
       },
       () => reached ? "it accepted the connection but did not answer" : "no connection was made",
     );
     opened = true;
+    connection.adopt(first);
   } catch (err) {
-    if (client.isOpen) client.destroy();
+    if (first.isOpen) first.destroy();
     if (err instanceof SessionError) throw err;
     throw new SessionError(
       `RedisStorage: cannot connect to Redis at ${redactUrl(url)}: ${
@@ -351,15 +344,20 @@ export async function openClient(
       { cause: err },
     );
   }
-  const silence = silenceCheck(client as typeof client & typeof life, timeout, outage);
+  const silence = silenceCheck(
+    () => connection.current,
+    (client) => connection.drop(client as NodeRedisConnection),
+    timeout,
+    outage,
+  );
   return {
-    client: client as RedisClientLike,
+    client: connection as RedisClientLike,
     // A graceful close waits for every pending reply; if one never comes
     // (node-redis can lose one when the server drops the connection in the
     // middle of a command), the connection is torn down after 2 s.
     close: () => {
       silence.stop();
-      return closeWithin(client);
+      return connection.close();
     },
     timedOut: () => silence.check(),
   };
@@ -377,13 +375,8 @@ export async function openClient(
  * at a time; none after `stop`.
  */
 function silenceCheck(
-  client: {
-    readonly isOpen: boolean;
-    readonly isReady: boolean;
-    sendCommand(args: string[]): Promise<unknown>;
-    destroy(): void;
-    connect(): Promise<unknown>;
-  },
+  current: () => SilenceCheckable | undefined,
+  drop: (client: SilenceCheckable) => void,
   timeout: number,
   outage: { silent(ms: number): void },
 ): { check(): void; stop(): void } {
@@ -391,23 +384,32 @@ function silenceCheck(
   let stopped = false;
   return {
     check() {
-      if (checking || stopped || timeout === Infinity || !client.isReady) return;
+      const client = current();
+      if (checking || stopped || timeout === Infinity || client === undefined) return;
+      if (!client.isReady) return;
       checking = true;
       let answered = false;
       client.sendCommand(["PING"]).then(() => (answered = true), () => (answered = true));
       backgroundTimeout(() => {
         checking = false;
-        if (answered || stopped || !client.isOpen) return;
+        if (answered || stopped || !client.isOpen || current() !== client) return;
         outage.silent(timeout);
-        client.destroy();
-        // Retried by the reconnect strategy for as long as it takes.
-        client.connect().catch(() => {});
+        drop(client);
       }, timeout);
     },
     stop() {
       stopped = true;
     },
   };
+}
+
+/** What {@link silenceCheck} uses of a node-redis client. */
+interface SilenceCheckable {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  sendCommand(args: string[]): Promise<unknown>;
+  destroy(): void;
+  connect(): Promise<unknown>;
 }
 
 /** `url` with its password hidden, for error messages. */

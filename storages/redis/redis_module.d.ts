@@ -12,7 +12,9 @@ export interface ClientOptions {
   /** The server's URL. */
   url: string;
   /** Socket options. */
-  socket?: { reconnectStrategy?: (retries: number, cause: Error) => number | Error };
+  socket?: {
+    reconnectStrategy?: false | ((retries: number, cause: Error) => number | Error | false);
+  };
 }
 
 /** A node-redis client, as far as connect.ts uses it. */
