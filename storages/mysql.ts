@@ -36,7 +36,7 @@
 import mysqlModule from "npm:mysql2@^3/promise";
 import { AsyncDriverStorage } from "./shared/async_driver_storage.ts";
 import type { MysqlQueryable } from "./mysql/client.ts";
-import { guardedPool, type Pool, SILENT_GRACE_MS } from "./mysql/owned_pool.ts";
+import { guardedPool, type Pool, SILENT_TIMEOUTS } from "./mysql/owned_pool.ts";
 import { MysqlDriver } from "./mysql/driver.ts";
 import { checkPurgeLimit, PURGE_BATCH } from "./shared/purging.ts";
 import { timed, withTimeout } from "./shared/timeout.ts";
@@ -166,12 +166,12 @@ export class MysqlStorage<T> extends AsyncDriverStorage<T> {
     const pool = guardedPool(
       mysql.createPool({
         uri: url,
-        connectTimeout: timeout === Infinity ? undefined : timeout + SILENT_GRACE_MS,
+        connectTimeout: timeout === Infinity ? undefined : timeout * SILENT_TIMEOUTS,
       }),
       timeout,
     );
     const storage = new MysqlStorage<T>(pool, options);
-    storage.#driver.own(() => pool.end(), pool.check);
+    storage.#driver.own(() => pool.end());
     return storage;
   }
 

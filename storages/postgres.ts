@@ -57,7 +57,7 @@ export { DriverStorage } from "./shared/driver_storage.ts";
 
 /** A pool opened by {@link PostgresStorage.connect}. */
 interface OwnedPool extends PostgresQueryable {
-  on(event: "error", listener: (err: Error) => void): unknown;
+  on(event: "error" | "release", listener: (err: Error) => void): unknown;
   end(): Promise<void>;
   /** Connections in the pool that no query uses now. */
   readonly idleCount?: number;
@@ -76,8 +76,14 @@ const pg = pgModule as unknown as {
   escapeIdentifier(name: string): string;
 };
 
-/** How long after the storage's timeout pg gives a query up (and drops its connection), ms. */
-const SILENT_GRACE_MS = 50;
+/**
+ * How long a query of a pool `connect` opened may go unanswered before pg
+ * gives it up and the pool drops its connection, in storage timeouts: two,
+ * so that a slow answer (one that came after the storage gave the call up)
+ * does not cost a connection, and a silent connection (half-open) still
+ * goes soon.
+ */
+const SILENT_TIMEOUTS = 2;
 
 /** The schema option, checked. */
 function schemaOf(options: { schema?: string }): string | undefined {
@@ -225,13 +231,14 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
     connectionString: string,
     options?: PostgresStorageOptions,
   ): PostgresStorage<T> {
-    // A query that has not answered shortly after the storage's timeout gave
-    // it up fails in pg too, and the pool then drops its connection: one
-    // that went silent (half-open) is not used again. Connecting is bounded
-    // the same way.
+    // A query unanswered for two timeouts fails in pg too, and the pool then
+    // drops its connection: one that went silent (half-open) is not used
+    // again. When that happens, every idle connection runs SELECT 1 at once,
+    // so that the other silent ones are found within two more timeouts.
+    // Connecting is bounded the same way.
     const options_ = typeof options === "object" && options !== null ? options : {};
     const timeout = checkTimeout("PostgresStorage", options_.timeout);
-    const bound = timeout === Infinity ? undefined : timeout + SILENT_GRACE_MS;
+    const bound = timeout === Infinity ? undefined : timeout * SILENT_TIMEOUTS;
     const pool = new pg.Pool({
       connectionString,
       query_timeout: bound,
@@ -240,12 +247,13 @@ export class PostgresStorage<T> extends AsyncDriverStorage<T> {
     // An idle connection that breaks is dropped by the pool; without a
     // listener the 'error' event would end the process.
     pool.on("error", () => {});
+    const check = poolCheck(() => pool.query("SELECT 1", []), () => pool.idleCount ?? 0);
+    pool.on("release", (err: unknown) => {
+      if (err instanceof Error && err.message === "Query read timeout") check();
+    });
     try {
       const storage = new PostgresStorage<T>(pool, options);
-      storage.#driver.adopt(
-        pool,
-        poolCheck(() => pool.query("SELECT 1", []), () => pool.idleCount ?? 0),
-      );
+      storage.#driver.adopt(pool);
       return storage;
     } catch (err) {
       void pool.end();

@@ -498,3 +498,136 @@ mysql.mysqlTest(
     }
   },
 );
+
+// Found by the adversarial review of the half-open fixes: a pool that drops
+// connections must not hang close(), nor turn a slow link or a short
+// latency spike into failures of its own.
+
+/** `promise`'s value, or `undefined` once `ms` passed. */
+async function settledWithin<T>(
+  promise: Promise<T>,
+  ms: number,
+): Promise<{ value: T } | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((
+    resolve,
+  ) => (timer = setTimeout(() => resolve(undefined), ms)));
+  const result = await Promise.race([promise.then((value) => ({ value })), late]);
+  clearTimeout(timer);
+  return result;
+}
+
+mysql.mysqlTest(
+  "chaos: MysqlStorage.close() with statements in flight on half-open connections resolves",
+  async () => {
+    const table = `${mysql.RUN}_chaos_close_silent`;
+    await warm({ kind: "mysql", url: mysql.MYSQL_URL, table });
+    const proxy = await FaultProxy.forUrl(mysql.MYSQL_URL);
+    const storage = MysqlStorage.connect<Data>(proxy.url, { table, timeout: 300 });
+    try {
+      await Promise.all(Array.from({ length: 6 }, () => storage.read("warm")));
+      assert.ok(proxy.halfOpen() > 0);
+      const inFlight = storage.read("a").catch(() => {});
+      await sleep(100);
+      // Before: pool.end() queued its quit behind the silent statement, and
+      // mysql2's destroy() only half-closed the socket: close() never ended.
+      const closed = await settledWithin(storage.close().then(() => true), 3_000);
+      assert.ok(closed !== undefined, "close() still pending after 3 s");
+      await inFlight;
+    } finally {
+      proxy.cut();
+      await proxy.close();
+      const db = mysql.admin();
+      await mysql.dropTables(db, { table, leaseTable: `${table}_leases` });
+      await db.end();
+    }
+  },
+);
+
+/**
+ * Updates of one chat through a real Bot on `storage` behind `proxy` with
+ * `latency` ms each way; the failures, in order (1: failed).
+ */
+async function failuresOver(
+  proxy: FaultProxy,
+  storage: PostgresStorage<Data> | MysqlStorage<Data>,
+  updates: number,
+): Promise<string> {
+  const h = createHarness<Ctx>();
+  h.bot.use(session<Data, Ctx>({ initial: () => ({ count: 0 }), storage }));
+  h.bot.on("message", (ctx) => void ctx.session.count++);
+  let out = "";
+  for (let i = 0; i < updates; i++) {
+    const before = h.errors.length;
+    await h.send(message(1));
+    out += h.errors.length > before ? "1" : "0";
+  }
+  return out;
+}
+
+mysql.mysqlTest(
+  "chaos: MysqlStorage.connect over a slow link (RTT 2/3 of the timeout) recovers as a pool passed in does",
+  async () => {
+    const table = `${mysql.RUN}_chaos_slow`;
+    await warm({ kind: "mysql", url: mysql.MYSQL_URL, table });
+    const runs: Record<string, string> = {};
+    const mysql2 = (await import("npm:mysql2@^3/promise")).default;
+    for (const kind of ["connect", "passed in"]) {
+      const proxy = await FaultProxy.forUrl(mysql.MYSQL_URL);
+      const own = kind === "passed in" ? mysql2.createPool({ uri: proxy.url }) : undefined;
+      const storage = own === undefined
+        ? MysqlStorage.connect<Data>(proxy.url, { table, timeout: 300 })
+        : new MysqlStorage<Data>(own as never, { table, timeout: 300 });
+      try {
+        proxy.latency(100, 0);
+        runs[kind] = await failuresOver(proxy, storage, 16);
+      } finally {
+        proxy.heal();
+        if (own === undefined) await storage.close();
+        else await own.end().catch(() => {});
+        proxy.cut();
+        await proxy.close();
+      }
+    }
+    console.log(`    failed updates (1) over RTT 200 ms, timeout 300 ms: ${JSON.stringify(runs)}`);
+    // Before: every update on a new connection failed, for good (a cold
+    // connection's prepare and execute take two round trips, and the guard
+    // tore it down after one timeout).
+    assert.match(runs.connect, /0000$/, "connect() never recovered over a slow link");
+    const failed = (s: string) => s.split("").filter((c) => c === "1").length;
+    assert.ok(failed(runs.connect) <= failed(runs["passed in"]) + 3, JSON.stringify(runs));
+    const db = mysql.admin();
+    await mysql.dropTables(db, { table, leaseTable: `${table}_leases` });
+    await db.end();
+  },
+);
+
+pgTest("chaos: PostgresStorage.connect after a latency spike: no failures of its own", async () => {
+  const table = `${PG_RUN}_chaos_spike`;
+  await warm({ kind: "postgres", url: DATABASE_URL, table });
+  const proxy = await FaultProxy.forUrl(DATABASE_URL);
+  const storage = PostgresStorage.connect<Data>(proxy.url, { table, timeout: 300 });
+  try {
+    proxy.latency(100, 0); // RTT 200 ms: each query answers within the timeout
+    await failuresOver(proxy, storage, 3);
+    proxy.latency(250, 0); // a 1 s spike: RTT 500 ms, every update fails
+    const spikeEnds = Date.now() + 1_000;
+    while (Date.now() < spikeEnds) await failuresOver(proxy, storage, 1);
+    proxy.latency(100, 0);
+    await sleep(700); // the answers of the spike come in
+    const after = await failuresOver(proxy, storage, 12);
+    console.log(`    after a 1 s latency spike (1: failed): ${after}`);
+    // Before: the checks after each timeout took every idle connection, the
+    // next update had to open a new one and timed out: 11 more failures.
+    assert.ok(after.split("").filter((c) => c === "1").length <= 2, after);
+  } finally {
+    proxy.heal();
+    await storage.close();
+    proxy.cut();
+    await proxy.close();
+    const db = await pgAdmin();
+    await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
+    await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
+    await db.end();
+  }
+});

@@ -88,7 +88,6 @@ export class MysqlDriver implements SessionDriver<string> {
   #packet = 0;
   readonly #purging = new PurgeSchedule();
   #close: (() => Promise<void>) | undefined;
-  #timedOut: (() => void) | undefined;
   #closed: Promise<void> | undefined;
 
   /** A driver over `db` with checked `options`. */
@@ -100,14 +99,8 @@ export class MysqlDriver implements SessionDriver<string> {
   }
 
   /** Makes {@link MysqlDriver.close} end the pool with `close`. */
-  own(close: () => Promise<void>, timedOut?: () => void): void {
+  own(close: () => Promise<void>): void {
     this.#close = close;
-    this.#timedOut = timedOut;
-  }
-
-  /** See `SessionDriver.timedOut`: the pool the storage opened checks its connections. */
-  timedOut(): void {
-    this.#timedOut?.();
   }
 
   async read(key: string): Promise<StoredRecord<string> | undefined> {

@@ -94,7 +94,6 @@ export class PostgresDriver implements SessionDriver<string> {
    */
   #leaseRead: Promise<boolean> | boolean | undefined;
   #owned: { end(): Promise<void> } | undefined;
-  #timedOut: (() => void) | undefined;
   #closed: Promise<void> | undefined;
 
   /**
@@ -117,14 +116,8 @@ export class PostgresDriver implements SessionDriver<string> {
   }
 
   /** Makes {@link PostgresDriver.close} end `pool`. */
-  adopt(pool: { end(): Promise<void> }, timedOut?: () => void): void {
+  adopt(pool: { end(): Promise<void> }): void {
     this.#owned = pool;
-    this.#timedOut = timedOut;
-  }
-
-  /** See `SessionDriver.timedOut`: the adopted pool checks its connections. */
-  timedOut(): void {
-    this.#timedOut?.();
   }
 
   /** The statement parameters, with the TTL appended when there is one. */
