@@ -126,7 +126,8 @@ export class RedisStorage<T, C extends RedisClient = RedisClientLike>
   extends AsyncDriverStorage<T> {
   /**
    * The client this storage sends its commands through: the one given to
-   * the constructor, or the one `connect` (a node-redis client) or
+   * the constructor, or the one `connect` (a connection with `sendCommand`
+   * that opens a new node-redis client after each loss) or
    * `connectCluster` (a node-redis cluster client) opened. Typed as `C`,
    * which is inferred from the constructor's argument; with an explicit
    * session type and another kind of client, name it too
