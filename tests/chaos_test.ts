@@ -152,7 +152,18 @@ function check(result: ChaosResult, allowed?: (violation: string) => boolean): v
     const broken = v.violations.filter((x) => !(allowed?.(x) ?? false));
     assert.deepEqual(broken.slice(0, 20), [], `${name} ${v.mode} (CHAOS_SEED=${SEED})`);
     assert.ok(v.updates > 100, `${name} ${v.mode}: only ${v.updates} updates`);
-    if (v.mode !== "detect") assert.equal(v.outcomes.conflict, 0, `${name} ${v.mode}: conflicts`);
+    // A merge never reports a conflict. With lock, a write given up by the
+    // timeout (outcome unknown) may land after its lease lapsed, where the
+    // locked save is two statements (MariaDB): the next holder then finds
+    // the version changed and reports a conflict instead of overwriting.
+    // Each such conflict needs an unknown outcome that landed.
+    if (v.mode === "merge") assert.equal(v.outcomes.conflict, 0, `${name} merge: conflicts`);
+    if (v.mode === "lock") {
+      assert.ok(
+        v.outcomes.conflict <= v.unknownIn,
+        `${name} lock: ${v.outcomes.conflict} conflicts, ${v.unknownIn} unknown outcomes landed`,
+      );
+    }
   }
   const ours = result.verdicts.filter((v) => v.mode !== "grammy");
   assert.ok(ours.some((v) => v.outcomes.unknown > 0), `${name}: no outcome was unknown`);
