@@ -556,11 +556,10 @@ mysql.mysqlTest(
 );
 
 /**
- * Updates of one chat through a real Bot on `storage` behind `proxy` with
- * `latency` ms each way; the failures, in order (1: failed).
+ * `updates` updates of one chat through a real Bot on `storage`; the
+ * failures, in order (1: failed).
  */
 async function failuresOver(
-  proxy: FaultProxy,
   storage: PostgresStorage<Data> | MysqlStorage<Data>,
   updates: number,
 ): Promise<string> {
@@ -591,7 +590,7 @@ mysql.mysqlTest(
         : new MysqlStorage<Data>(own as never, { table, timeout: 300 });
       try {
         proxy.latency(100, 0);
-        runs[kind] = await failuresOver(proxy, storage, 16);
+        runs[kind] = await failuresOver(storage, 16);
       } finally {
         proxy.heal();
         if (own === undefined) await storage.close();
@@ -620,13 +619,13 @@ pgTest("chaos: PostgresStorage.connect after a latency spike: no failures of its
   const storage = PostgresStorage.connect<Data>(proxy.url, { table, timeout: 300 });
   try {
     proxy.latency(100, 0); // RTT 200 ms: each query answers within the timeout
-    await failuresOver(proxy, storage, 3);
+    await failuresOver(storage, 3);
     proxy.latency(250, 0); // a 1 s spike: RTT 500 ms, every update fails
     const spikeEnds = Date.now() + 1_000;
-    while (Date.now() < spikeEnds) await failuresOver(proxy, storage, 1);
+    while (Date.now() < spikeEnds) await failuresOver(storage, 1);
     proxy.latency(100, 0);
     await sleep(700); // the answers of the spike come in
-    const after = await failuresOver(proxy, storage, 12);
+    const after = await failuresOver(storage, 12);
     console.log(`    after a 1 s latency spike (1: failed): ${after}`);
     // Before: the checks after each timeout took every idle connection, the
     // next update had to open a new one and timed out: 11 more failures.
