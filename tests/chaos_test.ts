@@ -641,3 +641,27 @@ pgTest("chaos: PostgresStorage.connect after a latency spike: no failures of its
     await db.end();
   }
 });
+
+redisTest(
+  "chaos: RedisStorage.connect's close() during a reconnection that hangs ends at once",
+  async () => {
+    // Found by the adversarial review of the new connection: close() waited
+    // for the attempt to connect, up to the timeout (10 s by default).
+    const proxy = await FaultProxy.forUrl(REDIS_URL);
+    const storage = await RedisStorage.connect<Data>(proxy.url, {
+      prefix: `sessionkit-test:chaos-close:${crypto.randomUUID()}:`,
+      onError: () => {},
+    });
+    try {
+      proxy.swallow();
+      proxy.cut(); // lost; the next attempt connects to a proxy that never answers
+      await sleep(300);
+      const started = Date.now();
+      await storage.close();
+      assert.ok(Date.now() - started < 2_500, `close() took ${Date.now() - started} ms`);
+    } finally {
+      proxy.heal();
+      await proxy.close();
+    }
+  },
+);

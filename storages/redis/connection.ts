@@ -236,6 +236,10 @@ export class FreshConnection implements RedisClientLike {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#stop.abort();
+      // An attempt to connect in progress (to a server that accepted the
+      // connection and does not answer, say) is given up now, not after the timeout.
+      const attempt = this.#attempt;
+      if (attempt?.isOpen) attempt.destroy();
       await this.#reopening;
       const client = this.#current;
       this.#current = undefined;
