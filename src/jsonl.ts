@@ -127,38 +127,45 @@ export async function exportSessions<T>(
   const encoder = new TextEncoder();
   let report: CopyReport;
   try {
-    report = await runCopy(where, source, settings, async (batch) => {
-      const read = await Promise.all(batch.map(async (item) => {
-        try {
-          return { value: await valueOf(from, item) };
-        } catch (error) {
-          return { error };
+    report = await runCopy(
+      where,
+      source,
+      settings,
+      async (batch) => {
+        const read = await Promise.all(batch.map(async (item) => {
+          try {
+            return { value: await valueOf(from, item) };
+          } catch (error) {
+            return { error };
+          }
+        }));
+        let text = "";
+        const outcomes = read.map((r, i): Outcome => {
+          if ("error" in r) return { error: r.error };
+          if (r.value == null) return "skipped";
+          const key = batch[i].key;
+          try {
+            text += `{"key":${JSON.stringify(key)},"value":${serializeSession(r.value, key)}}\n`;
+            return "copied";
+          } catch (error) {
+            return { error };
+          }
+        });
+        if (!settings.dryRun && text !== "") {
+          try {
+            await writer.write(encoder.encode(text));
+          } catch (err) {
+            throw new Error(
+              `${where}: writing to the stream failed, so the export stopped: ${messageOf(err)}`,
+              { cause: err },
+            );
+          }
         }
-      }));
-      let text = "";
-      const outcomes = read.map((r, i): Outcome => {
-        if ("error" in r) return { error: r.error };
-        if (r.value == null) return "skipped";
-        const key = batch[i].key;
-        try {
-          text += `{"key":${JSON.stringify(key)},"value":${serializeSession(r.value, key)}}\n`;
-          return "copied";
-        } catch (error) {
-          return { error };
-        }
-      });
-      if (!settings.dryRun && text !== "") {
-        try {
-          await writer.write(encoder.encode(text));
-        } catch (err) {
-          throw new Error(
-            `${where}: writing to the stream failed, so the export stopped: ${messageOf(err)}`,
-            { cause: err },
-          );
-        }
-      }
-      return outcomes;
-    });
+        return outcomes;
+      },
+      undefined,
+      settings.keys !== undefined,
+    );
   } catch (err) {
     if (!preventClose) await writer.abort(err).catch(() => {});
     writer.releaseLock();
@@ -233,7 +240,7 @@ async function* lines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<Cop
       return failure(
         number,
         `line ${number} (key ${JSON.stringify(key)}) has the integer ${inexact}, which a ` +
-          `JavaScript number cannot hold exactly (it would be stored as ` +
+          `JavaScript number cannot keep as written (it would be stored as ` +
           `${JSON.stringify(Number(inexact.replace(/\.0+$/, "")))}); ` +
           `write it as a string ("${inexact.replace(/\.0+$/, "")}") to keep it`,
         { key },

@@ -491,7 +491,7 @@ Deno.test({
       assert.equal(rounded.code, 1, rounded.stderr);
       assert.match(
         rounded.stderr,
-        /imported 1 session .*\(2 failed\)\n {2}line 1 \(key "a"\) has the integer 12345678901234567890123, which a JavaScript number cannot hold exactly .*\n {2}line 2 \(key "b"\) has the integer 9007199254740993,/,
+        /imported 1 session .*\(2 failed\)\n {2}line 1 \(key "a"\) has the integer 12345678901234567890123, which a JavaScript number cannot keep as written .*\n {2}line 2 \(key "b"\) has the integer 9007199254740993,/,
       );
       assert.deepEqual(await readSqlite(path("big-int.db")), {
         c: { id: 9007199254740992, text: "12345678901234567890123" },

@@ -268,12 +268,12 @@ Deno.test("importSessions: an integer a number cannot hold exactly fails its lin
   );
   assert.match(
     (report.failures[4].error as Error).message,
-    /^line 9 \(key "h"\) has the integer 9007199254740993\.0, which a JavaScript number cannot hold exactly/,
+    /^line 9 \(key "h"\) has the integer 9007199254740993\.0, which a JavaScript number cannot keep as written/,
   );
   assert.deepEqual(to.read("j"), { id: 9007199254740992, x: 2.5 });
   assert.match(
     (report.failures[0].error as Error).message,
-    /^line 1 \(key "a"\) has the integer 12345678901234567890123, which a JavaScript number cannot hold exactly \(it would be stored as 1\.2345678901234568e\+22\); write it as a string \("12345678901234567890123"\) to keep it$/,
+    /^line 1 \(key "a"\) has the integer 12345678901234567890123, which a JavaScript number cannot keep as written \(it would be stored as 1\.2345678901234568e\+22\); write it as a string \("12345678901234567890123"\) to keep it$/,
   );
   assert.match((report.failures[3].error as Error).message, /^line 7 has no "key" string/);
   // 2^53 itself is held exactly, digits in strings are text, 1e30 is a float by its writer.
@@ -651,6 +651,21 @@ Deno.test("copySessions, importSessions: a key that comes more than once", async
       assert.deepEqual([report.copied, report.skipped], [1, 2], name);
     }
   });
+
+  await t.step(
+    "exportSessions with keys that repeat: one line per key, any batch size",
+    async () => {
+      const from = new MemorySessionStorage<{ n: number }>();
+      from.write("a", { n: 1 });
+      from.write("b", { n: 2 });
+      for (const batchSize of [1, 2, 3]) {
+        const out = collector();
+        const report = await exportSessions(from, out.stream, { keys: ["a", "b", "a"], batchSize });
+        assert.deepEqual(out.lines().map((l) => l.key), ["a", "b"], `batch size ${batchSize}`);
+        assert.deepEqual([report.copied, report.skipped], [2, 1]);
+      }
+    },
+  );
 });
 
 whenReachable(

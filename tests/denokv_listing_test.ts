@@ -31,6 +31,11 @@ Deno.test("DenoKvStorage: a listing ends over entries nested under one of its ke
     // all sit under the outer head key "x".
     const inner = new DenoKvStorage<{ n: number }>(kv, { prefix: ["bot", "s", "x"] });
     for (let i = 0; i < 1200; i++) await inner.write(`k${i}`, { n: i });
+    // Storages nested with prefix parts that are not strings (they sort after every string).
+    for (const part of [7, true, 5n, new Uint8Array([1, 2])]) {
+      const odd = new DenoKvStorage<{ n: number }>(kv, { prefix: ["bot", "s", part] });
+      await odd.write("k", { n: -1 });
+    }
     // Raw foreign entries under another head key, more than a page.
     let op = kv.atomic();
     for (let i = 0; i < 1100; i++) {

@@ -81,7 +81,7 @@ COMMANDS
         into TO, with the same rules as copy for a TO that holds sessions.
         A line that is no session is reported with its number and counted
         as failed (exit status 1); the others are imported. So is a line
-        with an integer that a JavaScript number cannot hold exactly (a
+        with an integer that a JavaScript number cannot keep as written (a
         64-bit id beyond 2^53): write such a number as a string. A key on
         several lines: without --overwrite the first line is imported and
         the others are skipped; with --overwrite the last line wins.

@@ -240,6 +240,7 @@ export class KvDriver implements SessionDriver<string> {
         page.cursor = last;
         break;
       }
+      if (!head) continue; // nested under a head key: not a session of this storage
       if (typeof key !== "string") {
         const kind = key instanceof Uint8Array ? "a Uint8Array" : `a ${typeof key}`;
         throw new SessionError(
@@ -248,7 +249,6 @@ export class KvDriver implements SessionDriver<string> {
             `give this storage a prefix of its own.`,
         );
       }
-      if (!head) continue;
       last = key;
       const record = parseHead(entry.value, key);
       if (isExpired(record, Date.now())) continue;
