@@ -20,21 +20,14 @@
  * `KILL_KEEP=1` keeps the history files and prints where they are.
  */
 import assert from "node:assert/strict";
-import {
-  judge,
-  type Kill,
-  loadHistory,
-  type Rules,
-  type Update,
-  type Verdict,
-} from "./history/checker.ts";
-import type { HistorySession, Mode } from "./history/recorder.ts";
-import { type Backend, keyOf, openStorage, type WorkerJob } from "./history/worker.ts";
+import { judge, type Kill, type Update, type Verdict } from "./history/checker.ts";
+import type { HistorySession } from "./history/recorder.ts";
+import type { Backend, WorkerJob } from "./history/worker.ts";
 import { deleteUnder, openAdmin, REDIS_URL, redisTest } from "./redis_env.ts";
 import { admin as pgAdmin, DATABASE_URL, pgTest, RUN } from "./postgres_setup.ts";
 import * as mysql from "./mysql_setup.ts";
 import { sleep } from "./helpers/bot.ts";
-import { random, WorkerProcess } from "./history/process.ts";
+import { judgeRun, random, WorkerProcess } from "./history/process.ts";
 
 const LONG = Deno.env.get("KILL_LONG") === "1";
 const RUN_MS = LONG ? 60_000 : 4_000;
@@ -65,12 +58,6 @@ const OWN_LOCK_CHAT: Record<string, number> = { b: 5, c: 6 };
  * of the kill, with nobody else competing.
  */
 const VICTIM_SLOW_LOCK = { mode: "lock" as const, chats: [7, 8, 9], pause: 300 };
-const RULES: Record<Mode, Rules> = {
-  detect: "detect",
-  merge: "merge",
-  lock: "lock",
-  grammy: "detect",
-};
 
 interface RunResult {
   verdicts: Verdict[];
@@ -146,22 +133,14 @@ async function run(
       const out = await w.done;
       assert.equal(out.code, 0, `worker ${w.job.proc}.${w.job.inc}: ${out.stderr}`);
     }
-    // What storage holds at the end, per key.
-    const finals = new Map<string, HistorySession | undefined>();
-    const { storage, close } = await openStorage(backend);
-    try {
-      for (const { mode, chats } of names.flatMap(modesOf)) {
-        for (const chat of chats) {
-          const key = keyOf(mode, chat);
-          finals.set(key, (await storage.read(key)) ?? undefined);
-        }
-      }
-    } finally {
-      await close();
-    }
-    const history = await loadHistory(dir);
-    const verdicts = modes.map(({ mode }) =>
-      judge(history.filter((u) => u.mode === mode), finals, RULES[mode], kills, LOCK_TTL)
+    // What storage holds at the end, per key, and the verdicts.
+    const { finals, history, verdicts } = await judgeRun(
+      backend,
+      dir,
+      names.flatMap(modesOf),
+      modes.map(({ mode }) => mode),
+      kills,
+      LOCK_TTL,
     );
     return { verdicts, kills, seconds: (Date.now() - started) / 1000, history, finals };
   } finally {

@@ -147,21 +147,20 @@ export class FreshConnection implements RedisClientLike {
 
   /** A new client, whose errors are told to the log and whose loss is noticed. */
   #make(): NodeRedisConnection {
-    return singleShotClient(this.#url, (client, err) => {
-      if (client === this.#attempt) return this.#log.error(err, false); // a failed attempt
-      if (client !== this.#current) return; // an old one, given up already
-      this.#log.error(err, client.isReady);
-      if (!client.isOpen) this.drop(client);
-    });
+    return singleShotClient(this.#url, (client, err) => this.#onError(client, err));
   }
 
   /** Watches `client`, the first connection (made by the caller), as the later ones are. */
   adopt(client: NodeRedisConnection): void {
-    client.on("error", (err) => {
-      if (client !== this.#current) return;
-      this.#log.error(err, client.isReady);
-      if (!client.isOpen) this.drop(client);
-    });
+    client.on("error", (err) => this.#onError(client, err));
+  }
+
+  /** An error of `client`: told to the log; a client that closed is given up. */
+  #onError(client: NodeRedisConnection, err: Error): void {
+    if (client === this.#attempt) return this.#log.error(err, false); // a failed attempt
+    if (client !== this.#current) return; // an old one, given up already
+    this.#log.error(err, client.isReady);
+    if (!client.isOpen) this.drop(client);
   }
 
   /** Sends `args` over the connection in use, waiting for a new one while there is none. */

@@ -2,11 +2,14 @@
  * A bot process of the history tests (tests/kill_test.ts,
  * tests/fixtures/chaos_run.ts): `tests/history/worker.ts` started with its
  * job, waiting for READY, started with a go line, SIGKILLed, and its output
- * collected. Also the seeded generator those runs draw their moments from.
+ * collected; the seeded generator those runs draw their moments from; and
+ * the judging of a run's history against what storage holds at the end.
  *
  * @module
  */
-import type { WorkerJob } from "./worker.ts";
+import { judge, type Kill, loadHistory, type Rules, type Update, type Verdict } from "./checker.ts";
+import type { HistorySession, Mode } from "./recorder.ts";
+import { type Backend, keyOf, openStorage, type WorkerJob } from "./worker.ts";
 
 const WORKER = new URL("./worker.ts", import.meta.url).pathname;
 
@@ -84,4 +87,52 @@ export class WorkerProcess {
       throw new Error(`worker ${this.job.proc}.${this.job.inc} ended by itself: ${out.stderr}`);
     }
   }
+}
+
+/** How each mode is judged: grammY's session by the rules of conflict detection. */
+const RULES: Record<Mode, Rules> = {
+  detect: "detect",
+  merge: "merge",
+  lock: "lock",
+  grammy: "detect",
+};
+
+/**
+ * After a run: what storage holds under every key of `keyed`, the history
+ * the workers wrote to `dir`, and the verdict for each mode of `judged`.
+ *
+ * @param backend Where the sessions live (opened once more to read them).
+ * @param dir The workers' history files.
+ * @param keyed The modes and chats whose keys the run used.
+ * @param judged The modes to judge, in the order of the verdicts.
+ * @param kills The kills of the run.
+ * @param lockTtl The lease TTL of the `lock` mode, ms.
+ */
+export async function judgeRun(
+  backend: Backend,
+  dir: string,
+  keyed: readonly { mode: Mode; chats: readonly number[] }[],
+  judged: readonly Mode[],
+  kills: readonly Kill[],
+  lockTtl: number,
+): Promise<
+  { finals: Map<string, HistorySession | undefined>; history: Update[]; verdicts: Verdict[] }
+> {
+  const finals = new Map<string, HistorySession | undefined>();
+  const { storage, close } = await openStorage(backend);
+  try {
+    for (const { mode, chats } of keyed) {
+      for (const chat of chats) {
+        const key = keyOf(mode, chat);
+        finals.set(key, (await storage.read(key)) ?? undefined);
+      }
+    }
+  } finally {
+    await close();
+  }
+  const history = await loadHistory(dir);
+  const verdicts = judged.map((mode) =>
+    judge(history.filter((u) => u.mode === mode), finals, RULES[mode], kills, lockTtl)
+  );
+  return { finals, history, verdicts };
 }
