@@ -380,6 +380,9 @@ for (const backend of backends) {
           "not an error of a write that was never sent",
         );
         proxy.heal();
+        // A connection check started when the write was given up may still
+        // drop its connection within one bound, failing a read sent now.
+        await sleep(BOUND);
         // The held write is delivered now: it lands after it was reported
         // failed. With lock over a pool, the lease's release (held too, on
         // another connection) may run first; the locked write then finds no

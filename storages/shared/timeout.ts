@@ -2,10 +2,11 @@
  * A bound on how long each call of a networked driver may take: the
  * `timeout` option of `RedisStorage`, `PostgresStorage` and `MysqlStorage`.
  * {@link withTimeout} wraps a driver so that every call (reads, writes,
- * deletes, lease calls, each page of a listing) races a timer; a call that
- * has not settled when the timer fires is given up with a `SessionError`
- * that names the storage, the call, the key and the bound. The timer is
- * cleared as soon as the call settles, and it never keeps a process alive.
+ * deletes, lease calls, each page of a listing) races its bound; a call
+ * that has not settled when the bound has passed is given up with a
+ * `SessionError` that names the storage, the call, the key and the bound.
+ * The calls of one bound share one timer (./deadlines.ts), which never keeps
+ * a process alive.
  *
  * Giving up does not cancel: the client may still send the command, or the
  * server may still run it, and a write may land after its caller was told it
@@ -20,8 +21,8 @@
 import type { LockedSave } from "../../src/capabilities.ts";
 import { SessionError } from "../../src/errors.ts";
 import type { MaybePromise } from "../../src/storage.ts";
-import { backgroundTimeout } from "../../src/timers.ts";
 import { isPromiseLike } from "../../src/values.ts";
+import { Deadlines } from "./deadlines.ts";
 import type { ScanPage, SessionDriver, StoredRecord } from "./driver.ts";
 
 /** What a bounded call is, for the error it fails with. */
@@ -67,7 +68,7 @@ export function timeoutError(name: string, ms: number, call: TimedCall): Session
  *
  * @param name The storage's name, which starts the error message.
  * @param ms The bound in ms.
- * @param call What the call is, for the error.
+ * @param call What the call is, for the error (or a function that says it, called only then).
  * @param result What the call returned.
  * @param late Called with an answer that came after the call was given up.
  * @param gaveUp Called when the call is given up.
@@ -75,7 +76,7 @@ export function timeoutError(name: string, ms: number, call: TimedCall): Session
 export function timed<R>(
   name: string,
   ms: number,
-  call: TimedCall,
+  call: TimedCall | (() => TimedCall),
   result: MaybePromise<R>,
   late?: (value: R) => void,
   gaveUp?: () => void,
@@ -83,27 +84,36 @@ export function timed<R>(
   if (ms === Infinity || !isPromiseLike<R>(result)) return result;
   return new Promise<R>((resolve, reject) => {
     let givenUp = false;
-    const timer = backgroundTimeout(() => {
+    const watch = deadlinesOf(ms).watch(() => {
       givenUp = true;
-      reject(timeoutError(name, ms, call));
+      reject(timeoutError(name, ms, typeof call === "function" ? call() : call));
       try {
         gaveUp?.();
       } catch {
         // A check of the connection that fails is no reason to fail otherwise.
       }
-    }, ms);
+    });
     Promise.resolve(result).then(
       (value) => {
-        clearTimeout(timer);
+        watch.done();
         if (givenUp) late?.(value);
         resolve(value);
       },
       (err) => {
-        clearTimeout(timer);
+        watch.done();
         reject(err);
       },
     );
   });
+}
+
+/** The watch of every call bounded by `ms`, one per bound (see deadlines.ts). */
+const watches = new Map<number, Deadlines>();
+
+function deadlinesOf(ms: number): Deadlines {
+  let deadlines = watches.get(ms);
+  if (deadlines === undefined) watches.set(ms, deadlines = new Deadlines(ms));
+  return deadlines;
 }
 
 /** `key` quoted for a message. */
@@ -139,7 +149,7 @@ export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDri
   // A call given up: the driver may check the connection it went over.
   const timedOut = () => driver.timedOut?.();
   const bound = <R>(
-    call: TimedCall,
+    call: () => TimedCall,
     result: MaybePromise<R>,
     late?: (value: R) => void,
   ): MaybePromise<R> => timed(driver.name, ms, call, result, late, timedOut);
@@ -171,55 +181,62 @@ export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDri
     },
     read: (key) =>
       bound<StoredRecord<P> | undefined>(
-        { what: `the read of key ${quoted(key)}`, key, outcome: "The session was not read." },
+        () => ({
+          what: `the read of key ${quoted(key)}`,
+          key,
+          outcome: "The session was not read.",
+        }),
         driver.read(key),
       ),
     write: (key, payload, expected) =>
       bound<string | null>(
-        { what: change("write", key, expected), key, outcome: UNKNOWN },
+        () => ({ what: change("write", key, expected), key, outcome: UNKNOWN }),
         driver.write(key, payload, expected),
       ),
     delete: (key, expected) =>
       bound<boolean>(
-        { what: change("delete", key, expected), key, outcome: UNKNOWN },
+        () => ({ what: change("delete", key, expected), key, outcome: UNKNOWN }),
         driver.delete(key, expected),
       ),
     has: (key) =>
-      bound<boolean>({ what: `the existence check of key ${quoted(key)}`, key }, driver.has(key)),
+      bound<boolean>(
+        () => ({ what: `the existence check of key ${quoted(key)}`, key }),
+        driver.has(key),
+      ),
     scan: (cursor, limit, values) =>
       bound<ScanPage<P>>(
-        {
+        () => ({
           what: `a page of the listing of ${values ? "sessions" : "session keys"}`,
           outcome: "The listing stopped there.",
-        },
+        }),
         driver.scan(cursor, limit, values),
       ),
     acquireLease: (key, owner, ttl) =>
       bound<boolean>(
-        {
+        () => ({
           what: `taking the lease of key ${quoted(key)}`,
           key,
           outcome: "If it is taken later, it is given back at once.",
-        },
+        }),
         driver.acquireLease(key, owner, ttl),
         giveBack(key, owner),
       ),
     renewLease: (key, owner, ttl) =>
       bound<boolean>(
-        {
+        () => ({
           what: `renewing the lease of key ${quoted(key)}`,
           key,
           outcome: "Whether the lease was renewed is unknown.",
-        },
+        }),
         driver.renewLease(key, owner, ttl),
       ),
     releaseLease: (key, owner) =>
       bound<void>(
-        {
+        () => ({
           what: `giving up the lease of key ${quoted(key)}`,
           key,
           outcome: "The lease may be held until its ttl runs out.",
-        },
+        }),
         driver.releaseLease(key, owner),
       ),
   };
@@ -227,12 +244,12 @@ export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDri
   if (acquireLeaseAndRead !== undefined) {
     timedDriver.acquireLeaseAndRead = (key, owner, ttl) =>
       bound<StoredRecord<P> | undefined | false>(
-        {
+        () => ({
           what: `taking the lease of key ${quoted(key)} with the read of its session`,
           key,
           outcome: "The session was not read; if the lease is taken later, it is given back " +
             "at once.",
-        },
+        }),
         acquireLeaseAndRead.call(driver, key, owner, ttl),
         giveBack(key, owner),
       ) as Promise<StoredRecord<P> | undefined | false>;
@@ -240,13 +257,13 @@ export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDri
   if (saveAndReleaseLease !== undefined) {
     timedDriver.saveAndReleaseLease = (key, payload, expected, owner) =>
       bound<LockedSave>(
-        {
+        () => ({
           what: `the locked ${payload === undefined ? "delete" : "write"} of key ${
             quoted(key)
           } (under its lease, which it gives up)`,
           key,
           outcome: UNKNOWN,
-        },
+        }),
         saveAndReleaseLease.call(driver, key, payload, expected, owner),
       ) as Promise<LockedSave>;
   }
