@@ -113,3 +113,27 @@ Deno.test("deadlines: timed() calls of one bound share it, and the error says wh
     assert.match(err.message, /25 ms/);
   }
 });
+
+Deno.test("deadlines: many calls arm one timer, and none is left once they settled and it fired", async () => {
+  const BOUND = 40;
+  let armed = 0;
+  let fired = 0;
+  const realSet = globalThis.setTimeout;
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    if (ms !== undefined && ms <= BOUND) armed++;
+    return realSet(() => {
+      if (ms !== undefined && ms <= BOUND) fired++;
+      fn();
+    }, ms);
+  }) as typeof setTimeout;
+  try {
+    const deadlines = new Deadlines(BOUND);
+    for (let i = 0; i < 100; i++) deadlines.watch(() => assert.fail("settled in time")).done();
+    assert.equal(armed, 1, "one timer for 100 calls");
+    await sleep(BOUND * 3);
+    assert.equal(fired, 1);
+    assert.equal(armed, 1, "re-armed with nothing to watch");
+  } finally {
+    globalThis.setTimeout = realSet;
+  }
+});

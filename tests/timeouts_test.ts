@@ -678,51 +678,69 @@ Deno.test("timeouts: the option is checked when the storage is created, naming t
   assert.throws(() => MysqlStorage.connect("mysql://127.0.0.1:1/x", { timeout: -5 }), RangeError);
 });
 
-redisTest("timeouts: a call that settles clears its timer", async () => {
-  // Deno's sanitizers do not count unref'd timers, so the timers of the
-  // bound (a minute long here, told apart by that) are counted as they are
-  // set and cleared.
-  const BOUND_MS = 60_000;
-  const set = new Set<unknown>();
-  const realSet = globalThis.setTimeout;
-  const realClear = globalThis.clearTimeout;
-  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
-    const id = realSet(fn, ms);
-    if (ms === BOUND_MS) set.add(id);
-    return id;
-  }) as typeof setTimeout;
-  globalThis.clearTimeout = ((id?: number) => {
-    set.delete(id);
-    realClear(id);
-  }) as typeof clearTimeout;
-  const prefix = uniquePrefix();
-  let storage: RedisStorage<Data> | undefined;
-  try {
-    storage = await RedisStorage.connect<Data>(REDIS_URL, {
-      prefix,
-      timeout: BOUND_MS,
-      onError: () => {},
-    });
-    await storage.write("a", { count: 1 });
-    assert.deepEqual(await storage.read("a"), { count: 1 });
-    assert.equal(await storage.acquireLease("a", "me", 1000), true);
-    await storage.releaseLease("a", "me");
-    assert.deepEqual(await Array.fromAsync(storage.readAllKeys()), ["a"]);
-    await storage.delete("a");
-    const { timed } = await import("../storages/shared/timeout.ts");
-    assert.equal(await timed("X", BOUND_MS, { what: "a call" }, Promise.resolve(1)), 1);
-    await assert.rejects(
-      timed("X", BOUND_MS, { what: "a call" }, Promise.reject(new Error("no"))) as Promise<never>,
-      /no/,
-    );
-  } finally {
-    globalThis.setTimeout = realSet;
-    globalThis.clearTimeout = realClear;
-    for (const id of set) realClear(id as number);
-    await storage?.close();
-  }
-  assert.equal(set.size, 0, `${set.size} bound timers were left running`);
-});
+redisTest(
+  "timeouts: the calls of one bound share one timer, which settled calls do not re-arm",
+  async () => {
+    // Deno's sanitizers do not count unref'd timers, so the timers of the
+    // bound (a minute long here, told apart by that) are counted as they are
+    // set, fire and are cleared.
+    const BOUND_MS = 60_000;
+    const live = new Set<unknown>();
+    let armed = 0;
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      const bound = ms !== undefined && ms > BOUND_MS - 1000 && ms <= BOUND_MS;
+      const id = realSet(() => {
+        live.delete(id);
+        fn();
+      }, ms);
+      if (bound) {
+        live.add(id);
+        armed++;
+      }
+      return id;
+    }) as typeof setTimeout;
+    globalThis.clearTimeout = ((id?: number) => {
+      live.delete(id);
+      realClear(id);
+    }) as typeof clearTimeout;
+    const prefix = uniquePrefix();
+    let storage: RedisStorage<Data> | undefined;
+    try {
+      storage = await RedisStorage.connect<Data>(REDIS_URL, {
+        prefix,
+        timeout: BOUND_MS,
+        onError: () => {},
+      });
+      armed = 0; // connecting has a timer of its own
+      for (let i = 0; i < 20; i++) {
+        await storage.write("a", { count: i });
+        assert.deepEqual(await storage.read("a"), { count: i });
+        assert.equal(await storage.acquireLease("a", "me", 1000), true);
+        await storage.releaseLease("a", "me");
+      }
+      assert.deepEqual(await Array.fromAsync(storage.readAllKeys()), ["a"]);
+      await storage.delete("a");
+      const { timed } = await import("../storages/shared/timeout.ts");
+      assert.equal(await timed("X", BOUND_MS, { what: "a call" }, Promise.resolve(1)), 1);
+      await assert.rejects(
+        timed("X", BOUND_MS, { what: "a call" }, Promise.reject(new Error("no"))) as Promise<never>,
+        /no/,
+      );
+    } finally {
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+      for (const id of live) realClear(id as number);
+      await storage?.close();
+    }
+    // Over 80 bounded calls, all within the first call's bound: one timer,
+    // armed for the first call's deadline (where it would find nothing left to
+    // watch and stop), and no timer of a call's own.
+    assert.equal(armed, 1, `${armed} bound timers were set`);
+    assert.ok(live.size <= 1, `${live.size} bound timers were left running`);
+  },
+);
 
 Deno.test("timeouts: a bound still pending keeps no process alive", async () => {
   // A driver call that never answers, bounded by 30 s: the process must
