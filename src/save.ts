@@ -268,7 +268,8 @@ function writeError<S>(slot: Slot<S>, err: unknown, deleting: boolean): SessionE
   if (err instanceof SessionError) return err;
   return new SessionError(
     `Could not ${deleting ? "delete" : "write"} the session of key "${slot.key}": ` +
-      `${messageOf(err)}. This update's session changes were not saved.`,
+      `${messageOf(err)}. This update's session changes may not have been saved (a write ` +
+      `whose reply was lost, with the connection, may still have landed).`,
     slot.key,
     { cause: err },
   );

@@ -212,7 +212,7 @@ export class RedisStorage<T, C extends RedisClient = RedisClientLike>
     const { timeout } = resolveOptions(storageOptions);
     const opened = await openClient(url, onError, timeout);
     const storage = new RedisStorage<T, RedisClientLike>(opened.client, storageOptions);
-    storage.#driver.own(opened.close, opened.timedOut);
+    storage.#driver.own(opened);
     return storage;
   }
 
@@ -253,7 +253,7 @@ export class RedisStorage<T, C extends RedisClient = RedisClientLike>
     layoutFor(true, resolved);
     const opened = await openCluster(urls, onError, resolved.timeout);
     const storage = new RedisStorage<T, NodeRedisClusterLike>(opened.client, storageOptions);
-    storage.#driver.own(opened.close, opened.timedOut);
+    storage.#driver.own(opened);
     return storage;
   }
 }

@@ -34,13 +34,51 @@ function parameters(runs: number): fc.Parameters<unknown> {
 // Lease renewal timers and storage replies may outlive a failing run.
 const loose = { sanitizeOps: false, sanitizeResources: false };
 
+/**
+ * `fc.assert`, with what a failure needs at the end of its message (where a
+ * CI log that keeps only the tail still shows it): the violated rules, the
+ * seed and path to replay, and whether replaying the counterexample fails
+ * again (a failure that does not come back points at a leftover of an
+ * earlier run or at timing, not at the program).
+ */
+async function assertRace<T>(
+  property: () => fc.IAsyncPropertyWithHooks<T>,
+  params: fc.Parameters<T>,
+): Promise<void> {
+  try {
+    await fc.assert(property(), params);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const seed = message.match(/seed: (-?\d+)/)?.[1];
+    const path = message.match(/path: "([^"]*)"/)?.[1];
+    let replay = "not replayed (no seed and path in the report)";
+    if (seed !== undefined && path !== undefined) {
+      try {
+        await fc.assert(property(), { seed: Number(seed), path, numRuns: 1 });
+        replay = "replaying the counterexample PASSED: the failure did not come back";
+      } catch {
+        replay = "replaying the counterexample fails again";
+      }
+    }
+    const cause = err instanceof Error ? err.cause : undefined;
+    const found = cause instanceof Error ? cause.message : String(cause);
+    const violations = found.split("\n").filter((line) => line.startsWith("- ["));
+    // The report, then the summary: no `cause`, which Deno would print last.
+    throw new Error(
+      `${message}\n\n${found}\n\nrace failure summary:\n` +
+        `${violations.length > 0 ? violations.join("\n") : found.split("\n")[0]}\n` +
+        `RACE_SEED=${seed} RACE_PATH=${path}; ${replay}`,
+    );
+  }
+}
+
 Deno.test({
   name: "race: generated programs keep docs/semantics.md",
   ...loose,
   async fn(t) {
     for (const config of [...CONFIGS, ...FOCUSED]) {
       await t.step(config.name, async () => {
-        await fc.assert(raceProperty(config.backend, config.shape), parameters(config.runs));
+        await assertRace(() => raceProperty(config.backend, config.shape), parameters(config.runs));
       });
     }
   },
@@ -52,7 +90,7 @@ Deno.test({
   async fn(t) {
     for (const r of REGRESSIONS) {
       await t.step(`${r.name} (old core: ${r.found})`, async () => {
-        await fc.assert(regressionProperty(r.backend, r.program), parameters(100));
+        await assertRace(() => regressionProperty(r.backend, r.program), parameters(100));
       });
     }
   },

@@ -298,3 +298,49 @@ clusterTest("RedisStorage on a Redis Cluster: layout, slots, listings, refusals"
     await cluster.stop();
   }
 });
+
+clusterTest(
+  "RedisStorage.connectCluster: close() with a reply outstanding tears the connections down within the timeout",
+  async () => {
+    // As for RedisStorage.connect (redis_connection_test.ts): node-redis's
+    // graceful close() cannot be bounded, so a node whose reply never came kept
+    // its socket open, and the process alive (attack15).
+    const cluster = await LocalCluster.start();
+    try {
+      const storage = await RedisStorage.connectCluster<unknown>(cluster.urls.slice(0, 2), {
+        prefix: uniquePrefix(),
+        timeout: 300,
+        onError: () => {},
+      });
+      const routed = `{${storage.prefix}k}`;
+      const send = (args: string[]) => storage.client.sendCommand(routed, false, args);
+      const id = String(await send(["CLIENT", "ID"]));
+      const port = Number((await send(["CONFIG", "GET", "port"]) as string[])[1]);
+      // WAIT for more replicas than there are: that node's connection gets no reply for 10 s.
+      send(["WAIT", "5", "10000"]).catch(() => {});
+      const pending = storage.read("k");
+      pending.catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = performance.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        storage.close(),
+        new Promise((
+          _,
+          reject,
+        ) => (timer = setTimeout(() => reject(new Error("close() hung")), 1500))),
+      ]).finally(() => clearTimeout(timer));
+      const took = performance.now() - started;
+      assert.ok(took >= 250, `close() did not wait for the outstanding reply (${took} ms)`);
+      await assert.rejects(pending);
+      let listed = "?";
+      for (let i = 0; i < 20 && listed !== ""; i++) {
+        listed = (await cluster.cli(port, "CLIENT", "LIST", "ID", id)).trim();
+        if (listed !== "") await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      assert.equal(listed, "", "the node's connection is still open");
+    } finally {
+      await cluster.stop();
+    }
+  },
+);

@@ -6,6 +6,7 @@ import { session, SessionError, type SessionFlavor } from "../mod.ts";
 import { RedisStorage } from "../storages/redis.ts";
 import { type Admin, REDIS_URL, RedisFixture, redisTest } from "./redis_env.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
+import { FaultProxy } from "./fixtures/fault_proxy.ts";
 
 /** Rejects if `promise` takes longer than `ms`. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -156,3 +157,108 @@ redisTest("RedisStorage: through a Bot, the update hit by a drop reaches bot.cat
     await f.cleanup();
   }
 });
+
+redisTest(
+  "RedisStorage.connect: close() with a reply outstanding tears the connection down within the timeout",
+  async () => {
+    // node-redis's graceful close() refuses destroy() once called, so a
+    // reply that never came (a silent server, a half-open connection) kept
+    // the socket open, and the process alive, for good (attack15).
+    const f = new RedisFixture();
+    try {
+      const admin = await f.admin();
+      const storage = await RedisStorage.connect<unknown>(REDIS_URL, {
+        prefix: f.track(`sessionkit-test:${crypto.randomUUID()}:`),
+        timeout: 300,
+        onError: () => {},
+      });
+      const id = await clientId(storage);
+      // WAIT for more replicas than there are: the connection gets no reply for 10 s.
+      storage.client.sendCommand(["WAIT", "5", "10000"]).catch(() => {});
+      const pending = storage.read("k");
+      pending.catch(() => {});
+      await sleep(50);
+      const started = performance.now();
+      await within(storage.close(), 1500, "close()");
+      const took = performance.now() - started;
+      assert.ok(took >= 250, `close() did not wait for the outstanding reply (${took} ms)`);
+      await assert.rejects(within(pending, 1000, "the read in flight"), SessionError);
+      let listed = "";
+      for (let i = 0; i < 20; i++) {
+        listed = String(await admin.sendCommand(["CLIENT", "LIST", "ID", String(id)]));
+        if (listed === "") break;
+        await sleep(25);
+      }
+      assert.equal(listed, "", "the connection is still open on the server");
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
+
+redisTest(
+  "RedisStorage.connect: close() during an outage does not wait for replies that cannot come",
+  async () => {
+    // With the server unreachable, a call waits for a new connection; closing
+    // stops reconnecting first, so that call fails at once and close() does
+    // not wait its grace (attack15: it waited the whole timeout).
+    const proxy = await FaultProxy.forUrl(REDIS_URL);
+    const f = new RedisFixture();
+    try {
+      const storage = await RedisStorage.connect<unknown>(proxy.url, {
+        prefix: f.track(`sessionkit-test:${crypto.randomUUID()}:`),
+        timeout: 1500,
+        onError: () => {},
+      });
+      await storage.write("k", { v: 1 });
+      await proxy.refuse();
+      proxy.cut();
+      await sleep(100); // the loss is noticed; reconnection attempts are refused
+      const pending = storage.read("k");
+      pending.catch(() => {});
+      await sleep(50);
+      const started = performance.now();
+      await within(storage.close(), 1500, "close()");
+      const took = performance.now() - started;
+      assert.ok(took < 500, `close() took ${took.toFixed(0)} ms`);
+      await assert.rejects(within(pending, 500, "the read waiting for a connection"));
+    } finally {
+      await f.cleanup();
+      await proxy.close();
+    }
+  },
+);
+
+redisTest(
+  "RedisStorage.connect: a call on a connection dropped as silent fails saying so",
+  async () => {
+    const proxy = await FaultProxy.forUrl(REDIS_URL);
+    const f = new RedisFixture();
+    const storage = await RedisStorage.connect<unknown>(proxy.url, {
+      prefix: f.track(`sessionkit-test:${crypto.randomUUID()}:`),
+      timeout: 300,
+      onError: () => {},
+    });
+    try {
+      await storage.write("k", { v: 1 });
+      proxy.swallow();
+      // The first call times out after 300 ms and starts the connection check
+      // (a PING answered within another 300 ms, or the connection is dropped);
+      // the second one is still within its bound when the check drops it.
+      const first = storage.read("k");
+      first.catch(() => {});
+      await sleep(380);
+      const second = storage.write("k", { v: 2 });
+      await assert.rejects(first, /did not finish within 300 ms/);
+      await assert.rejects(
+        second,
+        /the connection to Redis was dropped before the reply came \(it went silent\); the command may still have run on the server/,
+      );
+      proxy.heal();
+    } finally {
+      await storage.close();
+      await f.cleanup();
+      await proxy.close();
+    }
+  },
+);

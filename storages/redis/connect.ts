@@ -15,14 +15,27 @@
 import { createClient, createCluster } from "npm:redis@^5";
 import { SessionError } from "../../src/errors.ts";
 import { backgroundTimeout } from "../../src/timers.ts";
-import { closeWithin, FreshConnection, type NodeRedisConnection } from "./connection.ts";
+import { FreshConnection, type NodeRedisConnection } from "./connection.ts";
 import type { NodeRedisClusterLike, RedisClientLike } from "./client.ts";
 
 /** A connected client, how to close it, and what to do when one of its calls timed out. */
 export interface OpenedClient<C = RedisClientLike> {
   client: C;
+  /**
+   * Stops what could open or check connections (reconnecting, connection
+   * checks): the storage calls it when closing, before it waits for replies.
+   */
+  stop(): void;
+  /** Tears the connection down at once (the storage first waits for replies, up to `grace`). */
   close(): Promise<void>;
+  /** How long closing waits for the replies outstanding, in ms: the timeout, at most 2 s. */
+  grace: number;
   timedOut?(): void;
+}
+
+/** How long a close waits for outstanding replies: a call is given up after `timeout` anyway. */
+function closeGrace(timeout: number): number {
+  return Math.min(2000, timeout);
 }
 
 /** Reconnecting for a cluster's nodes: give up early before the first connection only. */
@@ -262,11 +275,21 @@ export async function openCluster(
   });
   return {
     client: cluster,
+    stop: () => {
+      closed = true;
+      failover.stop();
+    },
     close: () => {
       closed = true;
       failover.stop();
-      return closeWithin(cluster);
+      try {
+        cluster.destroy();
+      } catch {
+        // torn down already
+      }
+      return Promise.resolve();
     },
+    grace: closeGrace(timeout),
     timedOut: () => {
       if (closed) return;
       for (const master of (cluster as unknown as ClusterInternals).masters) {
@@ -346,19 +369,21 @@ export async function openClient(
   }
   const silence = silenceCheck(
     () => connection.current,
-    (client) => connection.drop(client as NodeRedisConnection),
+    (client) => connection.drop(client as NodeRedisConnection, "it went silent"),
     timeout,
     outage,
   );
   return {
     client: connection as RedisClientLike,
-    // A graceful close waits for every pending reply; if one never comes
-    // (node-redis can lose one when the server drops the connection in the
-    // middle of a command), the connection is torn down after 2 s.
+    stop: () => {
+      silence.stop();
+      connection.stop();
+    },
     close: () => {
       silence.stop();
       return connection.close();
     },
+    grace: closeGrace(timeout),
     timedOut: () => silence.check(),
   };
 }

@@ -63,17 +63,6 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Closes gracefully, tearing down after 2 s if a reply never comes. */
-export async function closeWithin(
-  client: { close(): Promise<unknown>; destroy(): void; readonly isOpen: boolean },
-): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)));
-  await Promise.race([client.close().catch(() => {}), gaveUp]);
-  clearTimeout(timer);
-  if (client.isOpen) client.destroy();
-}
-
 /**
  * A node-redis client for `url` that gives up on its first failure, with an
  * error listener (so that an error never ends the process).
@@ -160,29 +149,60 @@ export class FreshConnection implements RedisClientLike {
     if (client === this.#attempt) return this.#log.error(err, false); // a failed attempt
     if (client !== this.#current) return; // an old one, given up already
     this.#log.error(err, client.isReady);
-    if (!client.isOpen) this.drop(client);
+    if (!client.isOpen) this.drop(client, "it was lost");
   }
 
   /** Sends `args` over the connection in use, waiting for a new one while there is none. */
   async sendCommand(args: string[]): Promise<unknown> {
     const client = this.#current ?? await this.#reopen();
     if (client === undefined) throw new Error("RedisStorage: the connection was closed.");
-    return await client.sendCommand(args);
+    try {
+      return await client.sendCommand(args);
+    } catch (err) {
+      throw this.#explain(client, err);
+    }
   }
 
   /**
-   * Gives `client` up (its connection was lost, or went silent): it is torn
-   * down, its commands in flight fail, and a new client is opened.
+   * What node-redis reports for a command of a client torn down here
+   * ("Disconnects client") says neither why nor that the command may have
+   * run: the error says both, with node-redis's as its cause.
    */
-  drop(client: NodeRedisConnection): void {
+  #explain(client: NodeRedisConnection, err: unknown): unknown {
+    const why = this.#dropped.get(client);
+    const torn = err instanceof Error && (err.constructor.name === "DisconnectsClientError" ||
+      err.message === "Disconnects client");
+    if (why === undefined || !torn) return err;
+    return new Error(
+      `the connection to Redis was dropped before the reply came (${why}); the command may ` +
+        `still have run on the server`,
+      { cause: err },
+    );
+  }
+
+  /** Why each client torn down here was given up. */
+  readonly #dropped = new WeakMap<NodeRedisConnection, string>();
+
+  /**
+   * Gives `client` up (its connection was lost, or went silent: `why`): it
+   * is torn down, its commands in flight fail, and a new client is opened.
+   */
+  drop(client: NodeRedisConnection, why: string): void {
     if (client !== this.#current) return;
     this.#current = undefined;
+    this.#teardown(client, why);
+    if (this.#closed === undefined && !this.#stop.signal.aborted) void this.#reopen();
+  }
+
+  /** Destroys `client`'s socket, failing its outstanding commands (never node-redis's `close()`). */
+  #teardown(client: NodeRedisConnection | undefined, why: string): void {
+    if (client === undefined) return;
+    this.#dropped.set(client, why);
     try {
       if (client.isOpen) client.destroy();
     } catch {
       // torn down already
     }
-    if (this.#closed === undefined) void this.#reopen();
   }
 
   #reopen(): Promise<NodeRedisConnection | undefined> {
@@ -231,18 +251,30 @@ export class FreshConnection implements RedisClientLike {
     return connected;
   }
 
-  /** Closes the connection in use and stops reconnecting; once. */
+  /**
+   * Stops reconnecting: commands waiting for a new connection fail at once,
+   * and an attempt to connect in progress (to a server that accepted the
+   * connection and does not answer, say) is given up now, not after the
+   * timeout. The connection in use, if any, keeps working until `close`.
+   */
+  stop(): void {
+    this.#stop.abort();
+    this.#teardown(this.#attempt, "the storage was closed");
+  }
+
+  /**
+   * Stops reconnecting and tears the connection in use down at once
+   * (replies still outstanding fail); once. The storage stops the
+   * connection and waits for outstanding replies before it calls this
+   * (`in_flight.ts`).
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      this.#stop.abort();
-      // An attempt to connect in progress (to a server that accepted the
-      // connection and does not answer, say) is given up now, not after the timeout.
-      const attempt = this.#attempt;
-      if (attempt?.isOpen) attempt.destroy();
+      this.stop();
       await this.#reopening;
       const client = this.#current;
       this.#current = undefined;
-      if (client !== undefined) await closeWithin(client);
+      this.#teardown(client, "the storage was closed");
     })();
     return this.#closed;
   }

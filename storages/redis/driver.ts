@@ -29,6 +29,8 @@ import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/
 import { utf8Length } from "../shared/keys.ts";
 import { isErrorCode, replyText } from "./client.ts";
 import type { RedisCommands } from "./commands.ts";
+import type { OpenedClient } from "./connect.ts";
+import { InFlight, trackedCommands } from "./in_flight.ts";
 import { type KeyLayout, layoutFor } from "./layout.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { KeyScanner } from "./scan.ts";
@@ -64,13 +66,13 @@ export class RedisDriver implements SessionDriver<string> {
   readonly repeats = true;
   /** Why leases cannot be used (an empty prefix, or a lease prefix overlapping it). */
   readonly leaseProblem: string | undefined;
-  readonly #commands: RedisCommands;
+  #commands: RedisCommands;
   readonly #layout: KeyLayout;
   /** The `PX` argument, or `""` without a TTL (as the write script takes it). */
   readonly #px: string;
   /** What `GETEX` does to the expiry: renew it, or remove it. */
   readonly #getex: string[];
-  readonly #scanner: KeyScanner;
+  #scanner: KeyScanner;
   #closeClient: (() => Promise<void>) | undefined;
   #timedOut: (() => void) | undefined;
 
@@ -87,13 +89,23 @@ export class RedisDriver implements SessionDriver<string> {
   }
 
   /**
-   * Makes {@link RedisDriver.close} close the client with `close`, and
-   * hands timed-out calls to `timedOut` (the client this storage opened
-   * checks its connection then; one passed in by the user is left alone).
+   * Makes {@link RedisDriver.close} close the client this storage opened:
+   * it stops reconnecting (calls waiting for a connection fail), waits up
+   * to `grace` ms for the replies still outstanding, then tears the
+   * connection down. Timed-out calls are handed to `timedOut` (the client
+   * checks its connection then). A client passed in by the user is never
+   * owned: it is left alone.
    */
-  own(close: () => Promise<void>, timedOut?: () => void): void {
-    this.#closeClient = close;
-    this.#timedOut = timedOut;
+  own(opened: OpenedClient<unknown>): void {
+    const inFlight = new InFlight();
+    this.#commands = trackedCommands(this.#commands, inFlight);
+    this.#scanner = new KeyScanner(this.#commands, this.#layout);
+    this.#closeClient = async () => {
+      opened.stop();
+      await inFlight.settled(opened.grace);
+      await opened.close();
+    };
+    this.#timedOut = opened.timedOut?.bind(opened);
   }
 
   /** See `SessionDriver.timedOut`. */
