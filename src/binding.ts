@@ -14,6 +14,7 @@ import type { SlotTable } from "./slot_table.ts";
 import { SessionError, SessionKeyError } from "./errors.ts";
 import { isPromiseLike } from "./values.ts";
 import { OPAQUE, snapshot } from "./snapshot.ts";
+import { rebased } from "./merge.ts";
 
 /** The update type of `ctx`, such as `message` or `inline_query`. */
 export function updateTypeOf(ctx: SessionContext): string {
@@ -53,6 +54,8 @@ export class Binding<S> implements SessionHandle {
   #pendingTurn = 0;
   /** The rejection of the promise assigned last. */
   #assignError: { error: unknown } | undefined;
+  /** The value the update last read (an assignment made from it may need a merge: rule C2). */
+  #lastRead: unknown = undefined;
 
   constructor(
     readonly table: SlotTable<S>,
@@ -96,7 +99,12 @@ export class Binding<S> implements SessionHandle {
     if (this.key === undefined) throw this.#keyError();
     if (this.#ended) return this.#afterEnd();
     this.#touched = true;
-    return this.#join().expose();
+    return this.#give(this.#join());
+  }
+
+  /** The live value, for a read of this update. */
+  #give(slot: Slot<S>): S | undefined {
+    return this.#lastRead = slot.expose();
   }
 
   /**
@@ -135,14 +143,14 @@ export class Binding<S> implements SessionHandle {
     if (lease !== undefined && !lease.held && !this.#assigned) {
       return this.#wait(lease.acquire().then(() => this.#present(slot, first)));
     }
-    if (!first) return slot.expose();
+    if (!first) return this.#give(slot);
     return Promise.resolve(this.#present(slot, true)); // the first read gives a promise, as in grammY
   }
 
   /** The live value for a read; the first read of an update may start from `initial()` (K1). */
   #present(slot: Slot<S>, first: boolean): unknown {
     if (first) slot.present();
-    return slot.expose();
+    return this.#give(slot);
   }
 
   /** Reads storage for a lazy read; a promise even if the storage throws at once. */
@@ -153,8 +161,8 @@ export class Binding<S> implements SessionHandle {
     } catch (err) {
       return this.#wait(Promise.reject(err)); // fails the update too (rule U6)
     }
-    if (loading === undefined) return Promise.resolve(slot.expose()); // read synchronously
-    return this.#wait(loading.then(() => slot.expose()));
+    if (loading === undefined) return Promise.resolve(this.#give(slot)); // read synchronously
+    return this.#wait(loading.then(() => this.#give(slot)));
   }
 
   /** The value once the promise assigned last has settled: assigned, or read. */
@@ -162,7 +170,7 @@ export class Binding<S> implements SessionHandle {
     const assigning = slot.assigning;
     if (assigning !== undefined) return assigning.then(() => this.#valueAfterAssigning(slot));
     if (slot.rejected !== undefined) throw slot.rejected.error;
-    return slot.known ? slot.expose() : this.#startRead(slot);
+    return slot.known ? this.#give(slot) : this.#startRead(slot);
   }
 
   /** Assigns the session, or a promise of it (rule U3). */
@@ -189,7 +197,7 @@ export class Binding<S> implements SessionHandle {
     if (!isPromiseLike(value)) {
       this.#pending = undefined;
       slot.assigning = undefined;
-      slot.assign(value as S);
+      slot.assign(rebased(slot, value as S, this.#lastRead));
       return;
     }
     // Applies only if no update of the key assigned anything since; while it
@@ -197,7 +205,7 @@ export class Binding<S> implements SessionHandle {
     // its rejection.
     const assigning = Promise.resolve(value).then(
       (v) => {
-        if (turn === slot.assignments) slot.assign(v as S);
+        if (turn === slot.assignments) slot.assign(rebased(slot, v as S, this.#lastRead));
       },
       (error) => {
         if (turn !== slot.assignments) return;

@@ -15,24 +15,13 @@ import {
   SessionLockError,
   SessionValueError,
 } from "./errors.ts";
-import { fromSnapshot, OPAQUE, sameAs, snapshot } from "./snapshot.ts";
-import { isPromiseLike, updateInPlace } from "./values.ts";
+import { fromSnapshot, OPAQUE, snapshot } from "./snapshot.ts";
+import { isPromiseLike } from "./values.ts";
+import { matches, valueOf } from "./known.ts";
+import { callMerge, carryOver } from "./merge.ts";
 import { copySession } from "./serialization.ts";
 import type { MemoryAccess } from "./memory_access.ts";
 import { joinedSaveOf } from "./locked_access.ts";
-
-/** Whether `value` is what the snapshot `known` holds (`NONE`: nothing). */
-function matches(value: unknown, known: unknown): boolean {
-  if (known === NONE) return value == null;
-  if (known === UNKNOWN || value == null) return false;
-  return sameAs(value, known);
-}
-
-/** A value of what a snapshot holds, for user code: `undefined` for nothing. */
-function valueOf<S>(known: unknown, fallback?: unknown): S | undefined {
-  if (known === NONE || known === UNKNOWN) return undefined;
-  return (known === OPAQUE ? fallback : fromSnapshot(known)) as S | undefined;
-}
 
 /**
  * What the live value of `slot` should be stored as: itself, or nothing
@@ -313,60 +302,4 @@ async function resolveConflict<S>(
     return;
   }
   throw new SessionConflictError(key, ` (gave up after ${maxConflictRetries} merges)`);
-}
-
-/** The merge function of `slot` (only called when `onConflict` is one). */
-function mergeOf<S>(slot: Slot<S>): (stored?: S, mine?: S, base?: S) => S | undefined {
-  return slot.source.onConflict as (stored?: S, mine?: S, base?: S) => S | undefined;
-}
-
-function callMerge<S>(
-  slot: Slot<S>,
-  stored: S | undefined,
-  mine: S | undefined,
-  base: S | undefined,
-): S | undefined {
-  try {
-    return mergeOf(slot)(stored, mine, base);
-  } catch (err) {
-    throw new SessionError(
-      `The onConflict merge function threw for key "${slot.key}": ${messageOf(err)}. ` +
-        `This update's session changes were not saved.`,
-      slot.key,
-      { cause: err },
-    );
-  }
-}
-
-/**
- * Makes the live value the landed merge, keeping what updates of this key
- * changed in it since the save started: `merge(merged, live, mine)`.
- * Changes the live object in place so handlers holding it see the merge;
- * replaces it when it cannot be changed (frozen).
- */
-function carryOver<S>(slot: Slot<S>, mine: unknown, merged: S | undefined, snap: unknown): void {
-  const live = slot.value;
-  // A copy of the merge: the merged object itself went to the storage.
-  const fresh = () => valueOf<S>(snap, merged);
-  let next: S | undefined;
-  if (matches(live, mine)) {
-    next = fresh();
-  } else {
-    try {
-      next = mergeOf(slot)(fresh(), live, valueOf(mine, live)) ?? undefined;
-    } catch (err) {
-      next = fresh();
-      slot.broken = new SessionError(
-        `The onConflict merge function threw while merging the saved session of key ` +
-          `"${slot.key}" with changes made to it since: ${
-            messageOf(err)
-          }. Those changes were not ` +
-          `saved.`,
-        slot.key,
-        { cause: err },
-      );
-    }
-  }
-  slot.value = updateInPlace(live, next);
-  slot.known = true;
 }

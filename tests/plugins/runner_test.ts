@@ -259,16 +259,23 @@ async function twoInstances(t: Deno.TestContext, backend: Backend): Promise<void
   await t.step(
     "two bot instances, sessionkit's default: every lost update is reported",
     async () => {
-      const detect = await two("sessionkit", false, "detect");
-      console.log(`    ${backend.name} x2 sessionkit detect: ${label(detect)}`);
-      assert.equal(detect.settled, UPDATES);
-      assert.deepEqual(detect.otherErrors, []);
-      assert.ok(detect.conflicts > 0, "both instances ran at once, so some saves met a conflict");
-      assert.equal(
-        (detect.count ?? 0) + detect.conflicts,
-        UPDATES,
-        "stored count + updates failed with SessionConflictError = every update",
-      );
+      // Whether the two instances overlap is up to the machine's scheduling:
+      // a run in which they did not (no conflict) proves nothing, so it is
+      // run again, up to 5 times; every run must account for every update.
+      let conflicts = 0;
+      for (let run = 0; run < 5 && conflicts === 0; run++) {
+        const detect = await two("sessionkit", false, "detect");
+        console.log(`    ${backend.name} x2 sessionkit detect: ${label(detect)}`);
+        assert.equal(detect.settled, UPDATES);
+        assert.deepEqual(detect.otherErrors, []);
+        assert.equal(
+          (detect.count ?? 0) + detect.conflicts,
+          UPDATES,
+          "stored count + updates failed with SessionConflictError = every update",
+        );
+        conflicts = detect.conflicts;
+      }
+      assert.ok(conflicts > 0, "in 5 runs the two instances never ran at once");
     },
   );
 

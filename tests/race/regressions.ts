@@ -57,7 +57,33 @@ const blindLockRead = program({
   ],
 });
 
+/**
+ * A merge replaces a frozen live value while another update of the process
+ * holds what it read before: its later assignment, derived from that, must
+ * not drop the merge.
+ */
+const staleAfterMerge = program({
+  mode: "merge",
+  lazy: [true, false],
+  updates: [
+    u(1, [mutate], { late: ["read"] }),
+    u(0, [step]),
+    u(0, []),
+    u(0, [mutate, step, { t: "assignPromise", reject: false }, step], { late: ["read"] }),
+    u(0, [step, immer, { t: "fire" }, mutate]),
+  ],
+});
+
 export const REGRESSIONS: Regression[] = [
+  ...[memoryBackend, scheduledBackend].map((backend) => ({
+    name: `C2: an assignment derived from a value a merge replaced since keeps the merge ` +
+      `(${backend === memoryBackend ? "memory" : "scheduled"} storage)`,
+    backend,
+    program: staleAfterMerge,
+    found: "P2 (found by the clean-clone CI's RACE_FULL run on e95e552, then with seed 99 of a " +
+      "shaped search): the other process's mark was lost, because the update assigned an " +
+      "immer-style copy of the value it had read just before the merge landed",
+  })),
   {
     name: "defect 2: a merge undone by a queued save (scheduled storage)",
     backend: scheduledBackend,
