@@ -14,7 +14,6 @@ import type { SlotTable } from "./slot_table.ts";
 import { SessionError, SessionKeyError } from "./errors.ts";
 import { isPromiseLike } from "./values.ts";
 import { OPAQUE, snapshot } from "./snapshot.ts";
-import { rebased } from "./merge.ts";
 
 /** The update type of `ctx`, such as `message` or `inline_query`. */
 export function updateTypeOf(ctx: SessionContext): string {
@@ -54,8 +53,6 @@ export class Binding<S> implements SessionHandle {
   #pendingTurn = 0;
   /** The rejection of the promise assigned last. */
   #assignError: { error: unknown } | undefined;
-  /** The value the update last read (an assignment made from it may need a merge: rule C2). */
-  #lastRead: unknown = undefined;
 
   constructor(
     readonly table: SlotTable<S>,
@@ -99,12 +96,7 @@ export class Binding<S> implements SessionHandle {
     if (this.key === undefined) throw this.#keyError();
     if (this.#ended) return this.#afterEnd();
     this.#touched = true;
-    return this.#give(this.#join());
-  }
-
-  /** The live value, for a read of this update. */
-  #give(slot: Slot<S>): S | undefined {
-    return this.#lastRead = slot.expose();
+    return this.#join().expose();
   }
 
   /**
@@ -143,14 +135,14 @@ export class Binding<S> implements SessionHandle {
     if (lease !== undefined && !lease.held && !this.#assigned) {
       return this.#wait(lease.acquire().then(() => this.#present(slot, first)));
     }
-    if (!first) return this.#give(slot);
+    if (!first) return slot.expose();
     return Promise.resolve(this.#present(slot, true)); // the first read gives a promise, as in grammY
   }
 
   /** The live value for a read; the first read of an update may start from `initial()` (K1). */
   #present(slot: Slot<S>, first: boolean): unknown {
     if (first) slot.present();
-    return this.#give(slot);
+    return slot.expose();
   }
 
   /** Reads storage for a lazy read; a promise even if the storage throws at once. */
@@ -161,8 +153,8 @@ export class Binding<S> implements SessionHandle {
     } catch (err) {
       return this.#wait(Promise.reject(err)); // fails the update too (rule U6)
     }
-    if (loading === undefined) return Promise.resolve(this.#give(slot)); // read synchronously
-    return this.#wait(loading.then(() => this.#give(slot)));
+    if (loading === undefined) return Promise.resolve(slot.expose()); // read synchronously
+    return this.#wait(loading.then(() => slot.expose()));
   }
 
   /** The value once the promise assigned last has settled: assigned, or read. */
@@ -170,7 +162,7 @@ export class Binding<S> implements SessionHandle {
     const assigning = slot.assigning;
     if (assigning !== undefined) return assigning.then(() => this.#valueAfterAssigning(slot));
     if (slot.rejected !== undefined) throw slot.rejected.error;
-    return slot.known ? this.#give(slot) : this.#startRead(slot);
+    return slot.known ? slot.expose() : this.#startRead(slot);
   }
 
   /** Assigns the session, or a promise of it (rule U3). */
@@ -197,7 +189,7 @@ export class Binding<S> implements SessionHandle {
     if (!isPromiseLike(value)) {
       this.#pending = undefined;
       slot.assigning = undefined;
-      slot.assign(rebased(slot, value as S, this.#lastRead));
+      slot.assign(value as S);
       return;
     }
     // Applies only if no update of the key assigned anything since; while it
@@ -205,7 +197,7 @@ export class Binding<S> implements SessionHandle {
     // its rejection.
     const assigning = Promise.resolve(value).then(
       (v) => {
-        if (turn === slot.assignments) slot.assign(rebased(slot, v as S, this.#lastRead));
+        if (turn === slot.assignments) slot.assign(v as S);
       },
       (error) => {
         if (turn !== slot.assignments) return;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Slot } from "./slot.ts";
+import { type Slot, UNKNOWN } from "./slot.ts";
 import { messageOf, SessionError } from "./errors.ts";
 import { updateInPlace } from "./values.ts";
 import { matches, valueOf } from "./known.ts";
@@ -38,17 +38,29 @@ export function callMerge<S>(
 
 /**
  * Makes the live value the landed merge, keeping what updates of this key
- * changed in it since the save started: `merge(merged, live, mine)`.
- * Changes the live object in place so handlers holding it see the merge;
- * replaces it when it cannot be changed (frozen).
+ * changed in it since the save started: `merge(merged, live, mine)`,
+ * changing the live object in place so that handlers holding it see the
+ * merge. A live value that cannot be changed in place (frozen, as immer's
+ * are, or no object at all) is kept as it is: replacing it would let an
+ * update that holds it, or a copy made from it, drop the merge with its
+ * next assignment. The slot then knows `mine` at `replaced`, the version
+ * the merge wrote over, so the next save that has a change to make (made
+ * since `mine`) meets a conflict and merges that change onto what storage
+ * holds then (rule C2); without a change, nothing is written.
  */
 export function carryOver<S>(
   slot: Slot<S>,
   mine: unknown,
   merged: S | undefined,
   snap: unknown,
+  replaced: string | null | typeof UNKNOWN,
 ): void {
   const live = slot.value;
+  if (!changeable(live)) {
+    slot.stored = mine;
+    slot.version = replaced;
+    return;
+  }
   // A copy of the merge: the merged object itself went to the storage.
   const fresh = () => valueOf<S>(snap, merged);
   let next: S | undefined;
@@ -70,36 +82,11 @@ export function carryOver<S>(
       );
     }
   }
-  const kept = updateInPlace(live, next);
-  if (kept !== live && typeof live === "object" && live !== null) {
-    slot.replaced = { old: live, merged: kept };
-  }
-  slot.value = kept;
+  slot.value = updateInPlace(live, next);
   slot.known = true;
 }
 
-/**
- * What an update's assignment of `value` keeps, `read` being the value the
- * update last read (rule C2): if a landed merge has replaced that value
- * since (a frozen value, which the merge could not change in place) and the
- * merge is still the live value, `value` was made from a value without the
- * merge, so it is merged onto it: `merge(merged, value, read)`, as a save
- * merges a conflict. Otherwise, and for a delete, `value` itself.
- */
-export function rebased<S>(slot: Slot<S>, value: S | null | undefined, read: unknown) {
-  const replaced = slot.replaced;
-  if (replaced === undefined || value == null) return value;
-  if (read !== replaced.old || slot.value !== replaced.merged) return value;
-  try {
-    return mergeOf(slot)(replaced.merged as S, value, read as S) ?? undefined;
-  } catch (err) {
-    slot.broken = new SessionError(
-      `The onConflict merge function threw while merging an assignment to the session of key ` +
-        `"${slot.key}" onto a merge that landed after the update read it: ${messageOf(err)}. ` +
-        `This update's changes were not saved.`,
-      slot.key,
-      { cause: err },
-    );
-    return value;
-  }
+/** Whether `value` is an object whose properties can be changed in place. */
+function changeable(value: unknown): boolean {
+  return typeof value === "object" && value !== null && Object.isExtensible(value);
 }

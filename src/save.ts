@@ -298,7 +298,7 @@ async function resolveConflict<S>(
     slot.stored = snap;
     slot.version = result;
     if (snap !== NONE && slot.initial === initial) slot.initial = UNKNOWN;
-    carryOver(slot, mine, merged ?? undefined, snap);
+    carryOver(slot, mine, merged ?? undefined, snap, fresh.version);
     return;
   }
   throw new SessionConflictError(key, ` (gave up after ${maxConflictRetries} merges)`);

@@ -98,13 +98,6 @@ export class Slot<S> {
    */
   broken: SessionError | undefined = undefined;
   /**
-   * The live value a landed merge replaced (it could not be changed in
-   * place: frozen) and the merge that replaced it: while that merge is the
-   * live value, an update that read the old value and assigns afterwards has
-   * its assignment merged onto the merge (rule C2, `rebased` in merge.ts).
-   */
-  replaced: { old: unknown; merged: unknown } | undefined = undefined;
-  /**
    * Set when a conditional write or delete failed without an answer (a lost
    * reply, a dropped connection): it may have landed. `mine` is what it
    * sent, `prior` the version it expected. The next save of this slot first

@@ -5,11 +5,19 @@
  * the merge brought in (another process's change). Found by the race suite
  * (tests/race/regressions.ts, "C2: an assignment derived from a value a merge
  * replaced since keeps the merge"); here the same interleaving is forced
- * through two real bots on one storage.
+ * through two real bots on one storage, and the variants an adversarial
+ * review of a first fix found (attack16): a chain of the update's own
+ * copies, and the assigned object staying the live one.
  */
 import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
-import { lazySession, type LazySessionFlavor, MemorySessionStorage } from "../mod.ts";
+import {
+  lazySession,
+  type LazySessionFlavor,
+  MemorySessionStorage,
+  session,
+  type SessionFlavor,
+} from "../mod.ts";
 import { createHarness, message } from "./helpers/bot.ts";
 
 type Data = { n: number; marks: Record<string, 1> };
@@ -102,3 +110,56 @@ Deno.test("C2: an assignment made from a value read before a merge replaced it k
     `B's change was lost: ${JSON.stringify(stored)}`,
   );
 });
+
+for (const mode of ["lazySession()", "session()"] as const) {
+  Deno.test(`C2, ${mode}: an update chaining copies of its own assignment keeps a merge that landed in between, and what it assigned stays its session`, async () => {
+    const storage = new MemorySessionStorage<Data>();
+    await storage.write("1", frozen({ n: 0, marks: {} }));
+    const options = { initial: () => frozen({ n: 0, marks: {} }), storage, onConflict: keepBoth };
+    // deno-lint-ignore no-explicit-any
+    const middleware = (): any => mode === "session()" ? session(options) : lazySession(options);
+    const a = createHarness<Context & SessionFlavor<Data>>();
+    a.bot.use(middleware());
+    const assigned = Promise.withResolvers<void>();
+    const go = Promise.withResolvers<void>();
+    let same: boolean[] = [];
+    a.bot.on("message", async (ctx) => {
+      if (ctx.message.text === "hold") {
+        const first = add(await ctx.session, "hold1");
+        ctx.session = first;
+        assigned.resolve();
+        await go.promise; // meanwhile another update's save of `first` merges
+        same.push((await ctx.session) === first);
+        const second = add(first, "hold2"); // immer-style: from what it assigned
+        ctx.session = second;
+        same.push((await ctx.session) === second);
+      } else {
+        await ctx.session; // reads only; its save writes the shared value
+      }
+    });
+    const b = createHarness<C>();
+    b.bot.use(lazySession(options));
+    b.bot.on("message", async (ctx) => {
+      ctx.session = add(await ctx.session, "other");
+    });
+
+    const hold = a.send(message(1, "hold"));
+    await assigned.promise;
+    await b.send(message(1, "other")); // acknowledged
+    await a.send(message(1, "touch")); // saves hold1: a conflict, merged with B's change
+    assert.deepEqual(Object.keys((await storage.read("1"))?.marks ?? {}).sort(), [
+      "hold1",
+      "other",
+    ]);
+    go.resolve();
+    await hold;
+
+    assert.deepEqual([a.errors, b.errors], [[], []]);
+    assert.deepEqual(same, [true, true], "ctx.session is not what the handler assigned");
+    assert.deepEqual(
+      Object.keys((await storage.read("1"))?.marks ?? {}).sort(),
+      ["hold1", "hold2", "other"],
+    );
+    same = [];
+  });
+}
