@@ -76,7 +76,7 @@ const staleAfterMerge = program({
 
 export const REGRESSIONS: Regression[] = [
   ...[memoryBackend, scheduledBackend].map((backend) => ({
-    name: `C2: an assignment derived from a value a merge replaced since keeps the merge ` +
+    name: `C2: an assignment made from a frozen value a merge landed on keeps the merge ` +
       `(${backend === memoryBackend ? "memory" : "scheduled"} storage)`,
     backend,
     program: staleAfterMerge,
