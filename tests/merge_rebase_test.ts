@@ -1,13 +1,15 @@
 /**
- * Rule C2, with immer-style (frozen) sessions: a merge that lands replaces
- * the frozen live value, and an update of the same process that read the old
- * value before that and assigns a copy of it afterwards must not drop what
- * the merge brought in (another process's change). Found by the race suite
- * (tests/race/regressions.ts, "C2: an assignment derived from a value a merge
- * replaced since keeps the merge"); here the same interleaving is forced
- * through two real bots on one storage, and the variants an adversarial
- * review of a first fix found (attack16): a chain of the update's own
- * copies, and the assigned object staying the live one.
+ * Rule C2, with immer-style (frozen) sessions: when a merge lands on a live
+ * value it cannot change in place, an update of the same process that holds
+ * that value (or a copy of it) and assigns a copy afterwards must not drop
+ * what the merge brought in (another process's change). The core once
+ * replaced the frozen value with the merge, which such an assignment then
+ * undid. Found by the race suite (tests/race/regressions.ts, "C2: an
+ * assignment made from a frozen value a merge landed on keeps the merge");
+ * here the interleaving is forced through two real bots on one storage,
+ * with the variants the adversarial review of a first fix found (attack16):
+ * a chain of the update's own copies, and the assigned object staying the
+ * session. grammY's session has no merges, so there is nothing to compare.
  */
 import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
