@@ -1,8 +1,9 @@
 /**
- * The merge function (`onConflict`) applied to the live value: the merge
- * a save wrote after a conflict becomes the live value, with what changed
- * meanwhile merged on top (rule C2); the save's conflict loop itself is in
- * `src/save.ts`.
+ * The merge function (`onConflict`) and the live value: the merge a save
+ * wrote after a conflict becomes the live value, changed in place, with what
+ * changed meanwhile merged on top; a live value that cannot be changed in
+ * place stays, and its changes reach storage by the next save's merge (rule
+ * C2). The save's conflict loop itself is in `src/save.ts`.
  *
  * @module
  */
