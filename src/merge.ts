@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type Slot, UNKNOWN } from "./slot.ts";
+import type { Slot } from "./slot.ts";
 import { messageOf, SessionError } from "./errors.ts";
 import { updateInPlace } from "./values.ts";
 import { matches, valueOf } from "./known.ts";
@@ -44,22 +44,21 @@ export function callMerge<S>(
  * merge. A live value that cannot be changed in place (frozen, as immer's
  * are, or no object at all) is kept as it is: replacing it would let an
  * update that holds it, or a copy made from it, drop the merge with its
- * next assignment. The slot then knows `mine` at `replaced`, the version
- * the merge wrote over, so the next save that has a change to make (made
- * since `mine`) meets a conflict and merges that change onto what storage
- * holds then (rule C2); without a change, nothing is written.
+ * next assignment. The slot then knows `mine` (what the merged save sent)
+ * as what it last saved, and its next save that has a change to make (made
+ * since `mine`) merges that change onto what storage holds then, as after a
+ * conflict (rule C2); without a change, nothing is written.
  */
 export function carryOver<S>(
   slot: Slot<S>,
   mine: unknown,
   merged: S | undefined,
   snap: unknown,
-  replaced: string | null | typeof UNKNOWN,
 ): void {
   const live = slot.value;
   if (!changeable(live)) {
     slot.stored = mine;
-    slot.version = replaced;
+    slot.mergeNext = true;
     return;
   }
   // A copy of the merge: the merged object itself went to the storage.

@@ -75,6 +75,16 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const value = desired(slot);
   // `checked`: the caller compared just now, nothing ran since.
   if (!checked && matches(value, slot.stored)) return undefined;
+  if (slot.mergeNext) {
+    // A merge landed on a live value it could not change (C2): this change
+    // was made without what the merge brought in, so it is merged onto
+    // what storage holds now, from what the merged save sent. A delete
+    // carries nothing stale: it is sent as it is, on the merge's version.
+    slot.mergeNext = false;
+    if (value != null) {
+      return resolveConflict(slot, value, snapshot(value), slot.initial);
+    }
+  }
   const memory = slot.memory;
   if (memory !== undefined) return writeHeld(slot, memory, value);
   const mine = value == null ? NONE : snapshot(value);
@@ -298,7 +308,7 @@ async function resolveConflict<S>(
     slot.stored = snap;
     slot.version = result;
     if (snap !== NONE && slot.initial === initial) slot.initial = UNKNOWN;
-    carryOver(slot, mine, merged ?? undefined, snap, fresh.version);
+    carryOver(slot, mine, merged ?? undefined, snap);
     return;
   }
   throw new SessionConflictError(key, ` (gave up after ${maxConflictRetries} merges)`);

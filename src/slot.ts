@@ -98,6 +98,13 @@ export class Slot<S> {
    */
   broken: SessionError | undefined = undefined;
   /**
+   * Set when a merge landed on a live value it could not change in place
+   * (frozen): the live value lacks what the merge brought in, so the next
+   * save with a change merges it onto what storage holds (rule C2,
+   * `carryOver` in merge.ts).
+   */
+  mergeNext = false;
+  /**
    * Set when a conditional write or delete failed without an answer (a lost
    * reply, a dropped connection): it may have landed. `mine` is what it
    * sent, `prior` the version it expected. The next save of this slot first

@@ -165,3 +165,84 @@ for (const mode of ["lazySession()", "session()"] as const) {
     same = [];
   });
 }
+
+/** Process A keeps one key busy with a held update while its other updates run steps. */
+function busyKey(storage: MemorySessionStorage<{ count: number }>) {
+  type Count = { count: number };
+  type CC = Context & LazySessionFlavor<Count>;
+  const counter = (stored?: Count, mine?: Count, base?: Count): Count => ({
+    count: (stored?.count ?? 0) + (mine?.count ?? 0) - (base?.count ?? 0),
+  });
+  const options = { initial: () => Object.freeze({ count: 0 }), storage, onConflict: counter };
+  const a = createHarness<CC>();
+  const b = createHarness<CC>();
+  a.bot.use(lazySession(options));
+  b.bot.use(lazySession(options));
+  const held = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  let step: ((ctx: CC, s: Count | undefined) => void) | undefined;
+  const handler = async (ctx: CC) => {
+    if (ctx.message?.text === "hold") {
+      await ctx.session;
+      held.resolve();
+      await go.promise;
+      return;
+    }
+    step!(ctx, await ctx.session);
+  };
+  a.bot.on("message", handler);
+  b.bot.on("message", handler);
+  const run = async (h: typeof a, s: (ctx: CC, v: Count | undefined) => void) => {
+    step = s;
+    await h.send(message(1, "step"));
+  };
+  const inc = (ctx: CC, v: Count | undefined) => {
+    ctx.session = Object.freeze({ count: (v?.count ?? 0) + 1 });
+  };
+  const del = (ctx: CC) => {
+    ctx.session = null as unknown as Count;
+  };
+  let hold: Promise<void> | undefined;
+  return {
+    start: async () => {
+      hold = a.send(message(1, "hold"));
+      await held.promise;
+    },
+    A: (s: typeof inc) => run(a, s),
+    B: (s: typeof inc) => run(b, s),
+    end: async () => {
+      go.resolve();
+      await hold;
+      return [...a.errors, ...b.errors];
+    },
+    inc,
+    del,
+  };
+}
+
+Deno.test("C2: after a merge that landed on a frozen value, the next change still merges when the key was deleted again (no create-if-absent on a stale null version)", async () => {
+  const storage = new MemorySessionStorage<{ count: number }>();
+  await storage.write("1", { count: 5 });
+  const t = busyKey(storage);
+  await t.start(); // A reads 5
+  await t.B(t.del); // B deletes (acknowledged)
+  await t.A(t.inc); // A: 6, a conflict: merged onto nothing stored, created as 1
+  assert.deepEqual(await storage.read("1"), { count: 1 });
+  await t.B(t.del); // B deletes again (acknowledged)
+  await t.A(t.inc); // A's increment is merged onto nothing again: 1
+  assert.deepEqual(await t.end(), []);
+  assert.deepEqual(await storage.read("1"), { count: 1 }, "B's second delete was undone");
+});
+
+Deno.test("C2: after a merge that landed on a frozen value, a delete deletes, as with mutable values", async () => {
+  const storage = new MemorySessionStorage<{ count: number }>();
+  await storage.write("1", { count: 0 });
+  const t = busyKey(storage);
+  await t.start(); // A reads 0
+  await t.B(t.inc); // B: 1 (acknowledged)
+  await t.A(t.inc); // A: 1, a conflict: merged, 2
+  assert.deepEqual(await storage.read("1"), { count: 2 });
+  await t.A(t.del); // nobody wrote since: the delete is a delete
+  assert.deepEqual(await t.end(), []);
+  assert.equal(await storage.read("1"), undefined);
+});
