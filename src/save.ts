@@ -75,15 +75,13 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const value = desired(slot);
   // `checked`: the caller compared just now, nothing ran since.
   if (!checked && matches(value, slot.stored)) return undefined;
-  if (slot.mergeNext) {
+  if (slot.mergeNext && value != null) {
     // A merge landed on a live value it could not change (C2): this change
     // was made without what the merge brought in, so it is merged onto
-    // what storage holds now, from what the merged save sent. A delete
-    // carries nothing stale: it is sent as it is, on the merge's version.
-    slot.mergeNext = false;
-    if (value != null) {
-      return resolveConflict(slot, value, snapshot(value), slot.initial);
-    }
+    // what storage holds now, from what the merged save sent (until that
+    // lands, the flag stays). A delete carries nothing stale: it is sent as
+    // it is, on the merge's version.
+    return resolveConflict(slot, value, snapshot(value), slot.initial);
   }
   const memory = slot.memory;
   if (memory !== undefined) return writeHeld(slot, memory, value);
@@ -113,13 +111,16 @@ function uncertain<S>(
   mine: unknown,
   expected: string | null | typeof UNKNOWN,
   err: unknown,
+  base?: unknown,
 ): never {
   // A bad value or key is refused before anything is sent.
   // So is a save whose lease was lost.
   const unsent = err instanceof SessionValueError || err instanceof SessionKeyError ||
     err instanceof SessionLockError;
   if (expected !== UNKNOWN && !unsent) {
-    slot.uncertain = { mine, prior: expected };
+    slot.uncertain = base === undefined
+      ? { mine, prior: expected }
+      : { mine, prior: expected, base };
     slot.version = UNKNOWN;
   }
   throw err;
@@ -167,6 +168,7 @@ function landed<S>(
   initial: unknown,
 ): Promise<void> | undefined {
   if (result === CONFLICT) return resolveConflict(slot, value, mine, initial);
+  slot.mergeNext = false;
   slot.stored = mine;
   slot.version = result;
   if (mine !== NONE && slot.initial === initial) slot.initial = UNKNOWN;
@@ -201,7 +203,12 @@ async function learnVersion<S>(slot: Slot<S>): Promise<boolean> {
     slot.uncertain = undefined;
     if (matches(fresh.value ?? undefined, lost.mine)) {
       slot.stored = lost.mine; // the write without an answer landed
-    } else if (lost.prior === null || fresh.version !== lost.prior) {
+      slot.version = fresh.version;
+      if (lost.base !== undefined) carryOver(slot, lost.base, valueOf(lost.mine), lost.mine);
+      return true;
+    }
+    // A merge that did not land is merged again, from the slot's base.
+    if (lost.base !== undefined || lost.prior === null || fresh.version !== lost.prior) {
       return false;
     }
     slot.version = fresh.version;
@@ -300,11 +307,18 @@ async function resolveConflict<S>(
     }
     const merged = callMerge(slot, fresh.value ?? undefined, valueOf(mine, value), valueOf(base));
     const snap = merged == null ? NONE : snapshot(merged);
-    // A merge's write that fails leaves the version as it was: the live value
-    // is not the merge, so the next save must conflict and merge again.
-    const result = await send(slot, sendable(merged ?? undefined, snap), fresh.version);
+    // A merge's write that fails leaves the live value as it was: the next
+    // save merges again, unless the write failed without an answer and
+    // landed (C1: it learns which first).
+    let result: Sent;
+    try {
+      result = await send(slot, sendable(merged ?? undefined, snap), fresh.version);
+    } catch (err) {
+      return uncertain(slot, snap, fresh.version, err, mine);
+    }
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.
+    slot.mergeNext = false;
     slot.stored = snap;
     slot.version = result;
     if (snap !== NONE && slot.initial === initial) slot.initial = UNKNOWN;

@@ -246,3 +246,48 @@ Deno.test("C2: after a merge that landed on a frozen value, a delete deletes, as
   assert.deepEqual(await t.end(), []);
   assert.equal(await storage.read("1"), undefined);
 });
+
+/** A memory storage whose next conditional write fails after (`landed`) or instead of landing. */
+class LossyStorage extends MemorySessionStorage<{ count: number }> {
+  lose: "landed" | "not landed" | undefined;
+  override writeIfVersion(key: string, value: { count: number }, expected: string | null) {
+    const lose = this.lose;
+    if (lose === "not landed") {
+      this.lose = undefined;
+      throw new Error("connection reset");
+    }
+    const version = super.writeIfVersion(key, value, expected);
+    if (lose === "landed" && version !== null) {
+      this.lose = undefined;
+      throw new Error("connection reset (the reply was lost)");
+    }
+    return version;
+  }
+}
+
+for (const lose of ["landed", "not landed"] as const) {
+  Deno.test(`C1, C2: a merge's write that failed (${lose}) is counted once`, async () => {
+    const storage = new LossyStorage();
+    await storage.write("1", { count: 0 });
+    const t = busyKey(storage);
+    await t.start(); // A reads 0
+    await t.B(t.inc); // B: 1 (acknowledged)
+    // A: 1; its write conflicts (not lost), and the merge's write (2) fails.
+    const conflicting = storage.writeIfVersion.bind(storage);
+    let calls = 0;
+    storage.writeIfVersion = (key, value, expected) => {
+      if (++calls === 2) storage.lose = lose;
+      return conflicting(key, value, expected);
+    };
+    await t.A(t.inc);
+    assert.deepEqual(await storage.read("1"), { count: lose === "landed" ? 2 : 1 });
+    await t.A(t.inc); // one more increment by A
+    const errors = await t.end();
+    assert.equal(errors.length, 1, "the update whose merge's write failed is told so");
+    // B's 1 and A's last 1, plus the failed one if it landed or if the next
+    // save carried it (it is in the shared live value): never twice.
+    const final = (await storage.read("1"))?.count;
+    assert.ok(final === 2 || final === 3, `counted ${final}`);
+    if (lose === "landed") assert.equal(final, 3);
+  });
+}

@@ -74,7 +74,33 @@ const staleAfterMerge = program({
   ],
 });
 
+/**
+ * After a merge landed on a frozen value, the next save's merge fails on a
+ * failed read: the save after it must still merge, not write over the merge.
+ */
+const mergeNextAfterFailure = program({
+  mode: "merge",
+  lazy: [false, false],
+  updates: [
+    u(1, [mutate], { late: ["read"] }),
+    u(0, []),
+    u(0, [{ t: "read" }], { after: 0, late: ["read"] }),
+    u(0, [immer], { after: 0, late: ["read"] }),
+    u(0, [mutate], { late: ["read"] }),
+    u(1, [step, step, mutate], { late: ["read"] }),
+  ],
+  faults: ["ok", "fail", "ok", "delay", "delay", "ok", "ok"],
+});
+
 export const REGRESSIONS: Regression[] = [
+  {
+    name: "C2: a failed merge after a merge that landed on a frozen value is tried again",
+    backend: scheduledBackend,
+    program: mergeNextAfterFailure,
+    found: "P2 (found by the normal race run on a first version of Slot.mergeNext, seed " +
+      "552249086): the flag was cleared before the merge's read, which failed; the next save " +
+      "wrote over the merge and lost two acknowledged changes of the other process",
+  },
   ...[memoryBackend, scheduledBackend].map((backend) => ({
     name: `C2: an assignment made from a frozen value a merge landed on keeps the merge ` +
       `(${backend === memoryBackend ? "memory" : "scheduled"} storage)`,
