@@ -86,7 +86,16 @@ export function carryOver<S>(
   slot.known = true;
 }
 
-/** Whether `value` is an object whose properties can be changed in place. */
-function changeable(value: unknown): boolean {
-  return typeof value === "object" && value !== null && Object.isExtensible(value);
+/**
+ * Whether `value` is an object that can be changed in place all the way
+ * down: a frozen object inside (immer on a part of the session) would be
+ * replaced, with the same risk as a frozen session.
+ */
+function changeable(value: unknown, depth = 0): boolean {
+  if (typeof value !== "object" || value === null || !Object.isExtensible(value)) return false;
+  if (depth > 100) return false;
+  for (const item of Object.values(value)) {
+    if (typeof item === "object" && item !== null && !changeable(item, depth + 1)) return false;
+  }
+  return true;
 }

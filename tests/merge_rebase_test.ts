@@ -291,3 +291,50 @@ for (const lose of ["landed", "not landed"] as const) {
     if (lose === "landed") assert.equal(final, 3);
   });
 }
+
+Deno.test("C2: a merge that lands on a session holding a frozen part keeps what a later copy of that part was made from", async () => {
+  // immer on a part of the session: ctx.session.cart = produce(cart, ...).
+  type Cart = { marks: Record<string, 1> };
+  type D = { n: number; cart: Cart };
+  const addc = (c: Cart, m: string): Cart =>
+    Object.freeze({ marks: Object.freeze({ ...c.marks, [m]: 1 as const }) });
+  const merge = (s?: D, m?: D): D => {
+    const marks = { ...s?.cart.marks, ...m?.cart.marks };
+    return { n: Object.keys(marks).length, cart: { marks } };
+  };
+  const storage = new MemorySessionStorage<D>();
+  await storage.write("1", { n: 0, cart: { marks: {} } });
+  const options = { initial: () => ({ n: 0, cart: { marks: {} } }), storage, onConflict: merge };
+  type CD = Context & LazySessionFlavor<D>;
+  const a = createHarness<CD>();
+  const b = createHarness<CD>();
+  const assigned = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  a.bot.use(lazySession(options));
+  a.bot.on("message", async (ctx) => {
+    if (ctx.message.text === "hold") {
+      const s = await ctx.session;
+      const first = addc(s.cart, "hold1");
+      s.cart = first;
+      assigned.resolve();
+      await go.promise; // meanwhile another update's save merges B's change
+      (await ctx.session).cart = addc(first, "hold2"); // a copy of its own earlier part
+    } else await ctx.session;
+  });
+  b.bot.use(lazySession(options));
+  b.bot.on("message", async (ctx) => {
+    const s = await ctx.session;
+    s.cart = addc(s.cart, "other");
+  });
+  const hold = a.send(message(1, "hold"));
+  await assigned.promise;
+  await b.send(message(1, "b")); // acknowledged
+  await a.send(message(1, "touch")); // saves hold1: a conflict, merged with B's change
+  go.resolve();
+  await hold;
+  assert.deepEqual([a.errors, b.errors], [[], []]);
+  assert.deepEqual(
+    Object.keys((await storage.read("1"))?.cart.marks ?? {}).sort(),
+    ["hold1", "hold2", "other"],
+  );
+});
