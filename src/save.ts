@@ -204,7 +204,10 @@ async function learnVersion<S>(slot: Slot<S>): Promise<boolean> {
     if (matches(fresh.value ?? undefined, lost.mine)) {
       slot.stored = lost.mine; // the write without an answer landed
       slot.version = fresh.version;
-      if (lost.base !== undefined) carryOver(slot, lost.base, valueOf(lost.mine), lost.mine);
+      if (lost.base !== undefined) {
+        carryOver(slot, lost.base, valueOf(lost.mine), lost.mine);
+        if (slot.broken !== undefined) throw slot.broken; // this update's change was not merged
+      }
       return true;
     }
     // A merge that did not land is merged again, from the slot's base.

@@ -167,13 +167,18 @@ for (const mode of ["lazySession()", "session()"] as const) {
 }
 
 /** Process A keeps one key busy with a held update while its other updates run steps. */
-function busyKey(storage: MemorySessionStorage<{ count: number }>) {
+function busyKey(
+  storage: MemorySessionStorage<{ count: number }>,
+  { frozen = true, refuse = () => false }: { frozen?: boolean; refuse?: () => boolean } = {},
+) {
   type Count = { count: number };
   type CC = Context & LazySessionFlavor<Count>;
-  const counter = (stored?: Count, mine?: Count, base?: Count): Count => ({
-    count: (stored?.count ?? 0) + (mine?.count ?? 0) - (base?.count ?? 0),
-  });
-  const options = { initial: () => Object.freeze({ count: 0 }), storage, onConflict: counter };
+  const counter = (stored?: Count, mine?: Count, base?: Count): Count => {
+    if (refuse()) throw new Error("the merge refuses");
+    return { count: (stored?.count ?? 0) + (mine?.count ?? 0) - (base?.count ?? 0) };
+  };
+  const make = (count: number) => frozen ? Object.freeze({ count }) : { count };
+  const options = { initial: () => make(0), storage, onConflict: counter };
   const a = createHarness<CC>();
   const b = createHarness<CC>();
   a.bot.use(lazySession(options));
@@ -197,7 +202,7 @@ function busyKey(storage: MemorySessionStorage<{ count: number }>) {
     await h.send(message(1, "step"));
   };
   const inc = (ctx: CC, v: Count | undefined) => {
-    ctx.session = Object.freeze({ count: (v?.count ?? 0) + 1 });
+    ctx.session = make((v?.count ?? 0) + 1);
   };
   const del = (ctx: CC) => {
     ctx.session = null as unknown as Count;
@@ -215,6 +220,7 @@ function busyKey(storage: MemorySessionStorage<{ count: number }>) {
       await hold;
       return [...a.errors, ...b.errors];
     },
+    errors: () => [...a.errors, ...b.errors],
     inc,
     del,
   };
@@ -337,4 +343,26 @@ Deno.test("C2: a merge that lands on a session holding a frozen part keeps what 
     Object.keys((await storage.read("1"))?.cart.marks ?? {}).sort(),
     ["hold1", "hold2", "other"],
   );
+});
+
+Deno.test("C1, C2: when a merge whose reply was lost is carried over and the merge function throws, the update that made the change fails", async () => {
+  const storage = new LossyStorage();
+  await storage.write("1", { count: 0 });
+  let refuse = false;
+  const t = busyKey(storage, { frozen: false, refuse: () => refuse });
+  await t.start(); // A reads 0
+  await t.B(t.inc); // B: 1 (acknowledged)
+  const conflicting = storage.writeIfVersion.bind(storage);
+  let calls = 0;
+  storage.writeIfVersion = (key, value, expected) => {
+    if (++calls === 2) storage.lose = "landed";
+    return conflicting(key, value, expected);
+  };
+  await t.A(t.inc); // A's merge (2) lands, its reply is lost: this update fails
+  assert.equal(t.errors().length, 1);
+  refuse = true; // the carry-over of that merge, at the next save, throws
+  await t.A(t.inc); // its change cannot be merged: it must not be reported saved
+  assert.equal(t.errors().length, 2, "an update whose change was dropped was reported saved");
+  assert.match(String(t.errors()[1].error), /merge function threw/);
+  await t.end();
 });
