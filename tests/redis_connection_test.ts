@@ -17,6 +17,16 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** A prefix of its own for one test. */
+const uniquePrefix = () => `sessionkit-test:${crypto.randomUUID()}:`;
+
+/** How long `storage.close()` takes, in ms; fails after 1.5 s. */
+async function closeTime(storage: RedisStorage<unknown>): Promise<number> {
+  const started = performance.now();
+  await within(storage.close(), 1500, "close()");
+  return performance.now() - started;
+}
+
 async function clientId(storage: RedisStorage<unknown>): Promise<number> {
   return Number(await storage.client.sendCommand(["CLIENT", "ID"]));
 }
@@ -167,20 +177,14 @@ redisTest(
     const f = new RedisFixture();
     try {
       const admin = await f.admin();
-      const storage = await RedisStorage.connect<unknown>(REDIS_URL, {
-        prefix: f.track(`sessionkit-test:${crypto.randomUUID()}:`),
-        timeout: 300,
-        onError: () => {},
-      });
+      const storage = await f.connect<unknown>({ prefix: uniquePrefix(), timeout: 300 });
       const id = await clientId(storage);
       // WAIT for more replicas than there are: the connection gets no reply for 10 s.
       storage.client.sendCommand(["WAIT", "5", "10000"]).catch(() => {});
       const pending = storage.read("k");
       pending.catch(() => {});
       await sleep(50);
-      const started = performance.now();
-      await within(storage.close(), 1500, "close()");
-      const took = performance.now() - started;
+      const took = await closeTime(storage);
       assert.ok(took >= 250, `close() did not wait for the outstanding reply (${took} ms)`);
       await assert.rejects(within(pending, 1000, "the read in flight"), SessionError);
       let listed = "";
@@ -205,11 +209,10 @@ redisTest(
     const proxy = await FaultProxy.forUrl(REDIS_URL);
     const f = new RedisFixture();
     try {
-      const storage = await RedisStorage.connect<unknown>(proxy.url, {
-        prefix: f.track(`sessionkit-test:${crypto.randomUUID()}:`),
-        timeout: 1500,
-        onError: () => {},
-      });
+      const storage = await f.connect<unknown>(
+        { prefix: uniquePrefix(), timeout: 1500 },
+        proxy.url,
+      );
       await storage.write("k", { v: 1 });
       await proxy.refuse();
       proxy.cut();
@@ -217,9 +220,7 @@ redisTest(
       const pending = storage.read("k");
       pending.catch(() => {});
       await sleep(50);
-      const started = performance.now();
-      await within(storage.close(), 1500, "close()");
-      const took = performance.now() - started;
+      const took = await closeTime(storage);
       assert.ok(took < 500, `close() took ${took.toFixed(0)} ms`);
       await assert.rejects(within(pending, 500, "the read waiting for a connection"));
     } finally {
@@ -234,11 +235,7 @@ redisTest(
   async () => {
     const proxy = await FaultProxy.forUrl(REDIS_URL);
     const f = new RedisFixture();
-    const storage = await RedisStorage.connect<unknown>(proxy.url, {
-      prefix: f.track(`sessionkit-test:${crypto.randomUUID()}:`),
-      timeout: 300,
-      onError: () => {},
-    });
+    const storage = await f.connect<unknown>({ prefix: uniquePrefix(), timeout: 300 }, proxy.url);
     try {
       await storage.write("k", { v: 1 });
       proxy.swallow();

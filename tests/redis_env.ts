@@ -113,10 +113,13 @@ export class RedisFixture {
   }
 
   /** A storage with a client of its own (another "process"), closed at cleanup. */
-  async connect<T>(options: RedisStorageOptions = {}): Promise<RedisStorage<T>> {
+  async connect<T>(
+    options: RedisStorageOptions = {},
+    url: string = REDIS_URL,
+  ): Promise<RedisStorage<T>> {
     if (options.prefix !== undefined) this.track(options.prefix);
     if (options.leasePrefix !== undefined) this.track(options.leasePrefix);
-    const storage = await RedisStorage.connect<T>(REDIS_URL, {
+    const storage = await RedisStorage.connect<T>(url, {
       ...options,
       onError: () => {},
     });

@@ -222,7 +222,7 @@ export class FreshConnection implements RedisClientLike {
       this.#attempt = undefined;
       if (!connected) continue;
       if (signal.aborted) {
-        client.destroy();
+        this.#teardown(client, "the storage was closed");
         break;
       }
       this.#current = client;
@@ -241,13 +241,7 @@ export class FreshConnection implements RedisClientLike {
     const connecting = client.connect().then(() => true, () => false);
     const connected = await Promise.race([connecting, late]);
     clearTimeout(timer);
-    if (!connected) {
-      try {
-        if (client.isOpen) client.destroy();
-      } catch {
-        // torn down already
-      }
-    }
+    if (!connected) this.#teardown(client, "it did not connect in time");
     return connected;
   }
 
