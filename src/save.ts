@@ -88,7 +88,7 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const mine = value == null ? NONE : snapshot(value);
   const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
   const initial = slot.initial;
-  const lost = (err: unknown): never => uncertain(slot, mine, expected, err);
+  const lost = (err: unknown): never => uncertain(slot, mine, expected, initial, err);
   let result: Sent | Promise<Sent>;
   try {
     result = send(slot, sendable(value, mine), expected);
@@ -110,6 +110,7 @@ function uncertain<S>(
   slot: Slot<S>,
   mine: unknown,
   expected: string | null | typeof UNKNOWN,
+  initial: unknown,
   err: unknown,
   base?: unknown,
 ): never {
@@ -119,8 +120,8 @@ function uncertain<S>(
     err instanceof SessionLockError;
   if (expected !== UNKNOWN && !unsent) {
     slot.uncertain = base === undefined
-      ? { mine, prior: expected }
-      : { mine, prior: expected, base };
+      ? { mine, prior: expected, initial }
+      : { mine, prior: expected, initial, base };
     slot.version = UNKNOWN;
   }
   throw err;
@@ -204,6 +205,7 @@ async function learnVersion<S>(slot: Slot<S>): Promise<boolean> {
     if (matches(fresh.value ?? undefined, lost.mine)) {
       slot.stored = lost.mine; // the write without an answer landed
       slot.version = fresh.version;
+      if (lost.mine !== NONE && slot.initial === lost.initial) slot.initial = UNKNOWN;
       if (lost.base !== undefined) {
         carryOver(slot, lost.base, valueOf(lost.mine), lost.mine);
         if (slot.broken !== undefined) throw slot.broken; // this update's change was not merged
@@ -212,6 +214,11 @@ async function learnVersion<S>(slot: Slot<S>): Promise<boolean> {
     }
     // A merge that did not land is merged again, from the slot's base.
     if (lost.base !== undefined || lost.prior === null || fresh.version !== lost.prior) {
+      // After a delete, the live value was made from nothing, whether the
+      // delete landed or not: merging it onto what another process wrote
+      // from the pre-delete value as base would take that process's changes
+      // out again if the delete had landed (C1).
+      if (lost.base === undefined && lost.mine === NONE) slot.stored = NONE;
       return false;
     }
     slot.version = fresh.version;
@@ -317,7 +324,7 @@ async function resolveConflict<S>(
     try {
       result = await send(slot, sendable(merged ?? undefined, snap), fresh.version);
     } catch (err) {
-      return uncertain(slot, snap, fresh.version, err, mine);
+      return uncertain(slot, snap, fresh.version, initial, err, mine);
     }
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.

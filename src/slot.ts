@@ -111,12 +111,17 @@ export class Slot<S> {
    * reads the version: it goes on from `mine` if storage holds that, from
    * `prior` if storage still has that version (a unique token; never for
    * `null`, which a create and a delete by others would look alike to), and
-   * is a conflict otherwise (rule C1). For a merge's write, `base` is what
+   * is a conflict otherwise (rule C1; after a delete, the live value was
+   * made since, so it is then merged as made from nothing). For a merge's write, `base` is what
    * the merged save started from: if the merge landed, it is carried over
    * to the live value as a landed merge is (C2); if not, the next save
-   * merges again.
+   * merges again. `initial` is the slot's `initial` when the write was
+   * sent: if the write landed, the key is not new any more (U4), unless an
+   * update was given a new initial value since (K1).
    */
-  uncertain: { mine: unknown; prior: string | null; base?: unknown } | undefined = undefined;
+  uncertain:
+    | { mine: unknown; prior: string | null; initial: Known; base?: unknown }
+    | undefined = undefined;
   /** Writes and deletes sent so far; a read that overlapped one is older than it. */
   writes = 0;
   /** Assignments so far, by every update of the key (rule U3). */

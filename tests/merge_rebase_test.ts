@@ -253,9 +253,21 @@ Deno.test("C2: after a merge that landed on a frozen value, a delete deletes, as
   assert.equal(await storage.read("1"), undefined);
 });
 
-/** A memory storage whose next conditional write fails after (`landed`) or instead of landing. */
+/**
+ * A memory storage whose next conditional write (`lose`) or conditional
+ * delete (`loseDelete`) fails after (`landed`) or instead of landing.
+ */
 class LossyStorage extends MemorySessionStorage<{ count: number }> {
   lose: "landed" | "not landed" | undefined;
+  loseDelete: "landed" | "not landed" | undefined;
+  override deleteIfVersion(key: string, expected: string | null) {
+    const lose = this.loseDelete;
+    this.loseDelete = undefined;
+    if (lose === "not landed") throw new Error("connection reset");
+    const deleted = super.deleteIfVersion(key, expected);
+    if (lose === "landed" && deleted) throw new Error("connection reset (the reply was lost)");
+    return deleted;
+  }
   override writeIfVersion(key: string, value: { count: number }, expected: string | null) {
     const lose = this.lose;
     if (lose === "not landed") {
@@ -366,3 +378,28 @@ Deno.test("C1, C2: when a merge whose reply was lost is carried over and the mer
   assert.match(String(t.errors()[1].error), /merge function threw/);
   await t.end();
 });
+
+for (const lose of ["landed", "not landed"] as const) {
+  for (const frozen of [false, true]) {
+    Deno.test(`C1, C2: after a delete that failed (${lose}), another process's changes survive the next save's merge (${frozen ? "frozen" : "mutable"} values)`, async () => {
+      const storage = new LossyStorage();
+      await storage.write("1", { count: 5 });
+      const t = busyKey(storage, { frozen });
+      await t.start(); // A reads 5 and keeps the key busy
+      storage.loseDelete = lose;
+      await t.A(t.del); // fails: the delete's reply is lost, or it never applied
+      assert.deepEqual(await storage.read("1"), lose === "landed" ? undefined : { count: 5 });
+      await t.B(t.inc); // B: two acknowledged increments (from nothing, or from 5)
+      await t.B(t.inc);
+      await t.A(t.inc); // A starts again from initial() (0) and adds 1
+      const errors = await t.end();
+      assert.equal(errors.length, 1, "only the update whose delete failed fails");
+      // A's value was made after the delete: it is merged as made from
+      // nothing, so B's increments stay in both cases (the pre-delete value
+      // as base took them out again when the delete had landed: -2 for 3).
+      // If the delete never landed, it is dropped with its failed update.
+      const final = (await storage.read("1"))?.count;
+      assert.equal(final, lose === "landed" ? 3 : 8);
+    });
+  }
+}
