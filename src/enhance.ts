@@ -13,8 +13,10 @@ import {
   type LeaseStorage,
   type VersionedValue,
 } from "./capabilities.ts";
-import { SessionError } from "./errors.ts";
+import { type Enhance, Envelopes, type Migrations } from "./envelope.ts";
 import { resumeByKeys } from "./listing.ts";
+
+export type { Enhance, Migrations } from "./envelope.ts";
 
 /**
  * The key of a read without side effects on an `enhanceStorage` wrapper:
@@ -32,26 +34,6 @@ export const PEEK: unique symbol = Symbol.for("sessionkit.enhance.peek");
  */
 export const WRAPPED: unique symbol = Symbol.for("sessionkit.enhance.wrapped");
 
-/** The stored envelope, the same as grammY's `Enhance`. */
-export interface Enhance<T> {
-  /** The migration version the data is at. */
-  v?: number;
-  /** The session data. */
-  __d: T;
-  /** Expiry as a Unix time in milliseconds. */
-  e?: number;
-}
-
-/**
- * Migration functions by version. Versions compare as numbers, so `1.5` runs
- * between `1` and `2`.
- */
-export interface Migrations {
-  /** Turns data of the previous version into data of this version. */
-  // deno-lint-ignore no-explicit-any
-  [version: number]: (old: any) => any;
-}
-
 /** Options of {@link enhanceStorage}, as in grammY. */
 export interface MigrationOptions<T> {
   /** The storage to wrap. */
@@ -65,22 +47,10 @@ export interface MigrationOptions<T> {
   millisecondsToLive?: number;
 }
 
-const ENVELOPE_KEYS = new Set(["__d", "v", "e"]);
-
-/** How far ahead of a write its expiry is stored, in units of the time to live. */
-const LIFETIME = 1.5;
 /** Reads made by one versioned read whose write-back keeps losing to other writers. */
 const READ_ATTEMPTS = 3;
 /** How many keys' stored `v` are remembered for plain writes (no migrations). */
 const REMEMBERED_KEYS = 10_000;
-
-function isEnvelope(value: unknown): value is Enhance<unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  if (!Object.hasOwn(value, "__d")) return false;
-  for (const name of Object.keys(value)) if (!ENVELOPE_KEYS.has(name)) return false;
-  const { v, e } = value as Enhance<unknown>;
-  return (v === undefined || typeof v === "number") && (e === undefined || typeof e === "number");
-}
 
 /** A read through the wrapper: the data, the version it is at, the wrapped storage's version. */
 interface Loaded<T> {
@@ -170,27 +140,9 @@ interface Loaded<T> {
 export function enhanceStorage<T>(
   options: MigrationOptions<T>,
 ): StorageAdapter<T> & Partial<ConditionalStorage<T> & LeaseStorage> {
-  const { storage, migrations, millisecondsToLive: ttl } = options;
-  if (ttl !== undefined && !(ttl > 0)) {
-    throw new RangeError(
-      `enhanceStorage: millisecondsToLive must be a positive number, got ${ttl}.`,
-    );
-  }
-  const versions = migrations === undefined
-    ? []
-    : Object.keys(migrations).map(Number).sort((a, b) => a - b);
-  if (migrations !== undefined && versions.length === 0) {
-    throw new Error("enhanceStorage: migrations is empty; give at least one or leave it out.");
-  }
-  if (versions.some((v) => !Number.isFinite(v))) {
-    throw new Error("enhanceStorage: every migration key must be a number.");
-  }
-  const latest = versions.at(-1);
-  const lifetime = ttl === undefined ? undefined : ttl * LIFETIME;
-  // Without migrations the stored `v` must survive a rewrite, so it is
-  // remembered: in the version token for conditional writes, in a bounded
-  // map for plain ones.
-  const keepV = latest === undefined;
+  const { storage } = options;
+  const format = new Envelopes<T>(options.migrations, options.millisecondsToLive);
+  const { keepV, latest, ttl } = format;
   const seenV = new Map<string, number>();
 
   function remember(key: string, v: number | undefined): void {
@@ -201,67 +153,6 @@ export function enhanceStorage<T>(
     if (seenV.size > REMEMBERED_KEYS) seenV.delete(seenV.keys().next().value!);
   }
 
-  /** Unwraps, checks expiry and migrates; reports whether to write back. */
-  function open(key: string, raw: unknown, now: number) {
-    const env = isEnvelope(raw) ? raw as Enhance<T> : { __d: raw as T };
-    if (ttl !== undefined && env.e !== undefined && env.e <= now) return { expired: true } as const;
-    let data = env.__d;
-    let migrated = false;
-    if (latest !== undefined) {
-      const from = env.v ?? -Infinity;
-      if (from > latest) {
-        throw new SessionError(
-          `The session of key "${key}" was stored at migration version ${from}, but the newest ` +
-            `migration here is ${latest}. It was written by newer code; refusing to read it as ` +
-            `older data. Deploy the code with migration ${from}, or add it to migrations.`,
-          key,
-        );
-      }
-      for (const version of versions) {
-        if (version > from) {
-          data = migrations![version](data);
-          migrated = true;
-        }
-      }
-    }
-    const left = env.e === undefined ? undefined : env.e - now;
-    const renew = lifetime !== undefined && (left === undefined || left <= ttl! || left > lifetime);
-    const v = latest ?? env.v;
-    return { expired: false, data, v, rewrite: migrated || renew } as const;
-  }
-
-  /**
-   * Whether the stored `raw` holds a session as this wrapper reads it: there,
-   * and not expired. Nothing is migrated, so data a migration cannot open
-   * (or stored by newer code) still counts as held.
-   */
-  function holds(raw: unknown, now: number): boolean {
-    if (raw == null) return false;
-    if (ttl === undefined || !isEnvelope(raw)) return true;
-    return raw.e === undefined || raw.e > now;
-  }
-
-  function wrap(data: T, v: number | undefined): Enhance<T> {
-    const env: Enhance<T> = { __d: data };
-    if (v !== undefined) env.v = v;
-    if (lifetime !== undefined) env.e = Date.now() + lifetime;
-    return env;
-  }
-
-  /** The version token handed out: the wrapped storage's, with the stored `v` when it is kept. */
-  function token(version: string | null, v: number | undefined): string | null {
-    return version === null || !keepV ? version : `${v ?? ""}:${version}`;
-  }
-
-  function untoken(token: string | null): { version: string | null; v: number | undefined } {
-    if (token === null || !keepV) return { version: token, v: undefined };
-    const at = token.indexOf(":");
-    const v = at < 0 ? NaN : at === 0 ? undefined : Number(token.slice(0, at));
-    // Not one of ours: hand it to the wrapped storage as it is.
-    if (Number.isNaN(v)) return { version: token, v: undefined };
-    return { version: token.slice(at + 1), v };
-  }
-
   /** A plain read; `repair` writes back renewals and migrations, and deletes expired data. */
   async function load(key: string, repair: boolean): Promise<T | undefined> {
     const raw = await storage.read(key);
@@ -269,7 +160,7 @@ export function enhanceStorage<T>(
       if (repair) remember(key, undefined);
       return undefined;
     }
-    const opened = open(key, raw, Date.now());
+    const opened = format.open(key, raw, Date.now());
     if (opened.expired) {
       if (repair) {
         remember(key, undefined);
@@ -279,7 +170,7 @@ export function enhanceStorage<T>(
     }
     if (repair) {
       remember(key, opened.v);
-      if (opened.rewrite) await storage.write(key, wrap(opened.data, opened.v));
+      if (opened.rewrite) await storage.write(key, format.wrap(opened.data, opened.v));
     }
     return opened.data;
   }
@@ -300,7 +191,7 @@ export function enhanceStorage<T>(
       if (raw == null) {
         result = { data: undefined, v: undefined, version };
       } else {
-        const opened = open(key, raw, Date.now());
+        const opened = format.open(key, raw, Date.now());
         if (opened.expired) {
           if (last) result = { data: undefined, v: undefined, version };
           else if (await cond.deleteIfVersion(key, version)) {
@@ -309,7 +200,7 @@ export function enhanceStorage<T>(
         } else if (!opened.rewrite || last) {
           result = { data: opened.data, v: opened.v, version };
         } else {
-          const next = await cond.writeIfVersion(key, wrap(opened.data, opened.v), version);
+          const next = await cond.writeIfVersion(key, format.wrap(opened.data, opened.v), version);
           if (next !== null) result = { data: opened.data, v: opened.v, version: next };
         }
       }
@@ -325,7 +216,7 @@ export function enhanceStorage<T>(
     if (storage.readAllEntries !== undefined) {
       for await (const [key, raw] of storage.readAllEntries()) {
         if (raw == null) continue;
-        const opened = open(key, raw, now);
+        const opened = format.open(key, raw, now);
         if (!opened.expired) yield [key, opened.data];
       }
     } else if (storage.readAllKeys !== undefined) {
@@ -339,7 +230,7 @@ export function enhanceStorage<T>(
   const cond = isConditionalStorage<Enhance<T>>(storage) ? storage : undefined;
   const enhanced: StorageAdapter<T> & Partial<ConditionalStorage<T> & LeaseStorage> = {
     read: async (key) => cond ? (await loadVersioned(cond, key)).data : await load(key, true),
-    write: (key, value) => storage.write(key, wrap(value, keepV ? seenV.get(key) : latest)),
+    write: (key, value) => storage.write(key, format.wrap(value, keepV ? seenV.get(key) : latest)),
     delete: (key) => {
       seenV.delete(key);
       return storage.delete(key);
@@ -351,7 +242,7 @@ export function enhanceStorage<T>(
   // For copySessions (see PEEK): a read that writes nothing back.
   Object.defineProperty(enhanced, PEEK, { value: (key: string) => load(key, false) });
   Object.defineProperty(enhanced, WRAPPED, { value: storage });
-  enhanced.has = async (key) => holds(await storage.read(key), Date.now());
+  enhanced.has = async (key) => format.holds(await storage.read(key), Date.now());
   if (storage.readAllEntries !== undefined || storage.readAllKeys !== undefined) {
     enhanced.readAllEntries = entries;
     enhanced.readAllKeys = async function* () {
@@ -372,7 +263,7 @@ export function enhanceStorage<T>(
         : resumeByKeys(() => storage.readAllEntries!(), storage.readAllKeys?.bind(storage));
       for await (const item of listing) {
         if (item.given) {
-          if (holds(item.value, now)) yield item.key;
+          if (format.holds(item.value, now)) yield item.key;
           continue;
         }
         let raw: unknown;
@@ -382,7 +273,7 @@ export function enhanceStorage<T>(
           yield item.key;
           continue;
         }
-        if (holds(raw, now)) yield item.key;
+        if (format.holds(raw, now)) yield item.key;
       }
     };
     enhanced.readAllValues = async function* () {
@@ -392,11 +283,11 @@ export function enhanceStorage<T>(
   if (cond !== undefined) {
     enhanced.readVersioned = async (key): Promise<VersionedValue<T>> => {
       const { data, v, version } = await loadVersioned(cond, key);
-      return { value: data, version: token(version, v) };
+      return { value: data, version: format.token(version, v) };
     };
     enhanced.writeIfVersion = async (key, value, expected) => {
-      const { version, v } = untoken(expected);
-      const env = wrap(value, keepV ? v : latest);
+      const { version, v } = format.untoken(expected);
+      const env = format.wrap(value, keepV ? v : latest);
       let next = await cond.writeIfVersion(key, env, version);
       // "Nothing stored" (null) also holds over an expired session that was
       // not removed yet: this wrapper reads it as nothing, so a create-if-
@@ -408,14 +299,14 @@ export function enhanceStorage<T>(
         attempt++
       ) {
         const stored = await cond.readVersioned(key);
-        if (stored.value != null && holds(stored.value, Date.now())) break;
+        if (stored.value != null && format.holds(stored.value, Date.now())) break;
         next = await cond.writeIfVersion(key, env, stored.value == null ? null : stored.version);
       }
       if (next !== null) remember(key, env.v);
-      return token(next, env.v);
+      return format.token(next, env.v);
     };
     enhanced.deleteIfVersion = async (key, expected) => {
-      const deleted = await cond.deleteIfVersion(key, untoken(expected).version);
+      const deleted = await cond.deleteIfVersion(key, format.untoken(expected).version);
       if (deleted) seenV.delete(key);
       return deleted;
     };
