@@ -10,6 +10,29 @@ export function messageOf(err: unknown): string {
 }
 
 /**
+ * The error of a failed storage write or delete of the session of `key`:
+ * `err` itself if it is a {@link SessionError}, else one that says the
+ * changes may not have been saved (a lost reply may have landed).
+ *
+ * @example
+ * ```ts
+ * import { saveError } from "./errors.ts";
+ *
+ * saveError("42", new Error("connection reset"), false).message.startsWith("Could not write"); // true
+ * ```
+ */
+export function saveError(key: string, err: unknown, deleting: boolean): SessionError {
+  if (err instanceof SessionError) return err;
+  return new SessionError(
+    `Could not ${deleting ? "delete" : "write"} the session of key "${key}": ` +
+      `${messageOf(err)}. This update's session changes may not have been saved (a write ` +
+      `whose reply was lost, with the connection, may still have landed).`,
+    key,
+    { cause: err },
+  );
+}
+
+/**
  * Base class of every error sessionkit throws. `key` is the storage key of the
  * session involved, when there is one.
  *

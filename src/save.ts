@@ -6,15 +6,9 @@
  * @module
  */
 
-import { NONE, type Slot, UNKNOWN } from "./slot.ts";
-import {
-  messageOf,
-  SessionConflictError,
-  SessionError,
-  SessionKeyError,
-  SessionLockError,
-  SessionValueError,
-} from "./errors.ts";
+import { type Known, NONE, type Slot, UNKNOWN } from "./slot.ts";
+import { saveError, SessionConflictError } from "./errors.ts";
+import { GO, learnVersion, uncertain } from "./uncertain.ts";
 import { fromSnapshot, OPAQUE, snapshot } from "./snapshot.ts";
 import { isPromiseLike } from "./values.ts";
 import { matches, valueOf } from "./known.ts";
@@ -63,9 +57,13 @@ async function prepareAndWrite<S>(slot: Slot<S>, blind: boolean): Promise<void> 
     if (!lease.held) await lease.acquire(); // a blind assignment may not have it yet
     lease.assertHeld();
   }
-  if (blind && !(await learnVersion(slot))) {
-    const value = desired(slot);
-    return await resolveConflict(slot, value, value == null ? NONE : snapshot(value), slot.initial);
+  if (blind) {
+    const learnt = await learnVersion(slot);
+    if (learnt !== GO) {
+      const value = desired(slot);
+      const mine = value == null ? NONE : snapshot(value);
+      return await resolveConflict(slot, value, mine, slot.initial, learnt.base);
+    }
   }
   await write(slot, false);
 }
@@ -102,32 +100,6 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
 }
 
 /**
- * A conditional write of `mine` over version `expected` failed without an
- * answer, so it may have landed: until a read tells, the slot's version is
- * unknown (see `Slot.uncertain`). Rethrows `err`.
- */
-function uncertain<S>(
-  slot: Slot<S>,
-  mine: unknown,
-  expected: string | null | typeof UNKNOWN,
-  initial: unknown,
-  err: unknown,
-  base?: unknown,
-): never {
-  // A bad value or key is refused before anything is sent.
-  // So is a save whose lease was lost.
-  const unsent = err instanceof SessionValueError || err instanceof SessionKeyError ||
-    err instanceof SessionLockError;
-  if (expected !== UNKNOWN && !unsent) {
-    slot.uncertain = base === undefined
-      ? { mine, prior: expected, initial }
-      : { mine, prior: expected, initial, base };
-    slot.version = UNKNOWN;
-  }
-  throw err;
-}
-
-/**
  * {@link write} into a plain memory storage: the validated copy the
  * contract check makes is what the storage keeps and what the slot knows.
  */
@@ -144,7 +116,7 @@ function writeHeld<S>(
   try {
     if (value != null) data = copySession(value, key); // SessionValueError for non-JSON
   } catch (err) {
-    throw writeError(slot, err, false); // as the public write's error would be
+    throw saveError(slot.key, err, false); // as the public write's error would be
   }
   const initial = slot.initial;
   slot.writes++;
@@ -186,49 +158,6 @@ function sendable<S>(value: S | undefined, mine: unknown): S | undefined {
   return fromSnapshot(mine);
 }
 
-/**
- * Reads the version of the key after a blind write of this slot. If storage
- * still holds what the slot wrote, the save is conditional on that version;
- * otherwise another process wrote since: returns `false`, and the save
- * treats it as a conflict (rule C1).
- */
-async function learnVersion<S>(slot: Slot<S>): Promise<boolean> {
-  let fresh;
-  try {
-    fresh = await slot.source.conditional!.readVersioned(slot.key);
-  } catch (err) {
-    throw writeError(slot, err, false);
-  }
-  const lost = slot.uncertain;
-  if (lost !== undefined) {
-    slot.uncertain = undefined;
-    if (matches(fresh.value ?? undefined, lost.mine)) {
-      slot.stored = lost.mine; // the write without an answer landed
-      slot.version = fresh.version;
-      if (lost.mine !== NONE && slot.initial === lost.initial) slot.initial = UNKNOWN;
-      if (lost.base !== undefined) {
-        carryOver(slot, lost.base, valueOf(lost.mine), lost.mine);
-        if (slot.broken !== undefined) throw slot.broken; // this update's change was not merged
-      }
-      return true;
-    }
-    // A merge that did not land is merged again, from the slot's base.
-    if (lost.base !== undefined || lost.prior === null || fresh.version !== lost.prior) {
-      // After a delete, the live value was made from nothing, whether the
-      // delete landed or not: merging it onto what another process wrote
-      // from the pre-delete value as base would take that process's changes
-      // out again if the delete had landed (C1).
-      if (lost.base === undefined && lost.mine === NONE) slot.stored = NONE;
-      return false;
-    }
-    slot.version = fresh.version;
-    return true;
-  }
-  if (!matches(fresh.value ?? undefined, slot.stored)) return false;
-  slot.version = fresh.version;
-  return true;
-}
-
 /** What {@link send} resolves to when the stored version was not the expected one. */
 const CONFLICT: unique symbol = Symbol("conflict");
 
@@ -249,7 +178,7 @@ function send<S>(
   const { storage, conditional } = slot.source;
   const key = slot.key;
   const failed = (err: unknown): never => {
-    throw writeError(slot, err, value == null);
+    throw saveError(slot.key, err, value == null);
   };
   slot.writes++;
   try {
@@ -280,40 +209,30 @@ function send<S>(
   }
 }
 
-function writeError<S>(slot: Slot<S>, err: unknown, deleting: boolean): SessionError {
-  if (err instanceof SessionError) return err;
-  return new SessionError(
-    `Could not ${deleting ? "delete" : "write"} the session of key "${slot.key}": ` +
-      `${messageOf(err)}. This update's session changes may not have been saved (a write ` +
-      `whose reply was lost, with the connection, may still have landed).`,
-    slot.key,
-    { cause: err },
-  );
-}
-
 /**
  * Another process wrote since this slot's read (rule C1). Fails with
  * `onConflict: "error"`; with a merge function (rule C2) reads the stored
  * session, merges, and writes conditionally, up to `maxConflictRetries`
- * times.
+ * times. `base` is what the live value was made from: what the slot knows
+ * storage held, unless {@link learnVersion} says otherwise.
  */
 async function resolveConflict<S>(
   slot: Slot<S>,
   value: S | undefined,
   mine: unknown,
   initial: unknown,
+  base: Known = slot.stored,
 ) {
   const { onConflict: merge, maxConflictRetries, conditional } = slot.source;
   const key = slot.key;
   if (merge === "error") throw new SessionConflictError(key);
-  const base = slot.stored;
   for (let merges = 0; merges < maxConflictRetries; merges++) {
     slot.lease?.assertHeld();
     let fresh;
     try {
       fresh = await conditional!.readVersioned(key);
     } catch (err) {
-      throw writeError(slot, err, false);
+      throw saveError(slot.key, err, false);
     }
     const merged = callMerge(slot, fresh.value ?? undefined, valueOf(mine, value), valueOf(base));
     const snap = merged == null ? NONE : snapshot(merged);
@@ -328,6 +247,7 @@ async function resolveConflict<S>(
     }
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.
+    slot.uncertain = undefined;
     slot.mergeNext = false;
     slot.stored = snap;
     slot.version = result;

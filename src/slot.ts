@@ -106,18 +106,20 @@ export class Slot<S> {
   mergeNext = false;
   /**
    * Set when a conditional write or delete failed without an answer (a lost
-   * reply, a dropped connection): it may have landed. `mine` is what it
-   * sent, `prior` the version it expected. The next save of this slot first
-   * reads the version: it goes on from `mine` if storage holds that, from
-   * `prior` if storage still has that version (a unique token; never for
-   * `null`, which a create and a delete by others would look alike to), and
-   * is a conflict otherwise (rule C1; after a delete, the live value was
-   * made since, so it is then merged as made from nothing). For a merge's write, `base` is what
-   * the merged save started from: if the merge landed, it is carried over
-   * to the live value as a landed merge is (C2); if not, the next save
-   * merges again. `initial` is the slot's `initial` when the write was
-   * sent: if the write landed, the key is not new any more (U4), unless an
-   * update was given a new initial value since (K1).
+   * reply, a dropped connection): it may have landed, and so may a blind
+   * write (rule C5) with conflict detection on. `mine` is what it sent,
+   * `prior` the version it expected (`null` for a blind write, too). The
+   * next save of this slot first reads the version: it goes on from `mine`
+   * if storage holds that, from `prior` if storage still has that version
+   * (a unique token; never for `null`, which a create and a delete by others
+   * would look alike to), and is a conflict otherwise (rule C1; after a
+   * delete, the live value was made since, so it is then merged as made
+   * from nothing); it stays set until a save lands. For a merge's write,
+   * `base` is what the merged save started from: if the merge landed, it is
+   * carried over to the live value as a landed merge is (C2); if not, the
+   * next save merges again. `initial` is the slot's `initial` when the
+   * write was sent: if the write landed, the key is not new any more (U4),
+   * unless an update was given a new initial value since (K1).
    */
   uncertain:
     | { mine: unknown; prior: string | null; initial: Known; base?: unknown }

@@ -169,7 +169,11 @@ for (const mode of ["lazySession()", "session()"] as const) {
 /** Process A keeps one key busy with a held update while its other updates run steps. */
 function busyKey(
   storage: MemorySessionStorage<{ count: number }>,
-  { frozen = true, refuse = () => false }: { frozen?: boolean; refuse?: () => boolean } = {},
+  { frozen = true, refuse = () => false, merge = true }: {
+    frozen?: boolean;
+    refuse?: () => boolean;
+    merge?: boolean;
+  } = {},
 ) {
   type Count = { count: number };
   type CC = Context & LazySessionFlavor<Count>;
@@ -178,7 +182,11 @@ function busyKey(
     return { count: (stored?.count ?? 0) + (mine?.count ?? 0) - (base?.count ?? 0) };
   };
   const make = (count: number) => frozen ? Object.freeze({ count }) : { count };
-  const options = { initial: () => make(0), storage, onConflict: counter };
+  const options = {
+    initial: () => make(0),
+    storage,
+    onConflict: merge ? counter : "error" as const,
+  };
   const a = createHarness<CC>();
   const b = createHarness<CC>();
   a.bot.use(lazySession(options));
@@ -402,4 +410,24 @@ for (const lose of ["landed", "not landed"] as const) {
       assert.equal(final, lose === "landed" ? 3 : 8);
     });
   }
+}
+
+for (const lose of ["landed", "not landed"] as const) {
+  Deno.test(`C1: after a delete that failed (${lose}) and a conflict, a later delete of the busy key still conflicts (it is not skipped as a delete of nothing)`, async () => {
+    const storage = new LossyStorage();
+    await storage.write("1", { count: 5 });
+    const t = busyKey(storage, { frozen: false, merge: false });
+    await t.start();
+    storage.loseDelete = lose;
+    await t.A(t.del); // fails
+    await t.B(t.inc); // acknowledged
+    const b = await storage.read("1");
+    await t.A(t.inc); // a conflict with B's write
+    assert.equal(t.errors().length, 2);
+    await t.A(t.del); // B wrote since: a conflict too, not "saved" without a storage call
+    assert.equal(t.errors().length, 3, "the delete conflicts with B's write");
+    assert.equal((t.errors()[2].error as Error).name, "SessionConflictError");
+    assert.deepEqual(await storage.read("1"), b, "B's session stays");
+    await t.end();
+  });
 }

@@ -7,8 +7,18 @@
  * Found by an adversarial review of the `Slot.uncertain` change.
  */
 import assert from "node:assert/strict";
-import { type Context, session as grammySession } from "npm:grammy@^1.46";
-import { MemorySessionStorage, session, type SessionFlavor } from "../mod.ts";
+import {
+  type Context,
+  lazySession as grammyLazySession,
+  session as grammySession,
+} from "npm:grammy@^1.46";
+import {
+  lazySession,
+  type LazySessionFlavor,
+  MemorySessionStorage,
+  session,
+  type SessionFlavor,
+} from "../mod.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
 
 type Data = { n: number };
@@ -80,4 +90,86 @@ for (const seeded of [true, false]) {
       assert.deepEqual(ours.stored, expected, "sessionkit: B's save lands, as with grammY");
     });
   }
+}
+
+/** A memory storage whose next plain `write` fails after (`landed`) or instead of landing. */
+class FlakyWrite extends MemorySessionStorage<Data> {
+  next: "landed" | "not landed" | undefined;
+  override write(key: string, value: Data) {
+    const fault = this.next;
+    this.next = undefined;
+    if (fault === "not landed") throw new Error("connection reset");
+    super.write(key, value);
+    if (fault === "landed") throw new Error("connection reset (the reply was lost)");
+  }
+}
+
+/**
+ * Lazy, process A keeps key 1 busy with an update that assigned without
+ * reading; another update of A assigns without reading, and its blind write
+ * (C5) fails; process B then changes the session; then A's next update reads
+ * and changes it, and A's busy update ends.
+ */
+async function lostBlindWrite(library: "grammY" | "sessionkit", fault: "landed" | "not landed") {
+  type C = Context & LazySessionFlavor<Data>;
+  const storage = new FlakyWrite();
+  await storage.write("1", { n: 5 });
+  const make = () =>
+    library === "grammY"
+      ? grammyLazySession<Data, Context>({ storage, initial: () => ({ n: 0 }) })
+      : lazySession<Data>({ storage, initial: () => ({ n: 0 }) });
+  const a = createHarness<C>();
+  const b = createHarness<C>();
+  a.bot.use(make());
+  b.bot.use(make());
+  const held = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  a.bot.on("message", async (ctx) => {
+    const text = ctx.message.text;
+    if (text === "hold") {
+      ctx.session = { n: 100 };
+      held.resolve();
+      await go.promise;
+    } else if (text === "blind") {
+      ctx.session = { n: 1 };
+    } else {
+      ctx.session = { n: (await ctx.session).n + 1 };
+    }
+  });
+  b.bot.on("message", async (ctx) => {
+    ctx.session = { n: (await ctx.session).n + 1 };
+  });
+  const hold = a.send(message(1, "hold"));
+  await held.promise;
+  storage.next = fault;
+  await a.send(message(1, "blind")); // its write fails
+  await b.send(message(1, "B")); // acknowledged
+  const afterB = await storage.read("1");
+  await a.send(message(1, "inc"));
+  go.resolve();
+  await hold;
+  return {
+    afterB,
+    final: await storage.read("1"),
+    aFailed: a.errors.map((e) => e.ctx.message?.text),
+    bFailed: b.errors.length,
+  };
+}
+
+for (const fault of ["landed", "not landed"] as const) {
+  Deno.test(`C1, C5: a blind write that failed (${fault}) does not turn off conflict detection for the busy key`, async () => {
+    const grammy = await lostBlindWrite("grammY", fault);
+    assert.equal(grammy.bFailed, 0);
+    assert.notDeepEqual(
+      grammy.final,
+      grammy.afterB,
+      "grammY: B's change is written over (no detection)",
+    );
+    const ours = await lostBlindWrite("sessionkit", fault);
+    assert.equal(ours.bFailed, 0);
+    assert.deepEqual(ours.afterB, { n: fault === "landed" ? 2 : 6 });
+    assert.deepEqual(ours.final, ours.afterB, "sessionkit: B's acknowledged change stays");
+    // The failed blind write, then every later save of the busy key over B's change.
+    assert.deepEqual(ours.aFailed, ["blind", "inc", "hold"]);
+  });
 }

@@ -312,25 +312,13 @@ class Checker {
     return u.assigns.some((a) => a.t < loaded) || u.replaced.some((r) => r < loaded);
   }
 
-  blindOn(key: string): boolean {
-    return this.keyed.some((u) => u.key === key && this.blind(u));
-  }
-
   /**
    * Whether another instance's marks may be lost for good: with "overwrite"
-   * (C4), or when a blind (unconditional, C5) write of the key landed unheard
-   * (lost reply), so that the instance wrote blindly again over what others
-   * built on it. An acknowledged blind write makes later saves of its slot
-   * conditional (C1).
+   * (C4). A blind (unconditional, C5) write makes later saves of its slot
+   * conditional (C1), also when it failed without an answer.
    */
-  lossAllowed(key: string): boolean {
-    return this.multi &&
-      (this.t.program.mode === "overwrite" || (this.blindOn(key) && this.lostOn(key)));
-  }
-
-  /** Whether a write of `inst` to `key` landed before `time` without its caller hearing of it. */
-  lostBefore(inst: number, key: string, time: number): boolean {
-    return this.lost.some((c) => c.inst === inst && c.key === key && c.applied! < time);
+  lossAllowed(): boolean {
+    return this.multi && this.t.program.mode === "overwrite";
   }
 
   /** When u joined the key's shared state (lazy: its first touch; strict: by its handler's start). */
@@ -505,7 +493,7 @@ class Checker {
             }
             continue;
           }
-          if (!isData(final) || this.lossAllowed(key) || this.assignedAfter(u, m.rt)) continue;
+          if (!isData(final) || this.lossAllowed() || this.assignedAfter(u, m.rt)) continue;
           if (this.staleCopies(key)) continue;
           if (final.gen === m.gen && final.marks[m.mark] === undefined) {
             if (m.gen === "init" && this.deletes(key).length > 0) continue;
@@ -549,7 +537,7 @@ class Checker {
   ): void {
     const changers = updates.filter((u) => u.mutations.length > 0 || assigners.includes(u));
     if (assigners.length === 0 || new Set(changers.map((u) => u.inst)).size !== 1) return;
-    if (!updates.every((u) => u.ok === true) || this.lossAllowed(key)) return;
+    if (!updates.every((u) => u.ok === true) || this.lossAllowed()) return;
     const events: { t: number; gen: string | null; u: UpdateTrace }[] = [];
     for (const u of assigners) {
       u.assigns.forEach((a, j) => {
@@ -624,11 +612,9 @@ class Checker {
           this.value(key, next, where);
           this.copiedAtStart(key, change, where);
           if (isData(prev) && isData(next)) {
-            // An unconditional write may drop what another instance built on a
-            // blind write of this one only if that write landed unheard (C1, C5).
-            const checked = change.inst === prevInst ||
-              (mode !== "overwrite" &&
-                (!change.blind || !this.lostBefore(change.inst, key, change.time)));
+            // An unconditional write never drops what another instance built on
+            // a blind write of this one, heard or not (C1, C5).
+            const checked = change.inst === prevInst || mode !== "overwrite";
             // A delete in memory followed by a read starts a new initial value.
             const fresh = next.gen === "init" && this.deletes(key).length > 0;
             if (next.gen === prev.gen && checked && !fresh && !this.staleCopies(key)) {

@@ -92,7 +92,32 @@ const mergeNextAfterFailure = program({
   faults: ["ok", "fail", "ok", "delay", "delay", "ok", "ok"],
 });
 
+/**
+ * Lazy: a busy key's blind write (C5) loses its reply; another instance
+ * builds on what it wrote; the next save of the busy key must not write
+ * blindly over that.
+ */
+const lostBlindWrite = program({
+  lazy: [true, true],
+  updates: [
+    u(0, [{ t: "assign", frozen: false }, step, step, step, step, step, step, step, step]),
+    u(0, [{ t: "assign", frozen: false }]),
+    u(1, [mutate], { after: 1 }),
+    u(0, [{ t: "read" }, mutate], { after: 2 }),
+  ],
+  faults: ["lost", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"],
+});
+
 export const REGRESSIONS: Regression[] = [
+  {
+    name: "C1, C5: a blind write whose reply was lost does not turn off conflict detection " +
+      "(scheduled storage)",
+    backend: scheduledBackend,
+    program: lostBlindWrite,
+    found: "P2 (attack19 F4, then by this program with the model's exemption for lost blind " +
+      "writes removed): the next save of the busy key wrote blindly again and dropped the " +
+      "other instance's acknowledged mark",
+  },
   {
     name: "C2: a failed merge after a merge that landed on a frozen value is tried again",
     backend: scheduledBackend,
