@@ -45,6 +45,15 @@ export interface ConditionalStorage<T> {
    * is `null`).
    */
   deleteIfVersion(key: string, expected: string | null): MaybePromise<boolean>;
+  /**
+   * Set when every write gives the key a version it never had before (a
+   * fresh random token or a counter), so that finding the version unchanged
+   * means nobody wrote. Versions made from the content (Redis's are the
+   * stored text) are not: another write can bring the same one back. After
+   * a write whose reply was lost, the middleware takes an unchanged version
+   * as "not landed, nobody wrote" only when this is set.
+   */
+  readonly uniqueVersions?: boolean;
 }
 
 /**

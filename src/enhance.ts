@@ -281,6 +281,11 @@ export function enhanceStorage<T>(
     };
   }
   if (cond !== undefined) {
+    // Its tokens carry the wrapped storage's versions: new with each write
+    // exactly when those are.
+    if (cond.uniqueVersions === true) {
+      Object.defineProperty(enhanced, "uniqueVersions", { value: true, enumerable: true });
+    }
     enhanced.readVersioned = async (key): Promise<VersionedValue<T>> => {
       const { data, v, version } = await loadVersioned(cond, key);
       return { value: data, version: format.token(version, v) };

@@ -8,7 +8,7 @@
 
 import { type Known, NONE, type Slot, UNKNOWN } from "./slot.ts";
 import { saveError, SessionConflictError } from "./errors.ts";
-import { GO, learnVersion, uncertain } from "./uncertain.ts";
+import { GO, learnVersion, leaseTakes, uncertain } from "./uncertain.ts";
 import { fromSnapshot, OPAQUE, snapshot } from "./snapshot.ts";
 import { isPromiseLike } from "./values.ts";
 import { matches, valueOf } from "./known.ts";
@@ -86,7 +86,8 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const mine = value == null ? NONE : snapshot(value);
   const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
   const initial = slot.initial;
-  const lost = (err: unknown): never => uncertain(slot, mine, expected, initial, err);
+  const takes = leaseTakes(slot);
+  const lost = (err: unknown): never => uncertain(slot, mine, expected, initial, takes, err);
   let result: Sent | Promise<Sent>;
   try {
     result = send(slot, sendable(value, mine), expected);
@@ -225,7 +226,14 @@ async function resolveConflict<S>(
 ) {
   const { onConflict: merge, maxConflictRetries, conditional } = slot.source;
   const key = slot.key;
-  if (merge === "error") throw new SessionConflictError(key);
+  if (merge === "error") {
+    // After a write without an answer, the "other process" may be that write.
+    throw new SessionConflictError(
+      key,
+      slot.uncertain === undefined ? "" : " (or an earlier write of it by this process, whose " +
+        "reply was lost, landed: the two cannot be told apart, so nothing is written over it)",
+    );
+  }
   for (let merges = 0; merges < maxConflictRetries; merges++) {
     slot.lease?.assertHeld();
     let fresh;
@@ -240,10 +248,11 @@ async function resolveConflict<S>(
     // save merges again, unless the write failed without an answer and
     // landed (C1: it learns which first).
     let result: Sent;
+    const takes = leaseTakes(slot);
     try {
       result = await send(slot, sendable(merged ?? undefined, snap), fresh.version);
     } catch (err) {
-      return uncertain(slot, snap, fresh.version, initial, err, mine);
+      return uncertain(slot, snap, fresh.version, initial, takes, err, { mine, base });
     }
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.

@@ -115,14 +115,21 @@ export class Slot<S> {
    * would look alike to), and is a conflict otherwise (rule C1; after a
    * delete, the live value was made since, so it is then merged as made
    * from nothing); it stays set until a save lands. For a merge's write,
-   * `base` is what the merged save started from: if the merge landed, it is
-   * carried over to the live value as a landed merge is (C2); if not, the
-   * next save merges again. `initial` is the slot's `initial` when the
+   * `merge.mine` is what the merged save started from: if the merge landed,
+   * it is carried over to the live value as a landed merge is (C2); if not,
+   * the next save merges again from `merge.base`, the base that merge used. `initial` is the slot's `initial` when the
    * write was sent: if the write landed, the key is not new any more (U4),
-   * unless an update was given a new initial value since (K1).
+   * unless an update was given a new initial value since (K1). `takes` is
+   * the lease's take count then, when the key is locked (see `leaseTakes`).
    */
   uncertain:
-    | { mine: unknown; prior: string | null; initial: Known; base?: unknown }
+    | {
+      mine: unknown;
+      prior: string | null;
+      initial: Known;
+      takes: number | undefined;
+      merge: { mine: unknown; base: Known } | undefined;
+    }
     | undefined = undefined;
   /** Writes and deletes sent so far; a read that overlapped one is older than it. */
   writes = 0;

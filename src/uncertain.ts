@@ -14,6 +14,16 @@ import { matches, valueOf } from "./known.ts";
 import { carryOver } from "./merge.ts";
 
 /**
+ * The take count of the slot's lease (`Lease.takes`) if it is held, for a
+ * write about to be sent: a write sent and learnt about under one take of
+ * the lease had no other process's write in between.
+ */
+export function leaseTakes<S>(slot: Slot<S>): number | undefined {
+  const lease = slot.lease;
+  return lease?.held ? lease.takes : undefined;
+}
+
+/**
  * A write of `mine` over version `expected` failed without an answer, so it
  * may have landed: until a read tells, the slot's version is unknown (see
  * `Slot.uncertain`). A blind write (`expected` unknown, rule C5) counts with
@@ -26,8 +36,9 @@ export function uncertain<S>(
   mine: unknown,
   expected: string | null | typeof UNKNOWN,
   initial: unknown,
+  takes: number | undefined,
   err: unknown,
-  base?: unknown,
+  merge?: { mine: unknown; base: Known },
 ): never {
   // A bad value or key is refused before anything is sent.
   // So is a save whose lease was lost.
@@ -37,7 +48,7 @@ export function uncertain<S>(
   // After a blind write, nothing was expected: like "nothing stored", no
   // version tells that it did not land.
   const prior = expected === UNKNOWN ? null : expected;
-  slot.uncertain = base === undefined ? { mine, prior, initial } : { mine, prior, initial, base };
+  slot.uncertain = { mine, prior, initial, takes, merge };
   slot.version = UNKNOWN;
   throw err;
 }
@@ -68,19 +79,32 @@ export async function learnVersion<S>(slot: Slot<S>): Promise<typeof GO | { base
       slot.stored = lost.mine; // the write without an answer landed
       slot.version = fresh.version;
       if (lost.mine !== NONE && slot.initial === lost.initial) slot.initial = UNKNOWN;
-      if (lost.base !== undefined) {
-        carryOver(slot, lost.base, valueOf(lost.mine), lost.mine);
+      if (lost.merge !== undefined) {
+        carryOver(slot, lost.merge.mine, valueOf(lost.mine), lost.mine);
         if (slot.broken !== undefined) throw slot.broken; // this update's change was not merged
       }
       return GO;
     }
-    // A merge that did not land is merged again, from the slot's base.
-    if (lost.base !== undefined || lost.prior === null || fresh.version !== lost.prior) {
+    // A merge that did not land is merged again, from the base it used.
+    if (lost.merge !== undefined) return { base: lost.merge.base };
+    // Without a version to compare ("nothing stored" expected, or a blind
+    // write), storage not holding what was sent tells "not landed" apart
+    // from "landed, then written over" only when this process has held the
+    // key's lease without a break since it was sent (C6): nobody else wrote,
+    // so storage holds what it held before (nothing, for a create).
+    const unbroken = lost.takes !== undefined && leaseTakes(slot) === lost.takes;
+    // With a version to compare, storage still having it says the same,
+    // where a write never brings an earlier version back.
+    const unique = slot.source.conditional!.uniqueVersions === true;
+    const untouched = lost.prior === null
+      ? unbroken && (slot.stored === UNKNOWN || fresh.version === null)
+      : fresh.version === lost.prior && (unique || unbroken);
+    if (!untouched) {
       // After a delete, the live value was made since, from nothing: it is
       // merged as such, whether the delete landed or not. The pre-delete
       // value as base would take what another process wrote out again if
       // the delete had landed (C1).
-      return { base: lost.base === undefined && lost.mine === NONE ? NONE : slot.stored };
+      return { base: lost.mine === NONE ? NONE : slot.stored };
     }
     slot.uncertain = undefined;
     slot.version = fresh.version;

@@ -431,3 +431,22 @@ for (const lose of ["landed", "not landed"] as const) {
     await t.end();
   });
 }
+
+for (const lose of ["landed", "not landed"] as const) {
+  Deno.test(`C1, C2: after a delete that failed (${lose}), a merge whose write failed is merged again from nothing`, async () => {
+    const storage = new LossyStorage();
+    await storage.write("1", { count: 5 });
+    const t = busyKey(storage, { frozen: false });
+    await t.start();
+    storage.loseDelete = lose;
+    await t.A(t.del); // fails
+    await t.B(t.inc); // acknowledged
+    storage.lose = "not landed";
+    await t.A(t.inc); // conflicts; its merge's write fails
+    await t.A(t.inc); // acknowledged: merges again, from what the first merge used
+    assert.equal((await t.end()).length, 2);
+    // B's 1 and A's acknowledged 1 on what the delete left (the pre-delete 5
+    // as the second merge's base gave -2 when the delete had landed).
+    assert.equal((await storage.read("1"))?.count, lose === "landed" ? 3 : 8);
+  });
+}

@@ -173,3 +173,68 @@ for (const fault of ["landed", "not landed"] as const) {
     assert.deepEqual(ours.aFailed, ["blind", "inc", "hold"]);
   });
 }
+
+/**
+ * One process, lazy: an update keeps key 1 busy after assigning without
+ * reading; another assigns without reading, and its blind write fails
+ * without applying; then updates that read, change and read again.
+ */
+async function blindAlone(library: "grammY" | "sessionkit", lock: boolean) {
+  type C = Context & LazySessionFlavor<Data>;
+  const storage = new FlakyWrite();
+  await storage.write("1", { n: 5 });
+  const options = { storage, ...(lock ? { lock: { ttl: 5_000, wait: 2_000 } } : {}) };
+  const h = createHarness<C>();
+  h.bot.use(
+    library === "grammY"
+      ? grammyLazySession<Data, Context>({ storage })
+      : lazySession<Data>(options),
+  );
+  const held = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  h.bot.on("message", async (ctx) => {
+    const text = ctx.message.text;
+    if (text === "hold") {
+      ctx.session = { n: 100 };
+      held.resolve();
+      await go.promise;
+    } else if (text === "blind") {
+      ctx.session = { n: 1 };
+    } else if (text === "inc") {
+      ctx.session = { n: (await ctx.session).n + 1 };
+    } else {
+      await ctx.session;
+    }
+  });
+  const hold = h.send(message(1, "hold"));
+  await held.promise;
+  storage.next = "not landed";
+  const outcomes: string[] = [];
+  for (const text of ["blind", "read", "inc", "read"]) {
+    const before = h.errors.length;
+    await h.send(message(1, text));
+    const error = h.errors[before]?.error as Error | undefined;
+    outcomes.push(`${text}: ${error === undefined ? "ok" : error.name}`);
+  }
+  go.resolve();
+  await hold;
+  return { outcomes, errors: h.errors.map((e) => (e.error as Error).message) };
+}
+
+Deno.test("C1, C6: with lock, a blind write that failed without applying is found not landed, so later updates of the busy key go on, as with grammY", async () => {
+  const grammy = await blindAlone("grammY", false);
+  assert.deepEqual(grammy.outcomes, ["blind: Error", "read: ok", "inc: ok", "read: ok"]);
+  const ours = await blindAlone("sessionkit", true);
+  assert.deepEqual(ours.outcomes, ["blind: SessionError", "read: ok", "inc: ok", "read: ok"]);
+});
+
+Deno.test("C1: without lock, after a blind write that failed without an answer the busy key's saves fail with a SessionConflictError that says why (landed or not cannot be told)", async () => {
+  const ours = await blindAlone("sessionkit", false);
+  assert.deepEqual(ours.outcomes, [
+    "blind: SessionError",
+    "read: SessionConflictError",
+    "inc: SessionConflictError",
+    "read: SessionConflictError",
+  ]);
+  assert.match(ours.errors[1], /whose reply was lost, landed: the two cannot be told apart/);
+});

@@ -42,6 +42,8 @@ const text = new TextDecoder("utf-8", { ignoreBOM: true });
 export class KvDriver implements SessionDriver<string> {
   /** The storage's name. */
   readonly name = "DenoKvStorage";
+  /** Every write draws a new version. */
+  readonly uniqueVersions = true;
   /** What KV accepts as a session key under this prefix. */
   readonly keys: KeyRules;
   /** The KV key parts under which the records live. */

@@ -38,6 +38,8 @@ export interface MemoryDriverOptions {
 /** Sessions in a `Map` inside the process, as validated copies. */
 export class MemoryDriver implements SessionDriver<unknown>, MemoryAccess {
   readonly name = "MemorySessionStorage";
+  /** Every write draws a new version. */
+  readonly uniqueVersions = true;
   readonly synchronous = true;
   readonly #ttl: number | undefined;
   readonly #maxEntries: number | undefined;

@@ -73,6 +73,8 @@ type Table = "sessions" | "leases";
 /** Sessions as rows of a MySQL/MariaDB table, through `db`. */
 export class MysqlDriver implements SessionDriver<string> {
   readonly name = "MysqlStorage";
+  /** Every write draws a new version. */
+  readonly uniqueVersions = true;
   readonly keys: KeyRules = KEYS;
   readonly #db: MysqlQueryable;
   readonly #options: DriverOptions;

@@ -77,6 +77,8 @@ const VALUE_PAGE = 50;
 export class PostgresDriver implements SessionDriver<string> {
   /** Starts every error message. */
   readonly name = "PostgresStorage";
+  /** Every write draws a new version. */
+  readonly uniqueVersions = true;
   /** What PostgreSQL `text` and the key index can hold. */
   readonly keys: KeyRules = KEY_RULES;
   readonly #sql: Statements;

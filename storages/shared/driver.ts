@@ -112,6 +112,12 @@ export interface SessionDriver<P = string> {
   /** What keys the backend accepts; checked by the layer before any call. */
   readonly keys?: KeyRules;
   /**
+   * Set when every write gives the key a version it never had before (see
+   * `ConditionalStorage.uniqueVersions`): leave it out for versions made
+   * from the content.
+   */
+  readonly uniqueVersions?: boolean;
+  /**
    * The record of `key`, or `undefined` when none is stored or it expired.
    * Renews the expiry with a TTL, clears it without one; never changes the
    * version.

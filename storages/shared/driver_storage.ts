@@ -69,6 +69,21 @@ export class DriverStorage<T, P = string>
     this.#codec = codec ?? (jsonText as unknown as PayloadCodec<P>);
   }
 
+  /**
+   * Whether every write gives the key a new version (the driver's
+   * `uniqueVersions`; see `ConditionalStorage.uniqueVersions`).
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * new MemorySessionStorage().uniqueVersions; // true
+   * ```
+   */
+  get uniqueVersions(): boolean {
+    return this.#driver.uniqueVersions === true;
+  }
+
   #key(key: string): string {
     return checkKey(this.#driver.name, this.#driver.keys, key);
   }

@@ -66,6 +66,8 @@ type Statements = { [K in Exclude<keyof SqliteSql, "create">]: SqliteStatement }
 /** Sessions as rows of a SQLite table, through a synchronous handle. */
 export class SqliteDriver implements SessionDriver<string> {
   readonly name = "SqliteStorage";
+  /** Every write draws a new version. */
+  readonly uniqueVersions = true;
   readonly keys: KeyRules = KEYS;
   readonly #db: SqliteDatabase;
   readonly #options: SqliteDriverOptions;
