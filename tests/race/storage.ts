@@ -231,7 +231,13 @@ export class ScheduledStorage {
     const separate = this.#separate(inst, parse);
     // Odd instances also have the joined lease calls (LockedStorage), so a
     // run with several instances has both ways of locking side by side.
-    return inst % 2 === 0 ? separate : { ...separate, ...this.#joined(inst, parse) };
+    // Even instances say that every write makes a new version (it does: a
+    // counter); odd ones leave it unsaid, as a storage whose versions are
+    // the content (Redis) does, so both ways of telling what a write
+    // without an answer did are run (C1).
+    return inst % 2 === 0
+      ? { ...separate, uniqueVersions: true }
+      : { ...separate, ...this.#joined(inst, parse) };
   }
 
   /** Takes a free, expired or own lease of `key` for `owner`; whether it was taken. */
