@@ -88,6 +88,11 @@ export class Lease {
     return this.#takes;
   }
 
+  /** Whether the lease is held and, by this process's clock, not expired yet. */
+  get valid(): boolean {
+    return this.#held && Date.now() < this.#validUntil;
+  }
+
   /** Whether a take of the lease is in flight. */
   get acquiring(): boolean {
     return this.#acquiring !== undefined;
@@ -251,7 +256,7 @@ export class Lease {
 
   /** Throws unless the lease is held and still valid (called before writing). */
   assertHeld(): void {
-    if (this.#held && Date.now() < this.#validUntil) return;
+    if (this.valid) return;
     throw this.#lost();
   }
 

@@ -14,13 +14,14 @@ import { matches, valueOf } from "./known.ts";
 import { carryOver } from "./merge.ts";
 
 /**
- * The take count of the slot's lease (`Lease.takes`) if it is held, for a
- * write about to be sent: a write sent and learnt about under one take of
- * the lease had no other process's write in between.
+ * The take count of the slot's lease (`Lease.takes`) if it is held and not
+ * expired: a write sent and learnt about under one take of the lease, still
+ * valid when what storage holds was read, had no other process's write in
+ * between.
  */
 export function leaseTakes<S>(slot: Slot<S>): number | undefined {
   const lease = slot.lease;
-  return lease?.held ? lease.takes : undefined;
+  return lease?.valid ? lease.takes : undefined;
 }
 
 /**
