@@ -31,7 +31,6 @@ export class Lease {
   readonly #ttl: number;
   readonly #wait: number;
   #held = false;
-  #takes = 0;
   #validUntil = 0;
   #timer: TimerId | undefined;
   #acquiring: Promise<void> | undefined;
@@ -77,15 +76,6 @@ export class Lease {
   /** Whether the lease is held now. */
   get held(): boolean {
     return this.#held;
-  }
-
-  /**
-   * How many times this holder has taken the lease: while it is held with
-   * the same count, it was held without a break (a lapse is a loss, and
-   * taking it again counts).
-   */
-  get takes(): number {
-    return this.#takes;
   }
 
   /** Whether the lease is held and, by this process's clock, not expired yet. */
@@ -159,7 +149,6 @@ export class Lease {
         }
         if (got !== null) {
           this.#held = true;
-          this.#takes++;
           this.#validUntil = started + this.#ttl;
           this.#schedule();
           this.runs?.taken(this.key);

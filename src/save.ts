@@ -8,7 +8,7 @@
 
 import { type Known, NONE, type Slot, UNKNOWN } from "./slot.ts";
 import { saveError, SessionConflictError } from "./errors.ts";
-import { GO, learnVersion, leaseTakes, uncertain } from "./uncertain.ts";
+import { FENCE, GO, learnVersion, uncertain } from "./uncertain.ts";
 import { fromSnapshot, OPAQUE, snapshot } from "./snapshot.ts";
 import { isPromiseLike } from "./values.ts";
 import { matches, valueOf } from "./known.ts";
@@ -57,15 +57,17 @@ async function prepareAndWrite<S>(slot: Slot<S>, blind: boolean): Promise<void> 
     if (!lease.held) await lease.acquire(); // a blind assignment may not have it yet
     lease.assertHeld();
   }
+  let fence = false;
   if (blind) {
     const learnt = await learnVersion(slot);
-    if (learnt !== GO) {
+    if (learnt === FENCE) fence = true;
+    else if (learnt !== GO) {
       const value = desired(slot);
       const mine = value == null ? NONE : snapshot(value);
       return await resolveConflict(slot, value, mine, slot.initial, learnt.base);
     }
   }
-  await write(slot, false);
+  await write(slot, fence); // a fence writes even what did not change
 }
 
 /** Writes the live value if it differs from what storage holds (K2: as it is now). */
@@ -86,8 +88,7 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const mine = value == null ? NONE : snapshot(value);
   const expected = slot.source.conditional !== undefined ? slot.version : UNKNOWN;
   const initial = slot.initial;
-  const takes = leaseTakes(slot);
-  const lost = (err: unknown): never => uncertain(slot, mine, expected, initial, takes, err);
+  const lost = (err: unknown): never => uncertain(slot, mine, expected, initial, err);
   let result: Sent | Promise<Sent>;
   try {
     result = send(slot, sendable(value, mine), expected);
@@ -248,11 +249,10 @@ async function resolveConflict<S>(
     // save merges again, unless the write failed without an answer and
     // landed (C1: it learns which first).
     let result: Sent;
-    const takes = leaseTakes(slot);
     try {
       result = await send(slot, sendable(merged ?? undefined, snap), fresh.version);
     } catch (err) {
-      return uncertain(slot, snap, fresh.version, initial, takes, err, { mine, base });
+      return uncertain(slot, snap, fresh.version, initial, err, { mine, base });
     }
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.

@@ -111,23 +111,23 @@ export class Slot<S> {
    * `prior` the version it expected (`null` for a blind write, too). The
    * next save of this slot first reads the version: it goes on from `mine`
    * if storage holds that, from `prior` if storage still has that version
-   * (a unique token; never for `null`, which a create and a delete by others
-   * would look alike to), and is a conflict otherwise (rule C1; after a
+   * (only where versions are unique, `uniqueVersions`; never for `null`,
+   * which a create and a delete by others would look alike to), writing
+   * even an unchanged value then, as the write may still land; and it is a
+   * conflict otherwise (rule C1; after a
    * delete, the live value was made since, so it is then merged as made
    * from nothing); it stays set until a save lands. For a merge's write,
    * `merge.mine` is what the merged save started from: if the merge landed,
    * it is carried over to the live value as a landed merge is (C2); if not,
    * the next save merges again from `merge.base`, the base that merge used. `initial` is the slot's `initial` when the
    * write was sent: if the write landed, the key is not new any more (U4),
-   * unless an update was given a new initial value since (K1). `takes` is
-   * the lease's take count then, when the key is locked (see `leaseTakes`).
+   * unless an update was given a new initial value since (K1).
    */
   uncertain:
     | {
       mine: unknown;
       prior: string | null;
       initial: Known;
-      takes: number | undefined;
       merge: { mine: unknown; base: Known } | undefined;
     }
     | undefined = undefined;

@@ -14,17 +14,6 @@ import { matches, valueOf } from "./known.ts";
 import { carryOver } from "./merge.ts";
 
 /**
- * The take count of the slot's lease (`Lease.takes`) if it is held and not
- * expired: a write sent and learnt about under one take of the lease, still
- * valid when what storage holds was read, had no other process's write in
- * between.
- */
-export function leaseTakes<S>(slot: Slot<S>): number | undefined {
-  const lease = slot.lease;
-  return lease?.valid ? lease.takes : undefined;
-}
-
-/**
  * A write of `mine` over version `expected` failed without an answer, so it
  * may have landed: until a read tells, the slot's version is unknown (see
  * `Slot.uncertain`). A blind write (`expected` unknown, rule C5) counts with
@@ -37,7 +26,6 @@ export function uncertain<S>(
   mine: unknown,
   expected: string | null | typeof UNKNOWN,
   initial: unknown,
-  takes: number | undefined,
   err: unknown,
   merge?: { mine: unknown; base: Known },
 ): never {
@@ -49,13 +37,18 @@ export function uncertain<S>(
   // After a blind write, nothing was expected: like "nothing stored", no
   // version tells that it did not land.
   const prior = expected === UNKNOWN ? null : expected;
-  slot.uncertain = { mine, prior, initial, takes, merge };
+  slot.uncertain = { mine, prior, initial, merge };
   slot.version = UNKNOWN;
   throw err;
 }
 
 /** What {@link learnVersion} gives when the save can go on, conditional on the version it learnt. */
 export const GO: unique symbol = Symbol("go");
+/**
+ * What {@link learnVersion} gives when the save can go on and must write
+ * even if nothing changed: a lost write has not landed, and may still.
+ */
+export const FENCE: unique symbol = Symbol("fence");
 
 /**
  * Reads the version of the key after a blind write of this slot, or after
@@ -64,7 +57,9 @@ export const GO: unique symbol = Symbol("go");
  * otherwise another process wrote since, and the save treats it as a
  * conflict (rule C1), merging from `base`.
  */
-export async function learnVersion<S>(slot: Slot<S>): Promise<typeof GO | { base: Known }> {
+export async function learnVersion<S>(
+  slot: Slot<S>,
+): Promise<typeof GO | typeof FENCE | { base: Known }> {
   let fresh;
   try {
     fresh = await slot.source.conditional!.readVersioned(slot.key);
@@ -88,18 +83,14 @@ export async function learnVersion<S>(slot: Slot<S>): Promise<typeof GO | { base
     }
     // A merge that did not land is merged again, from the base it used.
     if (lost.merge !== undefined) return { base: lost.merge.base };
-    // Without a version to compare ("nothing stored" expected, or a blind
-    // write), storage not holding what was sent tells "not landed" apart
-    // from "landed, then written over" only when this process has held the
-    // key's lease without a break since it was sent (C6): nobody else wrote,
-    // so storage holds what it held before (nothing, for a create).
-    const unbroken = lost.takes !== undefined && leaseTakes(slot) === lost.takes;
-    // With a version to compare, storage still having it says the same,
-    // where a write never brings an earlier version back.
-    const unique = slot.source.conditional!.uniqueVersions === true;
-    const untouched = lost.prior === null
-      ? unbroken && (slot.stored === UNKNOWN || fresh.version === null)
-      : fresh.version === lost.prior && (unique || unbroken);
+    // Storage still having the version the write expected says that it
+    // has not landed and nobody wrote, where no write brings an earlier
+    // version back (`uniqueVersions`). Without a version to compare ("nothing
+    // stored" expected, or a blind write) nothing says so: not even a lease
+    // held since, as the write itself may still be on its way (a call given
+    // up by a timeout, a statement waiting on the server).
+    const untouched = lost.prior !== null && fresh.version === lost.prior &&
+      slot.source.conditional!.uniqueVersions === true;
     if (!untouched) {
       // After a delete, the live value was made since, from nothing: it is
       // merged as such, whether the delete landed or not. The pre-delete
@@ -107,9 +98,12 @@ export async function learnVersion<S>(slot: Slot<S>): Promise<typeof GO | { base
       // the delete had landed (C1).
       return { base: lost.mine === NONE ? NONE : slot.stored };
     }
+    // Not landed yet: it may still, on that version. The save writes even
+    // if nothing changed, so that the version moves on and a late landing
+    // of the lost write fails (C1).
     slot.uncertain = undefined;
     slot.version = fresh.version;
-    return GO;
+    return FENCE;
   }
   if (!matches(fresh.value ?? undefined, slot.stored)) return { base: slot.stored };
   slot.version = fresh.version;

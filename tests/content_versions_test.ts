@@ -103,3 +103,40 @@ Deno.test("C1: the same run on a storage with unique versions (memory) conflicts
   assert.deepEqual(ours.final, { count: 5 });
   assert.equal(ours.aErrors.at(-1), "SessionConflictError");
 });
+
+Deno.test("uniqueVersions: declared by every sessionkit storage whose writes draw a new version, with its default options, and not by Redis", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  const pg = (await import("npm:pg@^8")).default;
+  const mysql = await import("npm:mysql2@^3/promise");
+  const { PostgresStorage } = await import("../storages/postgres.ts");
+  const { MysqlStorage } = await import("../storages/mysql.ts");
+  const { SqliteStorage } = await import("../storages/sqlite.ts");
+  const { DenoKvStorage } = await import("../storages/denokv.ts");
+  const { enhanceStorage } = await import("../mod.ts");
+  type Enhance<T> = import("../mod.ts").Enhance<T>;
+  // Nothing below connects: the flag is known when the storage is made.
+  const pool = new pg.Pool({ connectionString: "postgres://nobody@127.0.0.1:1/none" });
+  const mysqlPool = mysql.createPool({ uri: "mysql://nobody@127.0.0.1:1/none" });
+  const kv = await Deno.openKv(":memory:");
+  const db = new DatabaseSync(":memory:");
+  try {
+    assert.equal(new MemorySessionStorage().uniqueVersions, true);
+    assert.equal(new PostgresStorage(pool).uniqueVersions, true, "PostgreSQL, default timeout");
+    assert.equal(new MysqlStorage(mysqlPool).uniqueVersions, true, "MySQL, default timeout");
+    assert.equal(new SqliteStorage(db).uniqueVersions, true);
+    assert.equal(new DenoKvStorage(kv).uniqueVersions, true);
+    assert.equal(
+      enhanceStorage<Data>({
+        storage: new MemorySessionStorage<Enhance<Data>>(),
+        millisecondsToLive: 1000,
+      })
+        .uniqueVersions,
+      true,
+    );
+  } finally {
+    await pool.end();
+    await mysqlPool.end();
+    kv.close();
+    db.close();
+  }
+});

@@ -71,7 +71,8 @@ export class DriverStorage<T, P = string>
 
   /**
    * Whether every write gives the key a new version (the driver's
-   * `uniqueVersions`; see `ConditionalStorage.uniqueVersions`).
+   * `uniqueVersions`; see `ConditionalStorage.uniqueVersions`). A subclass
+   * that makes its versions another way must override it.
    *
    * @example
    * ```ts

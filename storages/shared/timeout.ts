@@ -176,6 +176,9 @@ export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDri
     get keys() {
       return driver.keys;
     },
+    get uniqueVersions() {
+      return driver.uniqueVersions;
+    },
     get leaseProblem() {
       return driver.leaseProblem;
     },
