@@ -313,6 +313,20 @@ class Checker {
   }
 
   /**
+   * Whether a merge kept the seed with `mark` merged onto it after a delete
+   * of `key` failed without an answer: the next save merges a value made
+   * after the delete as made from nothing, so a delete that did not land is
+   * dropped with its failed update (C1), the seed stays, and the mark is in it.
+   */
+  deleteDropped(key: string, final: { marks: Record<string, unknown> }, mark: string): boolean {
+    return this.t.program.mode === "merge" && final.marks[mark] !== undefined &&
+      this.log.some((c) =>
+        c.key === key && (c.method === "delete" || c.method === "deleteIfVersion") &&
+        (c.fault === "fail" || c.fault === "lost")
+      );
+  }
+
+  /**
    * Whether another instance's marks may be lost for good: with "overwrite"
    * (C4). A blind (unconditional, C5) write makes later saves of its slot
    * conditional (C1), also when it failed without an answer.
@@ -507,7 +521,7 @@ class Checker {
               } of the same generation (lost update)`,
             );
           }
-          if (final.gen === "seed" && m.gen !== "seed") {
+          if (final.gen === "seed" && m.gen !== "seed" && !this.deleteDropped(key, final, m.mark)) {
             this.v(
               P2,
               "C1, K2",

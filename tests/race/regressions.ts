@@ -108,7 +108,36 @@ const lostBlindWrite = program({
   faults: ["lost", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"],
 });
 
+/**
+ * Merge mode: a lazy update deletes without reading and the delete fails;
+ * another update of the busy key starts from initial() and adds a mark; its
+ * save merges onto the seed that is still there (C1: a value made after a
+ * delete is merged as made from nothing, and a delete that did not land is
+ * dropped with its update).
+ */
+const failedBlindDelete = program({
+  mode: "merge",
+  lazy: [true, false],
+  updates: [
+    u(0, [step, step, { t: "delete" }], { after: 0 }),
+    u(1, []),
+    u(0, [mutate]),
+    u(0, []),
+    u(0, []),
+  ],
+  faults: ["ok", "fail", "ok", "ok"],
+});
+
 export const REGRESSIONS: Regression[] = [
+  {
+    name: "C1: after a blind delete that failed, a merge keeps the seed with the later mark " +
+      "(scheduled storage)",
+    backend: scheduledBackend,
+    program: failedBlindDelete,
+    found: "P2 by the model, not the core (RACE_FULL on 2107af9, seed -1321850395): the model " +
+      "took the seed surviving a failed delete as a generation that came back; C1 says a " +
+      "delete that did not land is dropped, so the model now allows it when the mark is kept",
+  },
   {
     name: "C1, C5: a blind write whose reply was lost does not turn off conflict detection " +
       "(scheduled storage)",
