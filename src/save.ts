@@ -143,6 +143,7 @@ function landed<S>(
   initial: unknown,
 ): Promise<void> | undefined {
   if (result === CONFLICT) return resolveConflict(slot, value, mine, initial);
+  slot.uncertain = undefined; // a fence that landed
   slot.mergeNext = false;
   slot.stored = mine;
   slot.version = result;

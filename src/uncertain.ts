@@ -68,8 +68,25 @@ export async function learnVersion<S>(
   }
   const lost = slot.uncertain;
   if (lost !== undefined) {
-    // Kept on a conflict, until a save lands: whatever the conflict's
-    // outcome, the slot still does not know what storage holds.
+    // Kept until a save lands: until then, the slot does not know what
+    // storage holds.
+    // Storage still having the version the write expected says that it has
+    // not landed (yet: it may still, on that version), where no write brings
+    // an earlier version back (`uniqueVersions`), whatever the content: a
+    // fence sends the content storage holds. Without a version to compare
+    // ("nothing stored" expected, or a blind write) nothing says so, not even
+    // a lease held since: the write itself may still be on its way (a call
+    // given up by a timeout, a statement waiting on the server).
+    if (
+      lost.prior !== null && fresh.version === lost.prior &&
+      slot.source.conditional!.uniqueVersions === true
+    ) {
+      // A merge is merged again; anything else writes even if nothing
+      // changed, so that the version moves on and the late landing fails (C1).
+      if (lost.merge !== undefined) return { base: lost.merge.base };
+      slot.version = fresh.version;
+      return FENCE;
+    }
     if (matches(fresh.value ?? undefined, lost.mine)) {
       slot.uncertain = undefined;
       slot.stored = lost.mine; // the write without an answer landed
@@ -83,27 +100,11 @@ export async function learnVersion<S>(
     }
     // A merge that did not land is merged again, from the base it used.
     if (lost.merge !== undefined) return { base: lost.merge.base };
-    // Storage still having the version the write expected says that it
-    // has not landed and nobody wrote, where no write brings an earlier
-    // version back (`uniqueVersions`). Without a version to compare ("nothing
-    // stored" expected, or a blind write) nothing says so: not even a lease
-    // held since, as the write itself may still be on its way (a call given
-    // up by a timeout, a statement waiting on the server).
-    const untouched = lost.prior !== null && fresh.version === lost.prior &&
-      slot.source.conditional!.uniqueVersions === true;
-    if (!untouched) {
-      // After a delete, the live value was made since, from nothing: it is
-      // merged as such, whether the delete landed or not. The pre-delete
-      // value as base would take what another process wrote out again if
-      // the delete had landed (C1).
-      return { base: lost.mine === NONE ? NONE : slot.stored };
-    }
-    // Not landed yet: it may still, on that version. The save writes even
-    // if nothing changed, so that the version moves on and a late landing
-    // of the lost write fails (C1).
-    slot.uncertain = undefined;
-    slot.version = fresh.version;
-    return FENCE;
+    // After a delete, the live value was made since, from nothing: it is
+    // merged as such, whether the delete landed or not. The pre-delete value
+    // as base would take what another process wrote out again if the delete
+    // had landed (C1).
+    return { base: lost.mine === NONE ? NONE : slot.stored };
   }
   if (!matches(fresh.value ?? undefined, slot.stored)) return { base: slot.stored };
   slot.version = fresh.version;

@@ -313,3 +313,73 @@ for (const lock of [false, true]) {
     });
   }
 }
+
+/**
+ * A memory storage whose conditional writes take faults from a queue, one
+ * per call: `late` (given up after 20 ms, applied conditionally 150 ms after
+ * the call), `fail` (throws before applying), `ok`.
+ */
+class QueuedFaults extends MemorySessionStorage<Data> {
+  faults: ("late" | "fail" | "ok")[] = [];
+  landed: Promise<void>[] = [];
+  override writeIfVersion(key: string, value: Data, expected: string | null) {
+    const fault = this.faults.shift() ?? "ok";
+    const apply = () => super.writeIfVersion(key, value, expected) as string | null;
+    if (fault === "fail") throw new Error("connection reset");
+    if (fault === "ok") return apply();
+    this.landed.push(sleep(150).then(() => void apply()));
+    return sleep(20).then((): string | null => {
+      throw new Error("did not finish within 20 ms; it may still land");
+    });
+  }
+}
+
+for (const fence of ["refused before it is sent", "failing before it applies"] as const) {
+  Deno.test(`C1: a fence write ${fence} leaves the fence to the next save (a late landing does not undo an acknowledged change)`, async () => {
+    type C = Context & SessionFlavor<Data & { bad?: bigint }>;
+    const storage = new QueuedFaults();
+    await storage.write("1", { n: 5 });
+    const h = createHarness<C>();
+    h.bot.use(session({ storage, initial: () => ({ n: 0 }) }));
+    const held = Promise.withResolvers<void>();
+    const go = Promise.withResolvers<void>();
+    const dChanged = Promise.withResolvers<void>();
+    const dGo = Promise.withResolvers<void>();
+    h.bot.on("message", async (ctx) => {
+      const text = ctx.message.text;
+      if (text === "hold") {
+        held.resolve();
+        await go.promise;
+      } else if (text === "A") ctx.session.n++;
+      else if (text === "bad") ctx.session.bad = 1n;
+      else if (text === "D") {
+        delete ctx.session.bad;
+        ctx.session.n--;
+        dChanged.resolve();
+        await dGo.promise;
+      } else void ctx.session.n; // reads only
+    });
+    const hold = h.send(message(1, "hold"));
+    await held.promise;
+    storage.faults.push("late"); // A's write: given up, lands later on version 1
+    await h.send(message(1, "A"));
+    let d: Promise<void>;
+    if (fence === "refused before it is sent") {
+      await h.send(message(1, "bad")); // its fence write throws SessionValueError
+      d = h.send(message(1, "D"));
+      await dChanged.promise;
+    } else {
+      d = h.send(message(1, "D"));
+      await dChanged.promise;
+      storage.faults.push("fail");
+      await h.send(message(1, "read")); // reads only; its fence write fails before applying
+    }
+    dGo.resolve();
+    await d;
+    await Promise.all(storage.landed);
+    go.resolve();
+    await hold;
+    const dFailed = h.errors.some((e) => e.ctx.message?.text === "D");
+    if (!dFailed) assert.deepEqual(await storage.read("1"), { n: 5 }, "D's -1 was undone");
+  });
+}
