@@ -314,14 +314,17 @@ class Checker {
 
   /**
    * Whether a merge kept the seed with `mark` merged onto it after a delete
-   * of `key` failed without an answer: the next save merges a value made
-   * after the delete as made from nothing, so a delete that did not land is
-   * dropped with its failed update (C1), the seed stays, and the mark is in it.
+   * or a blind write of `key` failed without an answer: the next save merges
+   * the live value as made from nothing (no base), so what storage holds
+   * stays, with the value merged on top, also when a delete in the live value
+   * came before (C1: a delete that did not land is dropped with its update;
+   * a blind write's outcome cannot be told).
    */
   deleteDropped(key: string, final: { marks: Record<string, unknown> }, mark: string): boolean {
     return this.t.program.mode === "merge" && final.marks[mark] !== undefined &&
       this.log.some((c) =>
-        c.key === key && (c.method === "delete" || c.method === "deleteIfVersion") &&
+        c.key === key &&
+        (c.method === "delete" || c.method === "deleteIfVersion" || c.method === "write") &&
         (c.fault === "fail" || c.fault === "lost")
       );
   }

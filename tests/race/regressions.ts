@@ -128,7 +128,35 @@ const failedBlindDelete = program({
   faults: ["ok", "fail", "ok", "ok"],
 });
 
+/**
+ * Merge mode, one lazy instance: an update deletes without reading; another
+ * starts from initial(), adds a mark, and its blind write fails; the first
+ * one's save then merges the live value onto the seed still stored (no
+ * base: the blind write's outcome cannot be told, C1).
+ */
+const failedBlindAfterDelete = program({
+  mode: "merge",
+  lazy: [true],
+  seeded: [true, true],
+  updates: [
+    u(0, [], { after: 0, late: ["read"] }),
+    u(0, [], { late: ["read", "read"] }),
+    u(0, [mutate], { chat: 1 }),
+    u(0, [{ t: "delete" }, step]),
+    u(0, [step, mutate]),
+  ],
+  faults: ["fail", "ok", "ok"],
+});
+
 export const REGRESSIONS: Regression[] = [
+  {
+    name: "C1: after a blind write that failed, a merge keeps the seed with the later mark " +
+      "(scheduled storage)",
+    backend: scheduledBackend,
+    program: failedBlindAfterDelete,
+    found: "P2 by the model, not the core (RACE_FULL on 1aaabbe, seed -1982063781): as the " +
+      "failed blind delete above, for a failed blind write after a delete in the live value",
+  },
   {
     name: "C1: after a blind delete that failed, a merge keeps the seed with the later mark " +
       "(scheduled storage)",
