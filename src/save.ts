@@ -81,7 +81,10 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
     // what storage holds now, from what the merged save sent (until that
     // lands, the flag stays). A delete carries nothing stale: it is sent as
     // it is, on the merge's version.
-    return resolveConflict(slot, value, snapshot(value), slot.initial);
+    // After a delete without an answer, the live value was made since, from
+    // nothing (C1), also here.
+    const base = slot.uncertain?.mine === NONE ? NONE : slot.stored;
+    return resolveConflict(slot, value, snapshot(value), slot.initial, base);
   }
   const memory = slot.memory;
   if (memory !== undefined) return writeHeld(slot, memory, value);

@@ -450,3 +450,20 @@ for (const lose of ["landed", "not landed"] as const) {
     assert.equal((await storage.read("1"))?.count, lose === "landed" ? 3 : 8);
   });
 }
+
+Deno.test("C1, C2: after a merge landed on a frozen value and a delete failed before applying, a value rebuilt from initial() is merged as made from nothing", async () => {
+  const storage = new LossyStorage();
+  await storage.write("1", { count: 5 });
+  const t = busyKey(storage);
+  await t.start(); // A reads 5
+  await storage.write("1", { count: 15 }); // another process: +10
+  await t.A(t.inc); // 6, frozen: conflicts, the merge lands 16 on a value it cannot change
+  assert.deepEqual(await storage.read("1"), { count: 16 });
+  storage.loseDelete = "not landed";
+  await t.A(t.del); // fails before applying
+  await t.A(t.inc); // from initial(): 1, merged onto 16 as made from nothing
+  assert.equal((await t.end()).length, 1);
+  // The frozen pre-delete value (6) as base gave 11, which no order of the
+  // updates makes.
+  assert.deepEqual(await storage.read("1"), { count: 17 });
+});
