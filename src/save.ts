@@ -247,6 +247,19 @@ async function resolveConflict<S>(
     } catch (err) {
       throw saveError(slot.key, err, false);
     }
+    const lost = slot.uncertain;
+    if (
+      lost?.merge === undefined && lost !== undefined &&
+      matches(fresh.value ?? undefined, lost.mine)
+    ) {
+      // This process's own write without an answer has landed meanwhile (C1):
+      // it is what this merge starts from, not another process's change.
+      slot.uncertain = undefined;
+      slot.stored = lost.mine;
+      slot.version = fresh.version;
+      if (lost.mine !== NONE && slot.initial === lost.initial) slot.initial = UNKNOWN;
+      base = lost.mine;
+    }
     const merged = callMerge(slot, fresh.value ?? undefined, valueOf(mine, value), valueOf(base));
     const snap = merged == null ? NONE : snapshot(merged);
     // A merge's write that fails leaves the live value as it was: the next

@@ -317,16 +317,18 @@ for (const lock of [false, true]) {
 /**
  * A memory storage whose conditional writes take faults from a queue, one
  * per call: `late` (given up after 20 ms, applied conditionally 150 ms after
- * the call), `fail` (throws before applying), `ok`.
+ * the call), `slow` (applied and answered 200 ms after the call), `fail`
+ * (throws before applying), `ok`.
  */
 class QueuedFaults extends MemorySessionStorage<Data> {
-  faults: ("late" | "fail" | "ok")[] = [];
+  faults: ("late" | "fail" | "slow" | "ok")[] = [];
   landed: Promise<void>[] = [];
   override writeIfVersion(key: string, value: Data, expected: string | null) {
     const fault = this.faults.shift() ?? "ok";
     const apply = () => super.writeIfVersion(key, value, expected) as string | null;
     if (fault === "fail") throw new Error("connection reset");
     if (fault === "ok") return apply();
+    if (fault === "slow") return sleep(200).then(apply); // answers, late
     this.landed.push(sleep(150).then(() => void apply()));
     return sleep(20).then((): string | null => {
       throw new Error("did not finish within 20 ms; it may still land");
@@ -383,3 +385,35 @@ for (const fence of ["refused before it is sent", "failing before it applies"] a
     if (!dFailed) assert.deepEqual(await storage.read("1"), { n: 5 }, "D's -1 was undone");
   });
 }
+
+Deno.test("C1, C2: a fence that meets the late landing of this process's own lost write merges from that write, not as another process's change", async () => {
+  type C = Context & SessionFlavor<Data>;
+  const storage = new QueuedFaults();
+  await storage.write("1", { n: 5 });
+  const h = createHarness<C>();
+  const counter = (stored?: Data, mine?: Data, base?: Data): Data => ({
+    n: (stored?.n ?? 0) + (mine?.n ?? 0) - (base?.n ?? 0),
+  });
+  h.bot.use(session({ storage, initial: () => ({ n: 0 }), onConflict: counter }));
+  const held = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  h.bot.on("message", async (ctx) => {
+    const text = ctx.message.text;
+    if (text === "hold") {
+      held.resolve();
+      await go.promise;
+    } else if (text === "-1") ctx.session.n--;
+    else ctx.session.n++;
+  });
+  const hold = h.send(message(1, "hold"));
+  await held.promise;
+  storage.faults.push("late", "slow"); // -1 is given up and lands at 150 ms; the fence lands later
+  await h.send(message(1, "-1"));
+  await h.send(message(1, "+1")); // its fence meets the -1 that landed: a merge from it
+  await Promise.all(storage.landed);
+  go.resolve();
+  await hold;
+  assert.deepEqual(h.errors.map((e) => e.ctx.message?.text), ["-1"]);
+  // The -1 landed once and the +1 is acknowledged (counting the -1 twice gave 4).
+  assert.deepEqual(await storage.read("1"), { n: 5 });
+});
