@@ -8,7 +8,15 @@
 
 import { type Known, NONE, type Slot, UNKNOWN } from "./slot.ts";
 import { saveError, SessionConflictError } from "./errors.ts";
-import { FENCE, GO, learnVersion, uncertain } from "./uncertain.ts";
+import {
+  afterLostDelete,
+  FENCE,
+  GO,
+  learnVersion,
+  ownLanding,
+  takeLanded,
+  uncertain,
+} from "./uncertain.ts";
 import { fromSnapshot, OPAQUE, snapshot } from "./snapshot.ts";
 import { isPromiseLike } from "./values.ts";
 import { matches, valueOf } from "./known.ts";
@@ -83,7 +91,7 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
     // it is, on the merge's version.
     // After a delete without an answer, the live value was made since, from
     // nothing (C1), also here.
-    const base = slot.uncertain?.mine === NONE ? NONE : slot.stored;
+    const base = afterLostDelete(slot) ? NONE : slot.stored;
     return resolveConflict(slot, value, snapshot(value), slot.initial, base);
   }
   const memory = slot.memory;
@@ -247,18 +255,12 @@ async function resolveConflict<S>(
     } catch (err) {
       throw saveError(slot.key, err, false);
     }
-    const lost = slot.uncertain;
-    if (
-      lost?.merge === undefined && lost !== undefined &&
-      matches(fresh.value ?? undefined, lost.mine)
-    ) {
+    const own = ownLanding(slot, fresh.value ?? undefined);
+    if (own !== undefined && own.merge === undefined) {
       // This process's own write without an answer has landed meanwhile (C1):
       // it is what this merge starts from, not another process's change.
-      slot.uncertain = undefined;
-      slot.stored = lost.mine;
-      slot.version = fresh.version;
-      if (lost.mine !== NONE && slot.initial === lost.initial) slot.initial = UNKNOWN;
-      base = lost.mine;
+      takeLanded(slot, own, fresh.version);
+      base = own.mine;
     }
     const merged = callMerge(slot, fresh.value ?? undefined, valueOf(mine, value), valueOf(base));
     const snap = merged == null ? NONE : snapshot(merged);

@@ -33,6 +33,7 @@ import type { HoldRuns } from "./turns.ts";
 import { messageOf, SessionError } from "./errors.ts";
 import { snapshot } from "./snapshot.ts";
 import { saveSlot } from "./save.ts";
+import type { LostWrite } from "./uncertain.ts";
 import { cloneJson, isPromiseLike } from "./values.ts";
 import { type MemoryAccess, memoryAccessOf } from "./memory_access.ts";
 import { joinedReadOf } from "./locked_access.ts";
@@ -105,32 +106,13 @@ export class Slot<S> {
    */
   mergeNext = false;
   /**
-   * Set when a conditional write or delete failed without an answer (a lost
-   * reply, a dropped connection): it may have landed, and so may a blind
-   * write (rule C5) with conflict detection on. `mine` is what it sent,
-   * `prior` the version it expected (`null` for a blind write, too). The
-   * next save of this slot first reads the version: it goes on from `mine`
-   * if storage holds that, from `prior` if storage still has that version
-   * (only where versions are unique, `uniqueVersions`; never for `null`,
-   * which a create and a delete by others would look alike to), writing
-   * even an unchanged value then, as the write may still land; and it is a
-   * conflict otherwise (rule C1; after a
-   * delete, the live value was made since, so it is then merged as made
-   * from nothing); it stays set until a save lands. For a merge's write,
-   * `merge.mine` is what the merged save started from: if the merge landed,
-   * it is carried over to the live value as a landed merge is (C2); if not,
-   * the next save merges again from `merge.base`, the base that merge used. `initial` is the slot's `initial` when the
-   * write was sent: if the write landed, the key is not new any more (U4),
-   * unless an update was given a new initial value since (K1).
+   * The writes and deletes of this slot that failed without an answer (a
+   * lost reply, a dropped connection, a call given up by a timeout) and may
+   * still land, oldest first; `undefined` when there is none. Set until a
+   * save lands: until then the slot does not know what storage holds, and
+   * every save reads first (rule C1, `LostWrite` in uncertain.ts).
    */
-  uncertain:
-    | {
-      mine: unknown;
-      prior: string | null;
-      initial: Known;
-      merge: { mine: unknown; base: Known } | undefined;
-    }
-    | undefined = undefined;
+  uncertain: LostWrite[] | undefined = undefined;
   /** Writes and deletes sent so far; a read that overlapped one is older than it. */
   writes = 0;
   /** Assignments so far, by every update of the key (rule U3). */

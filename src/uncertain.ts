@@ -14,12 +14,33 @@ import { matches, valueOf } from "./known.ts";
 import { carryOver } from "./merge.ts";
 
 /**
+ * A write or delete of a slot that failed without an answer (rule C1).
+ * `mine` is what it sent (`NONE` for a delete), `prior` the version it
+ * expected (`null` for "nothing stored" and for a blind write, rule C5:
+ * no version tells that these did not land). `initial` is the slot's
+ * `initial` when it was sent: if it landed, the key is not new any more
+ * (U4), unless an update was given a new initial value since (K1). For a
+ * merge's write, `merge.mine` is what the merged save started from and
+ * `merge.base` the base that merge used: if it landed, the merge is
+ * carried over to the live value as a landed merge is (C2); if not, the
+ * next save merges again from that base.
+ */
+export interface LostWrite {
+  mine: unknown;
+  prior: string | null;
+  initial: Known;
+  merge: { mine: unknown; base: Known } | undefined;
+}
+
+/**
  * A write of `mine` over version `expected` failed without an answer, so it
  * may have landed: until a read tells, the slot's version is unknown (see
  * `Slot.uncertain`). A blind write (`expected` unknown, rule C5) counts with
  * conflict detection on: the next save learns what storage holds instead of
  * writing blindly again over what another process may have written since.
- * Rethrows `err`.
+ * Earlier writes without an answer that may still land stay recorded with
+ * it: those that expected the same version (the first of them to land
+ * fails the others) and those that expected none. Rethrows `err`.
  */
 export function uncertain<S>(
   slot: Slot<S>,
@@ -34,12 +55,41 @@ export function uncertain<S>(
   const unsent = err instanceof SessionValueError || err instanceof SessionKeyError ||
     err instanceof SessionLockError;
   if (unsent || (expected === UNKNOWN && slot.source.conditional === undefined)) throw err;
-  // After a blind write, nothing was expected: like "nothing stored", no
-  // version tells that it did not land.
   const prior = expected === UNKNOWN ? null : expected;
-  slot.uncertain = { mine, prior, initial, merge };
+  const pending = (slot.uncertain ?? []).filter((w) => w.prior === prior || w.prior === null);
+  pending.push({ mine, prior, initial, merge });
+  slot.uncertain = pending;
   slot.version = UNKNOWN;
   throw err;
+}
+
+/**
+ * The newest of the slot's writes without an answer that sent `stored`,
+ * what storage holds now: that one landed (or, after a lost delete,
+ * nothing is stored).
+ */
+export function ownLanding<S>(slot: Slot<S>, stored: unknown): LostWrite | undefined {
+  return slot.uncertain?.findLast((w) => matches(stored, w.mine));
+}
+
+/**
+ * Takes `landed`, one of the slot's writes without an answer, as having
+ * landed with `version`: what it sent is what storage holds, and no other
+ * of them can land any more (C1).
+ */
+export function takeLanded<S>(slot: Slot<S>, landed: LostWrite, version: string | null): void {
+  slot.uncertain = undefined;
+  slot.stored = landed.mine;
+  slot.version = version;
+  if (landed.mine !== NONE && slot.initial === landed.initial) slot.initial = UNKNOWN;
+}
+
+/**
+ * Whether the live value was made since a delete of this slot that failed
+ * without an answer: from nothing, whether that delete landed or not (C1).
+ */
+export function afterLostDelete<S>(slot: Slot<S>): boolean {
+  return slot.uncertain?.some((w) => w.merge === undefined && w.mine === NONE) ?? false;
 }
 
 /** What {@link learnVersion} gives when the save can go on, conditional on the version it learnt. */
@@ -70,41 +120,40 @@ export async function learnVersion<S>(
   if (lost !== undefined) {
     // Kept until a save lands: until then, the slot does not know what
     // storage holds.
-    // Storage still having the version the write expected says that it has
-    // not landed (yet: it may still, on that version), where no write brings
-    // an earlier version back (`uniqueVersions`), whatever the content: a
-    // fence sends the content storage holds. Without a version to compare
-    // ("nothing stored" expected, or a blind write) nothing says so, not even
-    // a lease held since: the write itself may still be on its way (a call
-    // given up by a timeout, a statement waiting on the server).
+    // Storage still having the version the newest write expected says that
+    // none has landed (yet: they may still, on that version), where no
+    // write brings an earlier version back (`uniqueVersions`), whatever the
+    // content: a fence sends the content storage holds. Without a version
+    // to compare ("nothing stored" expected, or a blind write) nothing says
+    // so, not even a lease held since: the write itself may still be on its
+    // way (a call given up by a timeout, a statement waiting on the server).
+    const last = lost[lost.length - 1];
     if (
-      lost.prior !== null && fresh.version === lost.prior &&
+      last.prior !== null && fresh.version === last.prior &&
       slot.source.conditional!.uniqueVersions === true
     ) {
       // A merge is merged again; anything else writes even if nothing
-      // changed, so that the version moves on and the late landing fails (C1).
-      if (lost.merge !== undefined) return { base: lost.merge.base };
+      // changed, so that the version moves on and a late landing fails (C1).
+      if (last.merge !== undefined) return { base: last.merge.base };
       slot.version = fresh.version;
       return FENCE;
     }
-    if (matches(fresh.value ?? undefined, lost.mine)) {
-      slot.uncertain = undefined;
-      slot.stored = lost.mine; // the write without an answer landed
-      slot.version = fresh.version;
-      if (lost.mine !== NONE && slot.initial === lost.initial) slot.initial = UNKNOWN;
-      if (lost.merge !== undefined) {
-        carryOver(slot, lost.merge.mine, valueOf(lost.mine), lost.mine);
+    const landed = ownLanding(slot, fresh.value ?? undefined);
+    if (landed !== undefined) {
+      takeLanded(slot, landed, fresh.version);
+      if (landed.merge !== undefined) {
+        carryOver(slot, landed.merge.mine, valueOf(landed.mine), landed.mine);
         if (slot.broken !== undefined) throw slot.broken; // this update's change was not merged
       }
       return GO;
     }
     // A merge that did not land is merged again, from the base it used.
-    if (lost.merge !== undefined) return { base: lost.merge.base };
+    if (last.merge !== undefined) return { base: last.merge.base };
     // After a delete, the live value was made since, from nothing: it is
     // merged as such, whether the delete landed or not. The pre-delete value
     // as base would take what another process wrote out again if the delete
     // had landed (C1).
-    return { base: lost.mine === NONE ? NONE : slot.stored };
+    return { base: afterLostDelete(slot) ? NONE : slot.stored };
   }
   if (!matches(fresh.value ?? undefined, slot.stored)) return { base: slot.stored };
   slot.version = fresh.version;
