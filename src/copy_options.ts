@@ -6,7 +6,7 @@
  * @module
  */
 
-import { closest } from "./validate.ts";
+import { closest } from "./closest_name.ts";
 
 /**
  * Options of `copySessions` (and, with the exceptions their

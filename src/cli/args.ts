@@ -10,7 +10,7 @@
  * @module
  */
 
-import { closest } from "../validate.ts";
+import { closest } from "../closest_name.ts";
 import { usage } from "./exit.ts";
 
 /** The options of the commands that write sessions into a target (copy, import). */

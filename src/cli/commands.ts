@@ -14,14 +14,8 @@ import { CliError, EXIT, type ExitCode, reason, usage } from "./exit.ts";
 import { StdoutLines, stdoutStream, writeStdout } from "./output.ts";
 import { conclude, during, long, say, sessions } from "./long_task.ts";
 import { checkDistinct } from "./places.ts";
-import {
-  hasTables,
-  type OpenedStorage,
-  openStorage,
-  parseStorageUrl,
-  type Role,
-  type StorageSpec,
-} from "./urls.ts";
+import { hasTables, parseStorageUrl, type StorageSpec } from "./urls.ts";
+import { type OpenedStorage, openStorage, type Role } from "./open_storage.ts";
 
 /** The storage URLs among `urls`, parsed; checks that `--table` applies to one of them. */
 function parseAll(inv: Invocation, urls: string[]): StorageSpec[] {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { closest } from "../../src/validate.ts";
+import { closest } from "../../src/closest_name.ts";
 
 /** The longest TTL, in ms (100 years): what every backend can store as an expiry. */
 export const MAX_TTL_MS = 100 * 365.25 * 24 * 60 * 60 * 1000;
