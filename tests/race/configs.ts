@@ -94,6 +94,21 @@ export const FOCUSED: RaceConfig[] = [
     runs: 1500,
   },
   {
+    name: "focus: merges with writes given up by a timeout (C1)",
+    backend: scheduledBackend,
+    shape: {
+      modes: ["merge"],
+      maxInstances: 2,
+      maxChats: 1,
+      actions: ["step", "read", "mutate", "delete"],
+      late: false,
+      unkeyed: false,
+      faults: true,
+      faultMix: { ok: 4, delay: 2, fail: 0, lost: 1, late: 3 },
+    },
+    runs: 1500,
+  },
+  {
     name: "focus: memory merges (defects 2, 5)",
     backend: memoryBackend,
     shape: {

@@ -59,10 +59,13 @@ export function snapshot(value: unknown): unknown {
  * The counter merge (README's `onConflict` example, extended to the marks):
  * when `mine` only added to `base` (same generation, or a fresh initial value
  * over nothing), its additions go on top of `stored` (or of a fresh initial
- * value when nothing is stored); when both are of one generation, the marks of
- * both are kept; when `mine` is a new generation (it was replaced), it wins;
- * when `mine` is a delete, it wins. Never changes its
- * arguments (they may be frozen).
+ * value when nothing is stored), and `n` moves by what `mine` added, as the
+ * README's counter does: a change merged twice shows as `n` above the
+ * number of marks. When `mine` did not derive from `base` but is of the
+ * generation stored (mine landed before, e.g. with a lost reply, and others
+ * added to it), the marks of both are kept; when `mine` is another new
+ * generation (it was replaced), it wins; when `mine` is a delete, it wins.
+ * Never changes its arguments (they may be frozen).
  */
 export function counterMerge(
   stored: Data | undefined,
@@ -70,18 +73,16 @@ export function counterMerge(
   base: Data | undefined,
 ): Data | undefined {
   if (mine == null) return undefined;
-  if (stored != null && stored.gen === mine.gen) {
-    // The same generation on both sides (mine landed before, e.g. with a lost
-    // reply, and others added to it): keep every mark of both.
-    const marks = { ...stored.marks, ...mine.marks };
-    return { gen: mine.gen, n: Object.keys(marks).length, marks };
-  }
   // Derived: only added to base (a value re-initialized after a delete has
   // base's generation "init" but not its marks: it replaced base).
   const derived = base == null
     ? mine.gen === "init"
     : mine.gen === base.gen && Object.keys(base.marks).every((m) => mine.marks[m] !== undefined);
-  if (!derived) return mine;
+  if (!derived) {
+    if (stored == null || stored.gen !== mine.gen) return mine;
+    const marks = { ...stored.marks, ...mine.marks };
+    return { gen: mine.gen, n: Object.keys(marks).length, marks };
+  }
   const start = stored ?? initialValue();
   const marks = { ...start.marks };
   for (const mark of Object.keys(mine.marks)) {

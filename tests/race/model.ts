@@ -152,7 +152,8 @@ class Checker {
     this.keyed = t.updates.filter((u) => u.key !== undefined && u.start !== undefined);
     this.log = t.scheduled?.log ?? [];
     this.lost = this.log.filter((c) =>
-      c.fault === "lost" && c.applied !== undefined && WRITE_METHODS.has(c.method)
+      (c.fault === "lost" || c.fault === "late") && c.applied !== undefined &&
+      WRITE_METHODS.has(c.method)
     );
     this.multi = t.instances > 1;
     this.#episodes();
@@ -208,8 +209,13 @@ class Checker {
     if (ep.members.some((w) => w !== u && w.ok === true && (w.settle ?? Infinity) > t)) {
       return true;
     }
+    // A write given up by a timeout may land after the episode: it carries
+    // what was made before it was sent.
     return this.lost.some((c) =>
-      c.inst === u.inst && c.key === u.key && c.applied! > t && c.applied! <= ep.end
+      c.inst === u.inst && c.key === u.key &&
+      (c.fault === "late"
+        ? c.start > t && c.start <= ep.end
+        : c.applied! > t && c.applied! <= ep.end)
     );
   }
 
@@ -325,7 +331,7 @@ class Checker {
       this.log.some((c) =>
         c.key === key &&
         (c.method === "delete" || c.method === "deleteIfVersion" || c.method === "write") &&
-        (c.fault === "fail" || c.fault === "lost")
+        (c.fault === "fail" || c.fault === "lost" || c.fault === "late")
       );
   }
 
@@ -380,8 +386,20 @@ class Checker {
     );
   }
 
-  lostOn(key: string): boolean {
-    return this.lost.some((c) => c.key === key);
+  /**
+   * Whether a delta merge may have counted a write without an answer twice:
+   * it landed, and another instance wrote the key after it, so a read cannot
+   * tell "landed, then written over" from "never landed" (C1: taken as never
+   * landed). Without such a write the count stays exact.
+   */
+  lostThenOverwritten(key: string): boolean {
+    return this.lost.some((c) =>
+      c.key === key &&
+      this.log.some((w) =>
+        w.key === key && w.inst !== c.inst && WRITE_METHODS.has(w.method) &&
+        w.applied !== undefined && w.applied > c.applied! && w.matched !== false
+      )
+    );
   }
 
   // --- checks -------------------------------------------------------------------------
@@ -469,7 +487,7 @@ class Checker {
       }
     }
     const count = Object.keys(value.marks).length;
-    if (value.n !== count && !(this.t.program.mode === "merge" && this.lostOn(key))) {
+    if (value.n !== count && !(this.t.program.mode === "merge" && this.lostThenOverwritten(key))) {
       this.v(P2, "C2", `${key}: ${where} ${json(value)} has n=${value.n} for ${count} marks`);
     }
     if (value.gen === "init" && count === 0) {
@@ -1040,7 +1058,8 @@ class Checker {
       // knows (a failure and a lost reply look alike): C1's read-back after it
       // may report a conflict when it cannot tell (semantics.md C1).
       const unheard = this.log.some((c) =>
-        c.key === u.key && c.inst === u.inst && WRITE_METHODS.has(c.method) && c.fault === "fail"
+        c.key === u.key && c.inst === u.inst && WRITE_METHODS.has(c.method) &&
+        (c.fault === "fail" || c.fault === "late")
       );
       if (others || unheard || this.lost.some((c) => c.key === u.key && c.inst === u.inst)) {
         continue;

@@ -84,6 +84,8 @@ export interface ProgramShape {
   lazy: boolean | "either";
   /** Whether the storage gets a fault plan. */
   faults: boolean;
+  /** How often each fault appears in a plan, relative to the others. */
+  faultMix: Readonly<Record<Fault, number>>;
   /** Whether updates without a key (inline queries) appear. */
   unkeyed: boolean;
   /** The handler actions that may appear (all by default). */
@@ -104,6 +106,7 @@ export const DEFAULT_SHAPE: ProgramShape = {
   maxActions: 5,
   lazy: "either",
   faults: false,
+  faultMix: { ok: 8, delay: 3, fail: 1, lost: 1, late: 1 },
   unkeyed: true,
   actions: ["step", "read", "mutate", "assign", "assignPromise", "delete", "throw", "fire"],
   late: true,
@@ -146,12 +149,11 @@ const late: fc.Arbitrary<LateAction[]> = fc.oneof(
   },
 );
 
-const fault: fc.Arbitrary<Fault> = fc.oneof(
-  { weight: 8, arbitrary: fc.constant("ok" as const) },
-  { weight: 3, arbitrary: fc.constant("delay" as const) },
-  { weight: 1, arbitrary: fc.constant("fail" as const) },
-  { weight: 1, arbitrary: fc.constant("lost" as const) },
-);
+/** One fault of a plan, drawn by `mix`. */
+function faultOf(mix: Readonly<Record<Fault, number>>): fc.Arbitrary<Fault> {
+  const kinds = (Object.keys(mix) as Fault[]).filter((kind) => mix[kind] > 0);
+  return fc.oneof(...kinds.map((kind) => ({ weight: mix[kind], arbitrary: fc.constant(kind) })));
+}
 
 /** The arbitrary of programs of a shape. */
 export function programs(shape: Partial<ProgramShape> = {}): fc.Arbitrary<Program> {
@@ -184,7 +186,7 @@ export function programs(shape: Partial<ProgramShape> = {}): fc.Arbitrary<Progra
       maxLength: sh.maxChats,
     }),
     updates: fc.array(update, { minLength: 1, maxLength: sh.maxUpdates }),
-    faults: sh.faults ? fc.array(fault, { maxLength: 8 }) : fc.constant([]),
+    faults: sh.faults ? fc.array(faultOf(sh.faultMix), { maxLength: 8 }) : fc.constant([]),
     readOnly: fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, fc.constant(true)),
     lateSerialize: fc.boolean(),
   });

@@ -330,4 +330,18 @@ export const REGRESSIONS: Regression[] = [
     program: blindLockRead,
     found: "P6, as above",
   },
+  {
+    name: "C1, C2: two writes given up by a timeout in a row, one process, with a merge " +
+      "function (scheduled storage)",
+    backend: scheduledBackend,
+    program: program({
+      mode: "merge",
+      updates: [u(0, [mutate]), u(0, [mutate]), u(0, [mutate, step, step]), u(0, [])],
+      faults: ["delay", "late", "delay", "ok"],
+    }),
+    found: "P2 (attack23 F1; found again by the focus config on cec3c44, seed 5, once the " +
+      "scheduled storage gave calls up and the counter merge counted by n): the fence's own " +
+      "lost write replaced the record of the first, whose late landing was then merged as " +
+      "another process's change, counting it twice",
+  },
 ];

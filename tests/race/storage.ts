@@ -5,7 +5,9 @@
  * reply, so the scheduler decides when a call is applied and when its caller
  * hears about it. Faults come from a generated plan, one entry per call:
  * a delay (extra scheduled hops), a failed call (rejected, nothing applied),
- * or a lost reply (applied, then rejected).
+ * a lost reply (applied, then rejected), or a call given up by a timeout
+ * (rejected, and applied when the scheduler says: before the rejection, or
+ * after it, even after the update ended and later calls were applied).
  *
  * Each bot instance gets its own view (`view(i)`), one object implementing
  * StorageAdapter + ConditionalStorage + LeaseStorage over the one shared
@@ -25,7 +27,7 @@ import type {
 import type { Clock } from "./clock.ts";
 
 /** What can go wrong with one call. */
-export type Fault = "ok" | "delay" | "fail" | "lost";
+export type Fault = "ok" | "delay" | "fail" | "lost" | "late";
 
 export const DATA_METHODS = [
   "read",
@@ -137,6 +139,13 @@ export class ScheduledStorage {
     if (method === "releaseLease" || method === "renewLease") {
       return fault === "delay" ? fault : "ok";
     }
+    // A conditional write given up may land whenever: on the version it
+    // expected, it cannot undo a later change. An unconditional one landing
+    // late would undo any change made after it (C5 gives no protection
+    // against that), so for every other call a late fault is a lost reply.
+    if (fault === "late" && method !== "writeIfVersion" && method !== "deleteIfVersion") {
+      return "lost";
+    }
     if (method === "acquireLease" && fault === "lost") return "fail";
     return fault;
   }
@@ -182,9 +191,19 @@ export class ScheduledStorage {
       if (fault === "delay") await s.schedule(Promise.resolve(), `${label} delayed`);
       if (fault === "fail") throw new Error(`simulated failure of ${methods.join("+")}("${key}")`);
       const skipped = new Set<CallRecord>();
-      const result = apply(recs, (rec) => skipped.add(rec));
-      const applied = this.clock.tick();
-      for (const rec of recs) if (!skipped.has(rec)) rec.applied = applied;
+      const land = () => {
+        const result = apply(recs, (rec) => skipped.add(rec));
+        const applied = this.clock.tick();
+        for (const rec of recs) if (!skipped.has(rec)) rec.applied = applied;
+        return result;
+      };
+      if (fault === "late") {
+        // The caller gives up; the request is still on its way.
+        void s.schedule(Promise.resolve(), `${label} late landing`).then(land);
+        await s.schedule(Promise.resolve(), `${label} given up`);
+        throw new Error(`simulated timeout of ${methods.join("+")}("${key}"): it may still land`);
+      }
+      const result = land();
       await s.schedule(Promise.resolve(), `${label} reply`);
       if (fault === "lost") {
         throw new Error(`simulated lost reply of ${methods.join("+")}("${key}")`);
@@ -204,7 +223,7 @@ export class ScheduledStorage {
       method,
       value: JSON.parse(text),
       blind: method === "write",
-      lost: rec.fault === "lost",
+      lost: rec.fault === "lost" || rec.fault === "late",
       seq: rec.seq,
     }, key);
     return version;
@@ -218,7 +237,7 @@ export class ScheduledStorage {
         method,
         value: undefined,
         blind: method === "delete",
-        lost: rec.fault === "lost",
+        lost: rec.fault === "lost" || rec.fault === "late",
         seq: rec.seq,
       }, key);
     }
