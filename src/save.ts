@@ -12,8 +12,10 @@ import {
   afterLostDelete,
   FENCE,
   GO,
+  landedBase,
   learnVersion,
   ownLanding,
+  settle,
   takeLanded,
   uncertain,
 } from "./uncertain.ts";
@@ -47,8 +49,13 @@ export function saveSlot<S>(slot: Slot<S>): Promise<void> | undefined {
   if (slot.broken !== undefined) throw slot.broken;
   if (!slot.known) return undefined;
   // After a write without an answer, `stored` may be out of date: the save
-  // learns the version (and what is stored) before it decides to skip.
-  if (slot.uncertain === undefined && matches(desired(slot), slot.stored)) return undefined;
+  // learns the version (and what is stored) before it decides to skip. While
+  // an earlier one may still land over a save that landed since, every save
+  // writes, conditionally: if it landed, the save meets it and writes over it.
+  if (
+    slot.uncertain === undefined && slot.inFlight === undefined &&
+    matches(desired(slot), slot.stored)
+  ) return undefined;
   // After a blind write of this slot (a lazy assignment without a read),
   // the version of what it wrote is learnt before writing on top of it.
   // So is the version after a conditional write that failed without an answer.
@@ -81,8 +88,9 @@ async function prepareAndWrite<S>(slot: Slot<S>, blind: boolean): Promise<void> 
 /** Writes the live value if it differs from what storage holds (K2: as it is now). */
 function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const value = desired(slot);
-  // `checked`: the caller compared just now, nothing ran since.
-  if (!checked && matches(value, slot.stored)) return undefined;
+  // `checked`: the caller compared just now, nothing ran since. A write
+  // that may still land over what storage holds is met by writing (C1).
+  if (!checked && slot.inFlight === undefined && matches(value, slot.stored)) return undefined;
   if (slot.mergeNext && value != null) {
     // A merge landed on a live value it could not change (C2): this change
     // was made without what the merge brought in, so it is merged onto
@@ -90,9 +98,8 @@ function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
     // lands, the flag stays). A delete carries nothing stale: it is sent as
     // it is, on the merge's version.
     // After a delete without an answer, the live value was made since, from
-    // nothing (C1), also here.
-    const base = afterLostDelete(slot) ? NONE : slot.stored;
-    return resolveConflict(slot, value, snapshot(value), slot.initial, base);
+    // nothing (C1), also here (resolveConflict's default base).
+    return resolveConflict(slot, value, snapshot(value), slot.initial);
   }
   const memory = slot.memory;
   if (memory !== undefined) return writeHeld(slot, memory, value);
@@ -154,7 +161,7 @@ function landed<S>(
   initial: unknown,
 ): Promise<void> | undefined {
   if (result === CONFLICT) return resolveConflict(slot, value, mine, initial);
-  slot.uncertain = undefined; // a fence that landed
+  settle(slot, result); // a fence that landed
   slot.mergeNext = false;
   slot.stored = mine;
   slot.version = result;
@@ -228,14 +235,15 @@ function send<S>(
  * `onConflict: "error"`; with a merge function (rule C2) reads the stored
  * session, merges, and writes conditionally, up to `maxConflictRetries`
  * times. `base` is what the live value was made from: what the slot knows
- * storage held, unless {@link learnVersion} says otherwise.
+ * storage held, or nothing after a delete without an answer (C1), unless
+ * {@link learnVersion} says otherwise.
  */
 async function resolveConflict<S>(
   slot: Slot<S>,
   value: S | undefined,
   mine: unknown,
   initial: unknown,
-  base: Known = slot.stored,
+  base: Known = afterLostDelete(slot) ? NONE : slot.stored,
 ) {
   const { onConflict: merge, maxConflictRetries, conditional } = slot.source;
   const key = slot.key;
@@ -243,8 +251,10 @@ async function resolveConflict<S>(
     // After a write without an answer, the "other process" may be that write.
     throw new SessionConflictError(
       key,
-      slot.uncertain === undefined ? "" : " (or an earlier write of it by this process, whose " +
-        "reply was lost, landed: the two cannot be told apart, so nothing is written over it)",
+      slot.uncertain === undefined && slot.inFlight === undefined
+        ? ""
+        : " (or an earlier write of it by this process, whose " +
+          "reply was lost, landed: the two cannot be told apart, so nothing is written over it)",
     );
   }
   for (let merges = 0; merges < maxConflictRetries; merges++) {
@@ -256,11 +266,11 @@ async function resolveConflict<S>(
       throw saveError(slot.key, err, false);
     }
     const own = ownLanding(slot, fresh.value ?? undefined);
-    if (own !== undefined && own.merge === undefined) {
+    if (own !== undefined) {
       // This process's own write without an answer has landed meanwhile (C1):
       // it is what this merge starts from, not another process's change.
       takeLanded(slot, own, fresh.version);
-      base = own.mine;
+      base = landedBase(own);
     }
     const merged = callMerge(slot, fresh.value ?? undefined, valueOf(mine, value), valueOf(base));
     const snap = merged == null ? NONE : snapshot(merged);
@@ -275,7 +285,7 @@ async function resolveConflict<S>(
     }
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.
-    slot.uncertain = undefined;
+    settle(slot, result);
     slot.mergeNext = false;
     slot.stored = snap;
     slot.version = result;

@@ -17,17 +17,19 @@ import { carryOver } from "./merge.ts";
  * A write or delete of a slot that failed without an answer (rule C1).
  * `mine` is what it sent (`NONE` for a delete), `prior` the version it
  * expected (`null` for "nothing stored" and for a blind write, rule C5:
- * no version tells that these did not land). `initial` is the slot's
- * `initial` when it was sent: if it landed, the key is not new any more
- * (U4), unless an update was given a new initial value since (K1). For a
- * merge's write, `merge.mine` is what the merged save started from and
- * `merge.base` the base that merge used: if it landed, the merge is
+ * no version tells that these did not land); `blind` says that it was
+ * unconditional, so it may land whatever storage holds. `initial` is the
+ * slot's `initial` when it was sent: if it landed, the key is not new any
+ * more (U4), unless an update was given a new initial value since (K1).
+ * For a merge's write, `merge.mine` is what the merged save started from
+ * and `merge.base` the base that merge used: if it landed, the merge is
  * carried over to the live value as a landed merge is (C2); if not, the
  * next save merges again from that base.
  */
 export interface LostWrite {
   mine: unknown;
   prior: string | null;
+  blind: boolean;
   initial: Known;
   merge: { mine: unknown; base: Known } | undefined;
 }
@@ -40,7 +42,7 @@ export interface LostWrite {
  * writing blindly again over what another process may have written since.
  * Earlier writes without an answer that may still land stay recorded with
  * it: those that expected the same version (the first of them to land
- * fails the others) and those that expected none. Rethrows `err`.
+ * fails the others) and blind ones. Rethrows `err`.
  */
 export function uncertain<S>(
   slot: Slot<S>,
@@ -55,33 +57,80 @@ export function uncertain<S>(
   const unsent = err instanceof SessionValueError || err instanceof SessionKeyError ||
     err instanceof SessionLockError;
   if (unsent || (expected === UNKNOWN && slot.source.conditional === undefined)) throw err;
-  const prior = expected === UNKNOWN ? null : expected;
-  const pending = (slot.uncertain ?? []).filter((w) => w.prior === prior || w.prior === null);
-  pending.push({ mine, prior, initial, merge });
+  const blind = expected === UNKNOWN;
+  const prior = blind ? null : expected;
+  const pending = (slot.uncertain ?? []).filter((w) => w.blind || w.prior === prior);
+  pending.push({ mine, prior, blind, initial, merge });
   slot.uncertain = pending;
   slot.version = UNKNOWN;
   throw err;
 }
 
 /**
- * The newest of the slot's writes without an answer that sent `stored`,
- * what storage holds now: that one landed (or, after a lost delete,
- * nothing is stored).
+ * A write without an answer that storage holds what it sent of: it landed
+ * (or, for a delete, nothing is stored). `stale` when it was made before
+ * the slot's last save that landed (`Slot.inFlight`): it landed after
+ * that save, over it.
  */
-export function ownLanding<S>(slot: Slot<S>, stored: unknown): LostWrite | undefined {
-  return slot.uncertain?.findLast((w) => matches(stored, w.mine));
+export interface OwnLanding {
+  write: LostWrite;
+  stale: boolean;
 }
 
 /**
- * Takes `landed`, one of the slot's writes without an answer, as having
- * landed with `version`: what it sent is what storage holds, and no other
- * of them can land any more (C1).
+ * The newest of the slot's writes without an answer that sent `stored`,
+ * what storage holds now.
  */
-export function takeLanded<S>(slot: Slot<S>, landed: LostWrite, version: string | null): void {
-  slot.uncertain = undefined;
+export function ownLanding<S>(slot: Slot<S>, stored: unknown): OwnLanding | undefined {
+  const sent = (w: LostWrite) => matches(stored, w.mine);
+  const write = slot.uncertain?.findLast(sent);
+  if (write !== undefined) return { write, stale: false };
+  const old = slot.inFlight?.findLast(sent);
+  return old === undefined ? undefined : { write: old, stale: true };
+}
+
+/**
+ * What the live value was made from, once `own` is known to have landed:
+ * the merged save's start for a merge, what it sent otherwise. A stale
+ * landing is undone: the live value was made after it, so merging from it
+ * puts the live value back (C1).
+ */
+export function landedBase(own: OwnLanding): Known {
+  if (own.stale) return own.write.mine;
+  return own.write.merge?.mine ?? own.write.mine;
+}
+
+/**
+ * Takes `own`, one of the slot's writes without an answer, as having
+ * landed with `version`: what it sent is what storage holds (C1).
+ */
+export function takeLanded<S>(slot: Slot<S>, own: OwnLanding, version: string | null): void {
+  const landed = own.write;
   slot.stored = landed.mine;
   slot.version = version;
   if (landed.mine !== NONE && slot.initial === landed.initial) slot.initial = UNKNOWN;
+  settle(slot, version, landed);
+}
+
+/**
+ * A save of the slot landed with `version` (or `landed`, a write without
+ * an answer, was found to have): of the writes without an answer before it,
+ * those that may still land stay, in `Slot.inFlight`: blind ones, and those
+ * that expected `version` (a storage whose versions are the content, such
+ * as Redis, gives an earlier version again when a save stores the same
+ * text). The others cannot land any more.
+ */
+export function settle<S>(
+  slot: Slot<S>,
+  version: string | null | typeof UNKNOWN,
+  landed?: LostWrite,
+): void {
+  if (slot.uncertain === undefined && slot.inFlight === undefined) return;
+  const open = [...slot.inFlight ?? [], ...slot.uncertain ?? []].filter((w) =>
+    w !== landed && (w.blind || w.prior === version)
+  );
+  slot.uncertain = undefined;
+  slot.inFlight = open.length > 0 ? open : undefined;
 }
 
 /**
@@ -138,11 +187,13 @@ export async function learnVersion<S>(
       slot.version = fresh.version;
       return FENCE;
     }
-    const landed = ownLanding(slot, fresh.value ?? undefined);
-    if (landed !== undefined) {
-      takeLanded(slot, landed, fresh.version);
-      if (landed.merge !== undefined) {
-        carryOver(slot, landed.merge.mine, valueOf(landed.mine), landed.mine);
+    const own = ownLanding(slot, fresh.value ?? undefined);
+    if (own !== undefined) {
+      takeLanded(slot, own, fresh.version);
+      const { mine, merge } = own.write;
+      // A stale landing is written over: the live value was made after it.
+      if (merge !== undefined && !own.stale) {
+        carryOver(slot, merge.mine, valueOf(mine), mine);
         if (slot.broken !== undefined) throw slot.broken; // this update's change was not merged
       }
       return GO;

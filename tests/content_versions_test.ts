@@ -94,6 +94,72 @@ redisTest(
   },
 );
 
+/**
+ * One process, a merge function: A's +1 is given up by a timeout and lands
+ * 150 ms later, on the text it expected. B's -1 merges back to that very
+ * text, so on Redis B's acknowledged save leaves the version A expected.
+ */
+async function ownAba(storage: RedisStorage<Data>) {
+  await storage.write("1", { count: 5 });
+  const original = storage.writeIfVersion.bind(storage);
+  let late = false;
+  let landed: Promise<unknown> | undefined;
+  storage.writeIfVersion = (key, value, expected) => {
+    if (!late) return original(key, value, expected);
+    late = false;
+    landed = new Promise((resolve) => setTimeout(resolve, 150)).then(() =>
+      original(key, value, expected)
+    );
+    return new Promise((_, reject) =>
+      setTimeout(() => reject(new Error("did not finish within 20 ms; it may still land")), 20)
+    );
+  };
+  const counter = (stored?: Data, mine?: Data, base?: Data): Data => ({
+    count: (stored?.count ?? 0) + (mine?.count ?? 0) - (base?.count ?? 0),
+  });
+  const h = createHarness<C>();
+  h.bot.use(session({ initial: () => ({ count: 0 }), storage, onConflict: counter }));
+  const held = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  h.bot.on("message", async (ctx) => {
+    const text = ctx.message.text;
+    if (text === "hold") {
+      void ctx.session.count; // so that its save, after the landing, is the key's next one
+      held.resolve();
+      await go.promise;
+    } else if (text === "+1") ctx.session.count++;
+    else ctx.session.count--;
+  });
+  const hold = h.send(message(1, "hold"));
+  await held.promise;
+  late = true;
+  await h.send(message(1, "+1")); // given up; lands later
+  await h.send(message(1, "-1")); // acknowledged: {count: 5}, the text +1 expected
+  await landed;
+  go.resolve();
+  await hold;
+  return {
+    errors: h.errors.map((e) => e.ctx.message?.text),
+    final: await storage.read("1"),
+  };
+}
+
+redisTest(
+  "C1, C2: on Redis, a late landing of this process's own given-up write over an acknowledged merge that brought the text back is written over by the busy key's next save",
+  async () => {
+    const f = new RedisFixture();
+    try {
+      const ours = await ownAba(await f.storage<Data>());
+      assert.deepEqual(ours.errors, ["+1"]);
+      // -1 is acknowledged: the +1 landing on its text was taken for a stale
+      // landing and written over (it ended as {count: 6}).
+      assert.deepEqual(ours.final, { count: 5 });
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
+
 Deno.test("C1: the same run on a storage with unique versions (memory) conflicts too", async () => {
   const storage = new MemorySessionStorage<Data>();
   assert.equal(storage.uniqueVersions, true);

@@ -24,6 +24,11 @@ import { createHarness, message, sleep } from "./helpers/bot.ts";
 type Data = { n: number };
 type Ctx = Context & SessionFlavor<Data>;
 
+/** The README's counter merge: what storage holds, plus what this update added to its base. */
+const counter = (stored?: Data, mine?: Data, base?: Data): Data => ({
+  n: (stored?.n ?? 0) + (mine?.n ?? 0) - (base?.n ?? 0),
+});
+
 /** A memory storage whose next conditional write or delete lands, then loses its reply. */
 class LosesReply extends MemorySessionStorage<Data> {
   loseNext = false;
@@ -321,16 +326,21 @@ for (const lock of [false, true]) {
 class QueuedFaults extends MemorySessionStorage<Data> {
   faults: ("late" | "fail" | "slow" | "ok")[] = [];
   landed: Promise<void>[] = [];
-  override writeIfVersion(key: string, value: Data, expected: string | null) {
+  #fault<R>(apply: () => R): R | Promise<R> {
     const fault = this.faults.shift() ?? "ok";
-    const apply = () => super.writeIfVersion(key, value, expected) as string | null;
     if (fault === "fail") throw new Error("connection reset");
     if (fault === "ok") return apply();
     if (fault === "slow") return sleep(200).then(apply); // answers, late
     this.landed.push(sleep(150).then(() => void apply()));
-    return sleep(20).then((): string | null => {
+    return sleep(20).then((): R => {
       throw new Error("did not finish within 20 ms; it may still land");
     });
+  }
+  override writeIfVersion(key: string, value: Data, expected: string | null) {
+    return this.#fault(() => super.writeIfVersion(key, value, expected) as string | null);
+  }
+  override deleteIfVersion(key: string, expected: string | null) {
+    return this.#fault(() => super.deleteIfVersion(key, expected) as boolean);
   }
 }
 
@@ -389,9 +399,6 @@ Deno.test("C1, C2: a fence that meets the late landing of this process's own los
   const storage = new QueuedFaults();
   await storage.write("1", { n: 5 });
   const h = createHarness<C>();
-  const counter = (stored?: Data, mine?: Data, base?: Data): Data => ({
-    n: (stored?.n ?? 0) + (mine?.n ?? 0) - (base?.n ?? 0),
-  });
   h.bot.use(session({ storage, initial: () => ({ n: 0 }), onConflict: counter }));
   const held = Promise.withResolvers<void>();
   const go = Promise.withResolvers<void>();
@@ -423,9 +430,6 @@ for (const ops of [["+1", "+1", "+1"], ["-1", "-1", "+1"]]) {
       const storage = new QueuedFaults();
       await storage.write("1", { n: 5 });
       const h = createHarness<C>();
-      const counter = (stored?: Data, mine?: Data, base?: Data): Data => ({
-        n: (stored?.n ?? 0) + (mine?.n ?? 0) - (base?.n ?? 0),
-      });
       h.bot.use(session({ storage, initial: () => ({ n: 0 }), onConflict: counter }));
       const held = Promise.withResolvers<void>();
       const go = Promise.withResolvers<void>();
@@ -459,3 +463,134 @@ for (const ops of [["+1", "+1", "+1"], ["-1", "-1", "+1"]]) {
     });
   }
 }
+
+for (const lock of [false, true]) {
+  Deno.test(`C1, C2: a merge's write given up by a timeout that lands while the next save merges is merged from, not counted again (one process, ${lock ? "lock" : "no lock"})`, async () => {
+    type C = Context & SessionFlavor<Data>;
+    const storage = new QueuedFaults();
+    await storage.write("1", { n: 5 });
+    const h = createHarness<C>();
+    h.bot.use(session({
+      storage,
+      initial: () => ({ n: 0 }),
+      onConflict: counter,
+      ...(lock ? { lock: { ttl: 5_000, wait: 2_000 } } : {}),
+    }));
+    const held = Promise.withResolvers<void>();
+    const go = Promise.withResolvers<void>();
+    h.bot.on("message", async (ctx) => {
+      if (ctx.message.text === "hold") {
+        held.resolve();
+        await go.promise;
+      } else ctx.session.n++;
+    });
+    const hold = h.send(message(1, "hold"));
+    await held.promise;
+    // A's write is given up (lands at 150 ms); B's fence answers after it
+    // landed, merges from it, and its merge's write is given up too; C's
+    // save answers after that merge landed.
+    storage.faults.push("late", "slow", "late", "slow");
+    await h.send(message(1, "A"));
+    await h.send(message(1, "B"));
+    await h.send(message(1, "C"));
+    await Promise.all(storage.landed);
+    go.resolve();
+    await hold;
+    assert.deepEqual(h.errors.map((e) => e.ctx.message?.text), ["A", "B"]);
+    // C is acknowledged; A and B each landed at most once (merging B's
+    // landed merge as another process's change gave 9).
+    const n = (await storage.read("1"))!.n;
+    assert.ok(n >= 6 && n <= 8, `stored ${n}`);
+  });
+}
+
+Deno.test("C1, C2: after a delete given up by a timeout, a fence that meets another process's write merges the live value as made from nothing", async () => {
+  type C = Context & SessionFlavor<Data>;
+  const storage = new QueuedFaults();
+  await storage.write("1", { n: 5 });
+  const [a, b] = [createHarness<C>(), createHarness<C>()];
+  for (const h of [a, b]) {
+    h.bot.use(session({ storage, initial: () => ({ n: 0 }), onConflict: counter }));
+  }
+  const held = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  a.bot.on("message", async (ctx) => {
+    const text = ctx.message.text;
+    if (text === "hold") {
+      held.resolve();
+      await go.promise;
+    } else if (text === "delete") ctx.session = null;
+    else ctx.session.n++;
+  });
+  b.bot.on("message", (ctx) => void (ctx.session.n += 10));
+  const hold = a.send(message(1, "hold"));
+  await held.promise;
+  // The delete is given up and lands at 150 ms; the next save's fence (the
+  // value rebuilt from initial()) answers at 200 ms, after B created {n: 10}.
+  storage.faults.push("late", "slow");
+  await a.send(message(1, "delete"));
+  const inc = a.send(message(1, "+1"));
+  await Promise.all(storage.landed);
+  await b.send(message(1, "+10"));
+  await inc;
+  go.resolve();
+  await hold;
+  assert.deepEqual([...a.errors, ...b.errors].map((e) => e.ctx.message?.text), ["delete"]);
+  // B's +10 and A's +1, both made from nothing (the pre-delete value as the
+  // base gave 6, taking part of B's acknowledged change out).
+  assert.deepEqual(await storage.read("1"), { n: 11 });
+});
+
+/** A memory storage whose next blind `write` is given up after 20 ms and applied at 150 ms. */
+class LateBlindWrite extends MemorySessionStorage<Data> {
+  late = false;
+  landed: Promise<void> | undefined;
+  override write(key: string, value: Data): void | Promise<void> {
+    if (!this.late) return super.write(key, value);
+    this.late = false;
+    this.landed = sleep(150).then(() => super.write(key, value));
+    return sleep(20).then(() => {
+      throw new Error("did not finish within 20 ms; it may still land");
+    });
+  }
+}
+
+async function blindLandsLate(library: "grammY" | "sessionkit") {
+  type C = Context & LazySessionFlavor<Data>;
+  const storage = new LateBlindWrite();
+  await storage.write("1", { n: 5 });
+  const h = createHarness<C>();
+  h.bot.use(
+    library === "grammY"
+      ? grammyLazySession<Data, Context>({ storage })
+      : lazySession<Data>({ storage, onConflict: counter }),
+  );
+  const held = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  h.bot.on("message", blindHandler(held, go));
+  const hold = h.send(message(1, "hold"));
+  await held.promise;
+  storage.late = true;
+  await h.send(message(1, "blind")); // given up; lands at 150 ms, unconditionally
+  const before = h.errors.length;
+  await h.send(message(1, "inc")); // acknowledged
+  const inc = h.errors.length === before ? "ok" : (h.errors[before].error as Error).name;
+  const afterInc = await storage.read("1");
+  await storage.landed;
+  go.resolve();
+  await hold;
+  return { inc, afterInc, final: await storage.read("1") };
+}
+
+Deno.test("C1, C2: a blind write given up by a timeout that lands after an acknowledged merge of the busy key is written over by the key's next save", async () => {
+  // grammY: the busy update's save writes last, over the late landing.
+  const grammy = await blindLandsLate("grammY");
+  assert.equal(grammy.inc, "ok");
+  assert.deepEqual(grammy.final, { n: 100 });
+  // sessionkit: the next save meets the landing and puts the live value
+  // back (it ended as {n: 1}, undoing the acknowledged merge).
+  const ours = await blindLandsLate("sessionkit");
+  assert.equal(ours.inc, "ok");
+  assert.deepEqual(ours.afterInc, { n: 7 });
+  assert.deepEqual(ours.final, ours.afterInc);
+});
