@@ -15,7 +15,6 @@ import {
   landedBase,
   learnVersion,
   ownLanding,
-  settle,
   takeLanded,
   uncertain,
 } from "./uncertain.ts";
@@ -49,13 +48,8 @@ export function saveSlot<S>(slot: Slot<S>): Promise<void> | undefined {
   if (slot.broken !== undefined) throw slot.broken;
   if (!slot.known) return undefined;
   // After a write without an answer, `stored` may be out of date: the save
-  // learns the version (and what is stored) before it decides to skip. While
-  // an earlier one may still land over a save that landed since, every save
-  // writes, conditionally: if it landed, the save meets it and writes over it.
-  if (
-    slot.uncertain === undefined && slot.inFlight === undefined &&
-    matches(desired(slot), slot.stored)
-  ) return undefined;
+  // learns the version (and what is stored) before it decides to skip.
+  if (slot.uncertain === undefined && matches(desired(slot), slot.stored)) return undefined;
   // After a blind write of this slot (a lazy assignment without a read),
   // the version of what it wrote is learnt before writing on top of it.
   // So is the version after a conditional write that failed without an answer.
@@ -88,9 +82,8 @@ async function prepareAndWrite<S>(slot: Slot<S>, blind: boolean): Promise<void> 
 /** Writes the live value if it differs from what storage holds (K2: as it is now). */
 function write<S>(slot: Slot<S>, checked: boolean): Promise<void> | undefined {
   const value = desired(slot);
-  // `checked`: the caller compared just now, nothing ran since. A write
-  // that may still land over what storage holds is met by writing (C1).
-  if (!checked && slot.inFlight === undefined && matches(value, slot.stored)) return undefined;
+  // `checked`: the caller compared just now, nothing ran since.
+  if (!checked && matches(value, slot.stored)) return undefined;
   if (slot.mergeNext && value != null) {
     // A merge landed on a live value it could not change (C2): this change
     // was made without what the merge brought in, so it is merged onto
@@ -161,7 +154,7 @@ function landed<S>(
   initial: unknown,
 ): Promise<void> | undefined {
   if (result === CONFLICT) return resolveConflict(slot, value, mine, initial);
-  settle(slot, result); // a fence that landed
+  slot.uncertain = undefined; // a fence that landed
   slot.mergeNext = false;
   slot.stored = mine;
   slot.version = result;
@@ -251,10 +244,8 @@ async function resolveConflict<S>(
     // After a write without an answer, the "other process" may be that write.
     throw new SessionConflictError(
       key,
-      slot.uncertain === undefined && slot.inFlight === undefined
-        ? ""
-        : " (or an earlier write of it by this process, whose " +
-          "reply was lost, landed: the two cannot be told apart, so nothing is written over it)",
+      slot.uncertain === undefined ? "" : " (or an earlier write of it by this process, whose " +
+        "reply was lost, landed: the two cannot be told apart, so nothing is written over it)",
     );
   }
   for (let merges = 0; merges < maxConflictRetries; merges++) {
@@ -285,7 +276,7 @@ async function resolveConflict<S>(
     }
     if (result === CONFLICT) continue;
     // Landed (rule C3): nothing below may throw.
-    settle(slot, result);
+    slot.uncertain = undefined;
     slot.mergeNext = false;
     slot.stored = snap;
     slot.version = result;

@@ -113,14 +113,6 @@ export class Slot<S> {
    * every save reads first (rule C1, `LostWrite` in uncertain.ts).
    */
   uncertain: LostWrite[] | undefined = undefined;
-  /**
-   * Writes without an answer from before the last save of this slot that
-   * landed which may still land over it (blind ones; `settle` in
-   * uncertain.ts); `undefined` when there is none. While set, every save
-   * writes, conditionally, so that it meets such a landing and writes the
-   * live value over it (C1). Gone when the key is idle.
-   */
-  inFlight: LostWrite[] | undefined = undefined;
   /** Writes and deletes sent so far; a read that overlapped one is older than it. */
   writes = 0;
   /** Assignments so far, by every update of the key (rule U3). */

@@ -67,70 +67,34 @@ export function uncertain<S>(
 }
 
 /**
- * A write without an answer that storage holds what it sent of: it landed
- * (or, for a delete, nothing is stored). `stale` when it was made before
- * the slot's last save that landed (`Slot.inFlight`): it landed after
- * that save, over it.
- */
-export interface OwnLanding {
-  write: LostWrite;
-  stale: boolean;
-}
-
-/**
  * The newest of the slot's writes without an answer that sent `stored`,
- * what storage holds now.
+ * what storage holds now: that one landed (or, after a lost delete,
+ * nothing is stored).
  */
-export function ownLanding<S>(slot: Slot<S>, stored: unknown): OwnLanding | undefined {
-  const sent = (w: LostWrite) => matches(stored, w.mine);
-  const write = slot.uncertain?.findLast(sent);
-  if (write !== undefined) return { write, stale: false };
-  const old = slot.inFlight?.findLast(sent);
-  return old === undefined ? undefined : { write: old, stale: true };
+export function ownLanding<S>(slot: Slot<S>, stored: unknown): LostWrite | undefined {
+  return slot.uncertain?.findLast((w) => matches(stored, w.mine));
 }
 
 /**
- * What the live value was made from, once `own` is known to have landed:
- * the merged save's start for a merge, what it sent otherwise. A stale
- * landing is undone: the live value was made after it, so merging from it
- * puts the live value back (C1).
+ * What the live value was made from, once `landed` is known to have
+ * landed: for a merge's write, what the merged save started from; else
+ * what it sent (C1).
  */
-export function landedBase(own: OwnLanding): Known {
-  if (own.stale) return own.write.mine;
-  return own.write.merge?.mine ?? own.write.mine;
+export function landedBase(landed: LostWrite): Known {
+  return landed.merge?.mine ?? landed.mine;
 }
 
 /**
- * Takes `own`, one of the slot's writes without an answer, as having
- * landed with `version`: what it sent is what storage holds (C1).
+ * Takes `landed`, one of the slot's writes without an answer, as having
+ * landed with `version`: what it sent is what storage holds, and no other
+ * of them can land any more (C1; a blind one still could, whenever: see
+ * docs/semantics.md).
  */
-export function takeLanded<S>(slot: Slot<S>, own: OwnLanding, version: string | null): void {
-  const landed = own.write;
+export function takeLanded<S>(slot: Slot<S>, landed: LostWrite, version: string | null): void {
+  slot.uncertain = undefined;
   slot.stored = landed.mine;
   slot.version = version;
   if (landed.mine !== NONE && slot.initial === landed.initial) slot.initial = UNKNOWN;
-  settle(slot, version, landed);
-}
-
-/**
- * A save of the slot landed with `version` (or `landed`, a write without
- * an answer, was found to have): of the writes without an answer before it,
- * those that may still land stay, in `Slot.inFlight`: blind ones, and those
- * that expected `version` (a storage whose versions are the content, such
- * as Redis, gives an earlier version again when a save stores the same
- * text). The others cannot land any more.
- */
-export function settle<S>(
-  slot: Slot<S>,
-  version: string | null | typeof UNKNOWN,
-  landed?: LostWrite,
-): void {
-  if (slot.uncertain === undefined && slot.inFlight === undefined) return;
-  const open = [...slot.inFlight ?? [], ...slot.uncertain ?? []].filter((w) =>
-    w !== landed && (w.blind || w.prior === version)
-  );
-  slot.uncertain = undefined;
-  slot.inFlight = open.length > 0 ? open : undefined;
 }
 
 /**
@@ -190,10 +154,8 @@ export async function learnVersion<S>(
     const own = ownLanding(slot, fresh.value ?? undefined);
     if (own !== undefined) {
       takeLanded(slot, own, fresh.version);
-      const { mine, merge } = own.write;
-      // A stale landing is written over: the live value was made after it.
-      if (merge !== undefined && !own.stale) {
-        carryOver(slot, merge.mine, valueOf(mine), mine);
+      if (own.merge !== undefined) {
+        carryOver(slot, own.merge.mine, valueOf(own.mine), own.mine);
         if (slot.broken !== undefined) throw slot.broken; // this update's change was not merged
       }
       return GO;
