@@ -25,6 +25,7 @@ import { callMerge, carryOver } from "./merge.ts";
 import { copySession } from "./serialization.ts";
 import type { MemoryAccess } from "./memory_access.ts";
 import { joinedSaveOf } from "./locked_access.ts";
+import type { VersionedValue } from "./capabilities.ts";
 
 /**
  * What the live value of `slot` should be stored as: itself, or nothing
@@ -223,6 +224,15 @@ function send<S>(
   }
 }
 
+/** Reads the stored session and its version for a save; a failure is the save's. */
+async function readFresh<S>(slot: Slot<S>): Promise<VersionedValue<S>> {
+  try {
+    return await slot.source.conditional!.readVersioned(slot.key);
+  } catch (err) {
+    throw saveError(slot.key, err, false);
+  }
+}
+
 /**
  * Another process wrote since this slot's read (rule C1). Fails with
  * `onConflict: "error"`; with a merge function (rule C2) reads the stored
@@ -238,9 +248,26 @@ async function resolveConflict<S>(
   initial: unknown,
   base: Known = afterLostDelete(slot) ? NONE : slot.stored,
 ) {
-  const { onConflict: merge, maxConflictRetries, conditional } = slot.source;
+  const { onConflict: merge, maxConflictRetries } = slot.source;
   const key = slot.key;
   if (merge === "error") {
+    if (slot.uncertain !== undefined) {
+      slot.lease?.assertHeld();
+      const fresh = await readFresh(slot);
+      const own = ownLanding(slot, fresh.value ?? undefined);
+      if (own !== undefined) {
+        // This process's own write without an answer landed meanwhile (C1),
+        // and the live value was made from it: no other process's change.
+        takeLanded(slot, own, fresh.version);
+        let result: Sent;
+        try {
+          result = await send(slot, sendable(value, mine), fresh.version);
+        } catch (err) {
+          return uncertain(slot, mine, fresh.version, initial, err);
+        }
+        return landed(slot, result, value, mine, initial); // conflicting again, it fails
+      }
+    }
     // After a write without an answer, the "other process" may be that write.
     throw new SessionConflictError(
       key,
@@ -250,12 +277,7 @@ async function resolveConflict<S>(
   }
   for (let merges = 0; merges < maxConflictRetries; merges++) {
     slot.lease?.assertHeld();
-    let fresh;
-    try {
-      fresh = await conditional!.readVersioned(key);
-    } catch (err) {
-      throw saveError(slot.key, err, false);
-    }
+    const fresh = await readFresh(slot);
     const own = ownLanding(slot, fresh.value ?? undefined);
     if (own !== undefined) {
       // This process's own write without an answer has landed meanwhile (C1):

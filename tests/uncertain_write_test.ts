@@ -540,3 +540,44 @@ Deno.test("C1, C2: after a delete given up by a timeout, a fence that meets anot
   // base gave 6, taking part of B's acknowledged change out).
   assert.deepEqual(await storage.read("1"), { n: 11 });
 });
+
+async function fenceMeetsOwnLanding(library: "grammY" | "sessionkit") {
+  type C = Context & SessionFlavor<Data>;
+  const storage = new QueuedFaults();
+  await storage.write("1", { n: 5 });
+  const h = createHarness<C>();
+  const options = { storage, initial: () => ({ n: 0 }) };
+  h.bot.use(library === "grammY" ? grammySession(options) : session(options));
+  const held = Promise.withResolvers<void>();
+  const go = Promise.withResolvers<void>();
+  h.bot.on("message", async (ctx) => {
+    const text = ctx.message.text;
+    if (text === "hold") {
+      held.resolve();
+      await go.promise;
+    } else if (text === "-1") ctx.session.n--;
+    else ctx.session.n++;
+  });
+  const hold = h.send(message(1, "hold"));
+  await held.promise;
+  // -1's conditional write is given up and lands at 150 ms; +1's fence answers at 200 ms.
+  storage.faults.push("late", "slow"); // grammY writes with `write`, which takes no faults
+  await h.send(message(1, "-1"));
+  await h.send(message(1, "+1"));
+  await Promise.all(storage.landed);
+  go.resolve();
+  await hold;
+  return { failed: h.errors.map((e) => e.ctx.message?.text), final: await storage.read("1") };
+}
+
+Deno.test("C1: with conflict detection, a fence that meets the late landing of this process's own given-up write writes over it instead of failing with a conflict", async () => {
+  // grammY (no faults: it never writes conditionally): both updates saved.
+  const grammy = await fenceMeetsOwnLanding("grammY");
+  assert.deepEqual(grammy.failed, []);
+  assert.deepEqual(grammy.final, { n: 5 });
+  // sessionkit: -1 failed (it may have landed); +1 is saved, on top of it
+  // (it failed with a SessionConflictError although no other process wrote).
+  const ours = await fenceMeetsOwnLanding("sessionkit");
+  assert.deepEqual(ours.failed, ["-1"]);
+  assert.deepEqual(ours.final, { n: 5 });
+});
