@@ -214,7 +214,7 @@ class Checker {
     return this.lost.some((c) =>
       c.inst === u.inst && c.key === u.key &&
       (c.fault === "late"
-        ? c.start > t && c.start <= ep.end
+        ? c.matched !== false && c.start > t && c.start <= ep.end
         : c.applied! > t && c.applied! <= ep.end)
     );
   }
@@ -394,7 +394,7 @@ class Checker {
    */
   lostThenOverwritten(key: string): boolean {
     return this.lost.some((c) =>
-      c.key === key &&
+      c.key === key && c.matched !== false &&
       this.log.some((w) =>
         w.key === key && w.inst !== c.inst && WRITE_METHODS.has(w.method) &&
         w.applied !== undefined && w.applied > c.applied! && w.matched !== false
