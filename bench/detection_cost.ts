@@ -271,6 +271,7 @@ async function postgresRows() {
     for (const t of tables) {
       await admin.query(`DROP TABLE IF EXISTS "${t}", "${t}_leases"`);
       await admin.query(`DROP FUNCTION IF EXISTS "${t}_lease_read"(text, text, float8)`);
+      await admin.query(`DROP FUNCTION IF EXISTS "${t}_save_release"`);
     }
     for (const h of handles) await h.end();
     await admin.end();

@@ -270,6 +270,10 @@ Deno.bench({
     if (pgProblem === undefined) {
       for (const name of tables) {
         await pool.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(name)}`);
+        // The functions of the locked calls (a table's lease table has none).
+        for (const fn of [`${name}_lease_read`, `${name}_save_release`]) {
+          await pool.query(`DROP FUNCTION IF EXISTS ${pg.escapeIdentifier(fn)}`);
+        }
       }
     }
     await pool.end();

@@ -132,6 +132,7 @@ try {
   for (const t of tables) {
     await pool.query(`DROP TABLE IF EXISTS "${t}", "${t}_leases"`);
     await pool.query(`DROP FUNCTION IF EXISTS "${t}_lease_read"(text, text, float8)`);
+    await pool.query(`DROP FUNCTION IF EXISTS "${t}_save_release"`);
   }
   await pool.end();
 }

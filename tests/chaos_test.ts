@@ -281,6 +281,7 @@ pgTest("chaos: PostgreSQL", async (t) => {
     const db = await pgAdmin();
     await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
     await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
+    await db.query(`DROP FUNCTION IF EXISTS "${table}_save_release"`);
     await db.end();
   }
 });
@@ -459,6 +460,7 @@ pgTest(
       const db = await pgAdmin();
       await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
       await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
+      await db.query(`DROP FUNCTION IF EXISTS "${table}_save_release"`);
       await db.end();
     }
   },
@@ -638,6 +640,7 @@ pgTest("chaos: PostgresStorage.connect after a latency spike: no failures of its
     const db = await pgAdmin();
     await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
     await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
+    await db.query(`DROP FUNCTION IF EXISTS "${table}_save_release"`);
     await db.end();
   }
 });

@@ -701,6 +701,7 @@ pgEnv.whenReachable("cli: PostgreSQL", () => {
         await db.query(
           `DROP FUNCTION IF EXISTS ${pgEnv.id(`${table}_lease_read`)}(text, text, float8)`,
         );
+        await db.query(`DROP FUNCTION IF EXISTS ${pgEnv.id(`${table}_save_release`)}`);
         await db.end();
       }
     },

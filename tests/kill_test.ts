@@ -304,6 +304,7 @@ pgTest("killed processes: PostgreSQL", async (t) => {
     const db = await pgAdmin();
     await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
     await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
+    await db.query(`DROP FUNCTION IF EXISTS "${table}_save_release"`);
     await db.end();
   }
 });

@@ -182,6 +182,7 @@ pgTest("several processes: PostgreSQL", async (t) => {
     const db = await admin();
     await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
     await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
+    await db.query(`DROP FUNCTION IF EXISTS "${table}_save_release"`);
     await db.end();
   }
 });
@@ -198,6 +199,7 @@ pgbouncerTest(
       const db = await admin();
       await db.query(`DROP TABLE IF EXISTS "${table}", "${table}_leases"`);
       await db.query(`DROP FUNCTION IF EXISTS "${table}_lease_read"(text, text, float8)`);
+      await db.query(`DROP FUNCTION IF EXISTS "${table}_save_release"`);
       await db.end();
     }
   },

@@ -46,6 +46,11 @@ function leaseRead(storage: Storage): string {
   return `${qualified(storage, name)}(text, text, float8)`;
 }
 
+/** The function the locked save uses (its name only: one of its kind). */
+function saveRelease(storage: Storage): string {
+  return qualified(storage, tableNames(storage.schema, storage.table).saveRelease);
+}
+
 /** Whether that function exists. */
 async function functionExists(db: pg.Client, storage: Storage): Promise<boolean> {
   const { rows } = await db.query("SELECT to_regprocedure($1) IS NOT NULL AS found", [
@@ -58,6 +63,7 @@ async function functionExists(db: pg.Client, storage: Storage): Promise<boolean>
 async function dropAll(db: pg.Client, storage: Storage): Promise<void> {
   await dropTables(db, storage);
   await db.query(`DROP FUNCTION IF EXISTS ${leaseRead(storage)}`);
+  await db.query(`DROP FUNCTION IF EXISTS ${saveRelease(storage)}`);
 }
 
 /** Runs `fn` with an admin client and a pool, dropping what `storages` made afterwards. */
@@ -520,6 +526,7 @@ pgTest("PostgresStorage: tables made by an earlier version (no function)", async
       await db.query(PostgresStorage.createTableSql({ table, valueType }));
       const probe = new PostgresStorage<unknown>(pool, { table });
       await db.query(`DROP FUNCTION ${leaseRead(probe)}`);
+      await db.query(`DROP FUNCTION ${saveRelease(probe)}`);
       assert.equal(await functionExists(db, probe), false);
     };
 
@@ -544,7 +551,10 @@ pgTest("PostgresStorage: tables made by an earlier version (no function)", async
       rec.texts.length = 0;
       assert.equal(await storage.acquireLeaseAndRead("k", "other", 5000), null);
       assert.equal(rec.texts.length, 1, "one statement from then on");
+      rec.texts.length = 0;
       assert.ok((await storage.saveAndReleaseLease("k", { n: 2 }, version, "me")).saved);
+      assert.equal(rec.texts.length, 1, "the save through its function, created with the other");
+      assert.match(rec.texts[0], /_save_release"\(/);
     });
 
     await t.step("createTable: false: two statements, no DDL, same answers", async () => {
@@ -572,12 +582,24 @@ pgTest("PostgresStorage: tables made by an earlier version (no function)", async
       assert.equal(rec.texts.length, 2, "the lease and the read");
       assert.ok(rec.texts.every((text) => !/CREATE|advisory/i.test(text)), "no DDL sent");
       assert.equal(await functionExists(db, storage), false);
-      // The save needs no function: one statement.
+      // The save: the call that finds no function, then the statement
+      // without it; from then on that statement alone.
       rec.texts.length = 0;
       const saved = await storage.saveAndReleaseLease("k", { n: 2 }, version, "me");
       assert.ok(saved.saved);
+      assert.equal(rec.texts.length, 2);
+      assert.ok(await storage.acquireLeaseAndRead("k", "me", 5000));
+      rec.texts.length = 0;
+      const again = await storage.saveAndReleaseLease(
+        "k",
+        { n: 3 },
+        saved.saved && saved.version,
+        "me",
+      );
+      assert.ok(again.saved);
       assert.equal(rec.texts.length, 1);
-      assert.deepEqual(await storage.read("k"), { n: 2 });
+      assert.ok(rec.texts.every((text) => !/CREATE|advisory/i.test(text)), "no DDL sent");
+      assert.deepEqual(await storage.read("k"), { n: 3 });
     });
 
     await t.step("no right to create the function: two statements", async () => {
@@ -593,6 +615,7 @@ pgTest("PostgresStorage: tables made by an earlier version (no function)", async
         await db.query(PostgresStorage.createTableSql({ schema, table: "s" }));
         const probe = new PostgresStorage<unknown>(pool, { schema, table: "s" });
         await db.query(`DROP FUNCTION ${leaseRead(probe)}`);
+        await db.query(`DROP FUNCTION ${saveRelease(probe)}`);
         await db.query(
           `GRANT USAGE ON SCHEMA ${id(schema)} TO ${id(role)};
            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${id(schema)}

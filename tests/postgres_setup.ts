@@ -77,8 +77,9 @@ export async function dropTables(
   const q = (t: string) => (storage.schema === undefined ? "" : `${id(storage.schema)}.`) + id(t);
   await db.query(`DROP TABLE IF EXISTS ${q(storage.table)}, ${q(storage.leaseTable)}`);
   // The function of locked reads (created on first use) outlives its tables.
-  const { leaseRead } = tableNames(storage.schema, storage.table);
+  const { leaseRead, saveRelease } = tableNames(storage.schema, storage.table);
   await db.query(`DROP FUNCTION IF EXISTS ${q(leaseRead)}(text, text, float8)`);
+  await db.query(`DROP FUNCTION IF EXISTS ${q(saveRelease)}`);
 }
 
 /** Whether a table exists, by exact name. */

@@ -224,6 +224,7 @@ export function postgres(
           await pool.query(`DROP TABLE IF EXISTS "${ns}", "${ns}_leases"`);
           // The locked read's function (created on first use) outlives the tables.
           await pool.query(`DROP FUNCTION IF EXISTS "${ns}_lease_read"(text, text, float8)`);
+          await pool.query(`DROP FUNCTION IF EXISTS "${ns}_save_release"`);
         }
       } finally {
         await pool.end();

@@ -55,6 +55,9 @@ const JSONB_UNSAFE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 /** The most rows fetched per page when listing values. */
 const VALUE_PAGE = 50;
 
+/** The functions of the locked calls (see sql.ts). */
+type LockedFunction = "leaseRead" | "saveRelease";
+
 /**
  * A driver over a pool or client.
  *
@@ -89,12 +92,15 @@ export class PostgresDriver implements SessionDriver<string> {
   readonly #purging = new PurgeSchedule();
   readonly #createTable: boolean;
   /**
-   * Whether the function behind the one-statement locked read is there:
-   * `undefined` until a call finds out; `false` (for the storage's life)
-   * when it is missing and could not be created, so that locked reads take
-   * the lease and read in two statements.
+   * Whether each function of the locked calls is there: `undefined` until a
+   * call finds out; `false` (for the storage's life) when it is missing and
+   * could not be created, so that locked reads take the lease and read in
+   * two statements, and locked saves use the statement without it.
    */
-  #leaseRead: Promise<boolean> | boolean | undefined;
+  readonly #functions: Record<LockedFunction, Promise<boolean> | boolean | undefined> = {
+    leaseRead: undefined,
+    saveRelease: undefined,
+  };
   #owned: { end(): Promise<void> } | undefined;
   #closed: Promise<void> | undefined;
 
@@ -288,40 +294,49 @@ export class PostgresDriver implements SessionDriver<string> {
     owner: string,
     ttl: number,
   ): Promise<Record<string, unknown>[] | undefined> {
-    if (this.#leaseRead !== undefined && !(await this.#leaseRead)) return undefined;
     const values = this.#params(key, owner, ttl);
     const run = () => this.#run(this.#sql.acquireLeaseAndRead, values, key, "both");
+    return (await this.#call("leaseRead", run))?.rows;
+  }
+
+  /**
+   * Runs `run`, a statement calling the function `fn`; `undefined` when the
+   * function is missing and cannot be created. undefined_function means the
+   * statement did nothing: tables made by an earlier version, or by hand
+   * from its createTableSql(), get the functions on first use.
+   */
+  async #call<R>(fn: LockedFunction, run: () => Promise<R>): Promise<R | undefined> {
+    const known = this.#functions[fn];
+    if (known !== undefined && !(await known)) return undefined;
     try {
-      return (await run()).rows;
+      return await run();
     } catch (err) {
       if (sqlState(err) !== "42883") throw err;
     }
-    // undefined_function (the statement did nothing): tables made by an
-    // earlier version, or by hand from its createTableSql().
-    if (!(await (this.#leaseRead ??= this.#createLeaseRead()))) return undefined;
+    if (!(await (this.#functions[fn] ??= this.#createFunctions(fn)))) return undefined;
     try {
-      return (await run()).rows;
+      return await run();
     } catch (err) {
       if (sqlState(err) !== "42883") throw err;
-      this.#leaseRead = false;
+      this.#functions[fn] = false;
       return undefined;
     }
   }
 
-  /** Creates the function of the one-statement locked read; whether that worked. */
-  async #createLeaseRead(): Promise<boolean> {
+  /** Creates the functions of the locked calls; whether that worked. */
+  async #createFunctions(fn: LockedFunction): Promise<boolean> {
     if (!this.#createTable) return false;
     try {
       await this.#runner.create("both");
       return true;
     } catch (err) {
       // The runner passes connection errors on as they are: the server was
-      // not asked, so the next locked read asks again.
+      // not asked, so the next locked call asks again.
       if (!(err instanceof SessionError)) {
-        this.#leaseRead = undefined;
+        this.#functions[fn] = undefined;
         throw err;
       }
-      // No rights, say: the two-statement way works without it.
+      // No rights, say: the way without the function works too.
       return false;
     }
   }
@@ -364,7 +379,17 @@ export class PostgresDriver implements SessionDriver<string> {
           this.#params(key, owner, payload, impossible ? null : expected, version),
         ];
       try {
-        result = await this.#run(text, values, key, "both");
+        // The most common locked save, through its function where it can.
+        const call = text === sql.saveIfVersion && !impossible
+          ? await this.#call("saveRelease", () =>
+            this.#run(
+              sql.saveIfVersionCall,
+              [key, owner, payload, expected, version, this.#ttl ?? null],
+              key,
+              "both",
+            ))
+          : undefined;
+        result = call ?? await this.#run(text, values, key, "both");
       } catch (err) {
         throw this.#refused(key, err);
       }
