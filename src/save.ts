@@ -258,14 +258,10 @@ async function resolveConflict<S>(
       if (own !== undefined) {
         // This process's own write without an answer landed meanwhile (C1),
         // and the live value was made from it: no other process's change.
+        // Written as it is now, on what storage holds (the key may not be
+        // new any more: U4); conflicting again, it fails.
         takeLanded(slot, own, fresh.version);
-        let result: Sent;
-        try {
-          result = await send(slot, sendable(value, mine), fresh.version);
-        } catch (err) {
-          return uncertain(slot, mine, fresh.version, initial, err);
-        }
-        return landed(slot, result, value, mine, initial); // conflicting again, it fails
+        return await write(slot, true);
       }
     }
     // After a write without an answer, the "other process" may be that write.
