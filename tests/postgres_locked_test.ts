@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import { SessionError, SessionValueError } from "../mod.ts";
 import { PostgresStorage } from "../storages/postgres.ts";
-import { tableNames } from "../storages/postgres/sql.ts";
+import { SAVE_RELEASE_ARGS, tableNames } from "../storages/postgres/sql.ts";
 import { sleep } from "./helpers/bot.ts";
 import { pgbouncerTest } from "./fixtures/pgbouncer.ts";
 import {
@@ -63,7 +63,7 @@ async function functionExists(db: pg.Client, storage: Storage): Promise<boolean>
 async function dropAll(db: pg.Client, storage: Storage): Promise<void> {
   await dropTables(db, storage);
   await db.query(`DROP FUNCTION IF EXISTS ${leaseRead(storage)}`);
-  await db.query(`DROP FUNCTION IF EXISTS ${saveRelease(storage)}`);
+  await db.query(`DROP FUNCTION IF EXISTS ${saveRelease(storage)}(${SAVE_RELEASE_ARGS})`);
 }
 
 /** Runs `fn` with an admin client and a pool, dropping what `storages` made afterwards. */
@@ -518,6 +518,54 @@ pgTest("PostgresStorage: locked read and save with a TTL", async (t) => {
     });
   });
 });
+
+pgTest(
+  "PostgresStorage: the locked save's function serves json and jsonb columns, and another function of its name changes nothing",
+  async (t) => {
+    await withLocked(async (db, pool, storages) => {
+      for (const column of ["json", "jsonb"] as const) {
+        await t.step(`a ${column} column, the default option`, async () => {
+          const table = `${RUN}_fn_${column}`;
+          await db.query(PostgresStorage.createTableSql({ table, valueType: column }));
+          const rec = new Recorder(pool);
+          const storage = new PostgresStorage<unknown>(rec, { table });
+          storages.push(storage);
+          await storage.write("k", { b: 1, a: 2 });
+          const read = await storage.acquireLeaseAndRead("k", "me", 5000);
+          rec.texts.length = 0;
+          const saved = await storage.saveAndReleaseLease("k", { b: 3, a: 4 }, read!.version, "me");
+          assert.ok(saved.saved);
+          assert.equal(rec.texts.length, 1);
+          assert.match(rec.texts[0], /_save_release"\(/);
+          const { rows } = await db.query(
+            `SELECT value::text AS text FROM ${qualified(storage, table)} WHERE key = 'k'`,
+          );
+          // json keeps the text as written; jsonb normalizes it, as a plain write there does.
+          assert.equal(rows[0].text, column === "json" ? '{"b":3,"a":4}' : '{"a": 4, "b": 3}');
+        });
+      }
+      await t.step("another function of the same name, made by hand", async () => {
+        const table = `${RUN}_fn_overload`;
+        const storage = new PostgresStorage<unknown>(pool, { table });
+        storages.push(storage);
+        await storage.write("k", { n: 1 });
+        const read = await storage.acquireLeaseAndRead("k", "me", 5000);
+        const other = `${saveRelease(storage)}(text, text, jsonb, bigint, bigint, float8)`;
+        await db.query(
+          `CREATE FUNCTION ${other} RETURNS TABLE (leased boolean, done boolean)
+         LANGUAGE sql AS 'SELECT false, false'`,
+        );
+        try {
+          const saved = await storage.saveAndReleaseLease("k", { n: 2 }, read!.version, "me");
+          assert.ok(saved.saved);
+          assert.deepEqual(await storage.read("k"), { n: 2 });
+        } finally {
+          await db.query(`DROP FUNCTION ${other}`);
+        }
+      });
+    });
+  },
+);
 
 pgTest("PostgresStorage: tables made by an earlier version (no function)", async (t) => {
   await withLocked(async (db, pool, storages) => {

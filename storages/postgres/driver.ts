@@ -59,6 +59,13 @@ const VALUE_PAGE = 50;
 type LockedFunction = "leaseRead" | "saveRelease";
 
 /**
+ * What a call of a missing function answers, undefined_function, or of one
+ * that cannot be told from another of the same name, ambiguous_function
+ * (made by hand): the statement did nothing.
+ */
+const NO_FUNCTION = new Set(["42883", "42725"]);
+
+/**
  * A driver over a pool or client.
  *
  * @example
@@ -301,8 +308,8 @@ export class PostgresDriver implements SessionDriver<string> {
 
   /**
    * Runs `run`, a statement calling the function `fn`; `undefined` when the
-   * function is missing and cannot be created. undefined_function means the
-   * statement did nothing: tables made by an earlier version, or by hand
+   * function is missing and cannot be created ({@link NO_FUNCTION}: the
+   * statement did nothing). Tables made by an earlier version, or by hand
    * from its createTableSql(), get the functions on first use.
    */
   async #call<R>(fn: LockedFunction, run: () => Promise<R>): Promise<R | undefined> {
@@ -311,13 +318,13 @@ export class PostgresDriver implements SessionDriver<string> {
     try {
       return await run();
     } catch (err) {
-      if (sqlState(err) !== "42883") throw err;
+      if (!NO_FUNCTION.has(sqlState(err))) throw err;
     }
     if (!(await (this.#functions[fn] ??= this.#createFunctions(fn)))) return undefined;
     try {
       return await run();
     } catch (err) {
-      if (sqlState(err) !== "42883") throw err;
+      if (!NO_FUNCTION.has(sqlState(err))) throw err;
       this.#functions[fn] = false;
       return undefined;
     }

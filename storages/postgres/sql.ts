@@ -143,10 +143,16 @@ RETURNS TABLE (value text, version text, expires_at timestamptz)
 LANGUAGE plpgsql VOLATILE AS ${dollarQuoted(body)};`;
 }
 
+/** The argument types of the function behind {@link Statements.saveIfVersionCall}. */
+export const SAVE_RELEASE_ARGS = "text, text, text, bigint, bigint, float8";
+
 /**
  * The function behind {@link Statements.saveIfVersionCall}: `$1` key, `$2`
- * owner, `$3` JSON value, `$4` expected version, `$5` new version, `$6` ttl
- * in ms (`NULL`: no expiry). While `$2` holds an unexpired lease (locked
+ * owner, `$3` JSON text, `$4` expected version, `$5` new version, `$6` ttl
+ * in ms (`NULL`: no expiry). The JSON comes as text, cast to `json`: a
+ * `json` column keeps it as it is, a `jsonb` one converts it on assignment,
+ * as the statement's untyped parameter does; so one function, of one
+ * signature, serves either column, also after its type was changed. While `$2` holds an unexpired lease (locked
  * first, as {@link Statements.saveIfVersion} does), it writes if the
  * version is still `$4` and then gives the lease up; it answers one row,
  * `leased` and `done`, as that statement does.
@@ -158,7 +164,7 @@ LANGUAGE plpgsql VOLATILE AS ${dollarQuoted(body)};`;
  * (bench/locked_interleaved.ts). It is created and found missing as the
  * function of {@link TableNames.leaseRead} is.
  */
-function saveReleaseSql(names: TableNames, escape: EscapeIdentifier, type: ValueType): string {
+function saveReleaseSql(names: TableNames, escape: EscapeIdentifier): string {
   const q = qualify(names, escape);
   const body = `
 #variable_conflict use_column
@@ -169,7 +175,7 @@ IF NOT FOUND THEN
   RETURN QUERY SELECT false, false;
   RETURN;
 END IF;
-UPDATE ${q(names.table)} AS s SET value = $3, version = $5,
+UPDATE ${q(names.table)} AS s SET value = $3::json, version = $5,
   expires_at = now() + $6 * interval '1 millisecond' * ${LIFETIME}, updated_at = now()
 WHERE s.key = $1 AND s.version = $4 AND COALESCE(s.expires_at > now(), true);
 IF NOT FOUND THEN
@@ -180,9 +186,7 @@ DELETE FROM ${q(names.leaseTable)} AS l WHERE l.key = $1 AND l.owner = $2;
 RETURN QUERY SELECT true, true;
 END;
 `;
-  return `CREATE OR REPLACE FUNCTION ${
-    q(names.saveRelease)
-  }(text, text, ${type}, bigint, bigint, float8)
+  return `CREATE OR REPLACE FUNCTION ${q(names.saveRelease)}(${SAVE_RELEASE_ARGS})
 RETURNS TABLE (leased boolean, done boolean)
 LANGUAGE plpgsql VOLATILE AS ${dollarQuoted(body)};`;
 }
@@ -206,7 +210,7 @@ export function createTableSql(
 ): string {
   return `${sessionTableSql(names, escape, valueType)}\n${leaseTableSql(names, escape)}\n${
     leaseReadSql(names, escape)
-  }\n${saveReleaseSql(names, escape, valueType)}`;
+  }\n${saveReleaseSql(names, escape)}`;
 }
 
 /** The first key of PostgreSQL's two-key advisory locks taken by sessionkit. */
@@ -443,7 +447,7 @@ WHERE s.key = $1 AND s.version = $4::bigint AND ${live} AND ${leased}\nRETURNING
     ),
     saveIfVersionCall: `SELECT leased, done FROM ${
       q(names.saveRelease)
-    }($1, $2, $3, $4::bigint, $5::bigint, $6::float8)`,
+    }($1::text, $2::text, $3::text, $4::bigint, $5::bigint, $6::float8)`,
     saveDeleteIfVersion: saved(
       `DELETE FROM ${t} AS s WHERE s.key = $1 AND s.version = $3::bigint AND ${live}
   AND ${leased}\nRETURNING 1`,
