@@ -59,11 +59,14 @@ const VALUE_PAGE = 50;
 type LockedFunction = "leaseRead" | "saveRelease";
 
 /**
- * What a call of a missing function answers, undefined_function, or of one
- * that cannot be told from another of the same name, ambiguous_function
- * (made by hand): the statement did nothing.
+ * What a call of a function answers when it cannot be used: missing
+ * (undefined_function), not to be told from another of the same name made
+ * by hand (ambiguous_function), or not granted to the role
+ * (insufficient_privilege: EXECUTE revoked from PUBLIC). The statement did
+ * nothing (a failed statement changes nothing), and the statement without
+ * the function needs only the rights on the tables.
  */
-const NO_FUNCTION = new Set(["42883", "42725"]);
+const NO_FUNCTION = new Set(["42883", "42725", "42501"]);
 
 /**
  * A driver over a pool or client.
