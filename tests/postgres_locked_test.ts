@@ -544,6 +544,30 @@ pgTest(
           assert.equal(rows[0].text, column === "json" ? '{"b":3,"a":4}' : '{"a": 4, "b": 3}');
         });
       }
+      await t.step("dropped while the storage runs, twice: made again each time", async () => {
+        const table = `${RUN}_fn_dropped`;
+        const rec = new Recorder(pool);
+        const storage = new PostgresStorage<unknown>(rec, { table });
+        storages.push(storage);
+        await storage.write("k", { n: 0 });
+        for (let round = 1; round <= 4; round++) {
+          const read = await storage.acquireLeaseAndRead("k", "me", 5000);
+          const drop = round === 2 || round === 3;
+          if (drop) {
+            await db.query(`DROP FUNCTION ${saveRelease(storage)}(${SAVE_RELEASE_ARGS})`);
+          }
+          rec.texts.length = 0;
+          assert.ok(
+            (await storage.saveAndReleaseLease("k", { n: round }, read!.version, "me")).saved,
+          );
+          const calls = rec.texts.filter((text) => /^SELECT leased, done FROM/.test(text)).length;
+          // Found missing: the call, the DDL, the call again; then one call.
+          assert.equal(calls, drop ? 2 : 1, `round ${round}`);
+          assert.equal(rec.texts.some((text) => /CREATE OR REPLACE FUNCTION/.test(text)), drop);
+        }
+        assert.deepEqual(await storage.read("k"), { n: 4 });
+      });
+
       await t.step("another function of the same name, made by hand", async () => {
         const table = `${RUN}_fn_overload`;
         const storage = new PostgresStorage<unknown>(pool, { table });

@@ -323,7 +323,13 @@ export class PostgresDriver implements SessionDriver<string> {
     } catch (err) {
       if (!NO_FUNCTION.has(sqlState(err))) throw err;
     }
-    if (!(await (this.#functions[fn] ??= this.#createFunctions(fn)))) return undefined;
+    // Missing now, even if it was there before (dropped since): created
+    // again, one attempt shared by the calls that find it missing meanwhile.
+    const pending = this.#functions[fn];
+    const creating = pending instanceof Promise
+      ? pending
+      : (this.#functions[fn] = this.#createFunctions(fn).then((ok) => (this.#functions[fn] = ok)));
+    if (!(await creating)) return undefined;
     try {
       return await run();
     } catch (err) {
