@@ -333,8 +333,11 @@ export class PostgresDriver implements SessionDriver<string> {
     try {
       return await run();
     } catch (err) {
-      if (!NO_FUNCTION.has(sqlState(err))) throw err;
-      this.#functions[fn] = false;
+      const code = sqlState(err);
+      if (!NO_FUNCTION.has(code)) throw err;
+      // Dropped again right after it was made: the next call tries again.
+      // Ambiguous or not granted: making it again does not help.
+      this.#functions[fn] = code === "42883" ? undefined : false;
       return undefined;
     }
   }
