@@ -15,6 +15,7 @@ import {
   landedBase,
   learnVersion,
   ownLanding,
+  readFresh,
   takeLanded,
   uncertain,
 } from "./uncertain.ts";
@@ -25,7 +26,6 @@ import { callMerge, carryOver } from "./merge.ts";
 import { copySession } from "./serialization.ts";
 import type { MemoryAccess } from "./memory_access.ts";
 import { joinedSaveOf } from "./locked_access.ts";
-import type { VersionedValue } from "./capabilities.ts";
 
 /**
  * What the live value of `slot` should be stored as: itself, or nothing
@@ -221,15 +221,6 @@ function send<S>(
     return isPromiseLike(result) ? Promise.resolve(result).then(outcome, failed) : outcome(result);
   } catch (err) {
     return failed(err);
-  }
-}
-
-/** Reads the stored session and its version for a save; a failure is the save's. */
-async function readFresh<S>(slot: Slot<S>): Promise<VersionedValue<S>> {
-  try {
-    return await slot.source.conditional!.readVersioned(slot.key);
-  } catch (err) {
-    throw saveError(slot.key, err, false);
   }
 }
 

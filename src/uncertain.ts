@@ -12,6 +12,7 @@ import { type Known, NONE, type Slot, UNKNOWN } from "./slot.ts";
 import { saveError, SessionKeyError, SessionLockError, SessionValueError } from "./errors.ts";
 import { matches, valueOf } from "./known.ts";
 import { carryOver } from "./merge.ts";
+import type { VersionedValue } from "./capabilities.ts";
 
 /**
  * A write or delete of a slot that failed without an answer (rule C1).
@@ -105,6 +106,15 @@ export function afterLostDelete<S>(slot: Slot<S>): boolean {
   return slot.uncertain?.some((w) => w.merge === undefined && w.mine === NONE) ?? false;
 }
 
+/** Reads the stored session and its version for a save; a failure is the save's. */
+export async function readFresh<S>(slot: Slot<S>): Promise<VersionedValue<S>> {
+  try {
+    return await slot.source.conditional!.readVersioned(slot.key);
+  } catch (err) {
+    throw saveError(slot.key, err, false);
+  }
+}
+
 /** What {@link learnVersion} gives when the save can go on, conditional on the version it learnt. */
 export const GO: unique symbol = Symbol("go");
 /**
@@ -123,12 +133,7 @@ export const FENCE: unique symbol = Symbol("fence");
 export async function learnVersion<S>(
   slot: Slot<S>,
 ): Promise<typeof GO | typeof FENCE | { base: Known }> {
-  let fresh;
-  try {
-    fresh = await slot.source.conditional!.readVersioned(slot.key);
-  } catch (err) {
-    throw saveError(slot.key, err, false);
-  }
+  const fresh = await readFresh(slot);
   const lost = slot.uncertain;
   if (lost !== undefined) {
     // Kept until a save lands: until then, the slot does not know what
