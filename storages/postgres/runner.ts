@@ -139,17 +139,17 @@ export class Runner {
   }
 
   /**
-   * Creates the table of kind `table` (for `both`, both tables and the
-   * function of the locked read); concurrent callers share one attempt.
+   * Creates the table of kind `table` (for `lease` and `both`, both tables
+   * and the functions of the locked calls); concurrent callers share one
+   * attempt.
    */
   create(table: TableKind): Promise<void> {
     let creating = this.#creating.get(table);
     if (creating === undefined) {
-      const ddl = table === "session"
-        ? this.#sql.sessionDdl
-        : table === "lease"
-        ? this.#sql.leaseDdl
-        : this.#sql.lockedDdl;
+      // The lease table comes with what the locked calls need: the session
+      // table and the functions (so a locked save does not find its
+      // function missing later and pay for the DDL then).
+      const ddl = table === "session" ? this.#sql.sessionDdl : this.#sql.lockedDdl;
       creating = this.#ddl(ddl)
         .catch((err) => {
           // A lost connection is not a problem of the table: the caller reports

@@ -220,12 +220,11 @@ const LOCK_CLASS = 0x53455353; // "SESS"
 export interface Statements {
   /** Creates the session table and its index under an advisory lock; no parameters. */
   sessionDdl: string;
-  /** Creates the lease table under the same advisory lock; no parameters. */
-  leaseDdl: string;
   /**
    * Creates whatever is missing of the session table, the lease table and
-   * the function behind {@link Statements.acquireLeaseAndRead} (which needs
-   * both tables to be created), under the same advisory lock; no parameters.
+   * the functions of the locked calls (which need both tables), under the
+   * same advisory lock; no parameters. A missing lease table is created
+   * with it.
    */
   lockedDdl: string;
   /**
@@ -392,7 +391,6 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
 
   return {
     sessionDdl: `${lock}\n${sessionTableSql(names, escape, valueType)}`,
-    leaseDdl: `${lock}\n${leaseTableSql(names, escape)}`,
     lockedDdl: `${lock}\n${createTableSql(names, escape, valueType)}`,
     read,
     touch,
