@@ -399,7 +399,7 @@ export class PostgresDriver implements SessionDriver<string> {
         ];
       try {
         // The most common locked save, through its function where it can.
-        const call = text === sql.saveIfVersion && !impossible
+        const call = typeof expected === "string" && !impossible
           ? await this.#call("saveRelease", () =>
             this.#run(
               sql.saveIfVersionCall,
