@@ -346,8 +346,8 @@ export class PostgresDriver implements SessionDriver<string> {
   async #createFunctions(fn: LockedFunction): Promise<boolean> {
     if (!this.#createTable) return false;
     try {
-      await this.#runner.create("both");
-      return true;
+      // False when only the tables could be made (no rights for the functions).
+      return await this.#runner.create("both");
     } catch (err) {
       // The runner passes connection errors on as they are: the server was
       // not asked, so the next locked call asks again.

@@ -2,8 +2,8 @@
  * Running the PostgreSQL storage's statements: a statement that never ran
  * (the server refused the connection) or that PostgreSQL rolled back as a
  * whole (a deadlock) is retried for a while; a missing table is created on
- * the spot (the lease table only when a lease is first used, the function
- * of the locked read when that is first used); and errors say what to do.
+ * the spot (the lease table, with the functions of the locked calls, only
+ * when a lease is first used); and errors say what to do.
  *
  * @module
  */
@@ -26,6 +26,19 @@ const MISSING = new Set(["42P01", "3F000"]);
 /** Concurrent creations reporting that an object already exists. */
 const CREATE_RACE = new Set(["23505", "42P07", "42710"]);
 
+/** Whether `err` says that a concurrent creation of the same object got there first. */
+function isCreationRace(err: unknown): boolean {
+  const code = sqlState(err);
+  return CREATE_RACE.has(code) ||
+    (code === "XX000" && /concurrently updated/.test((err as Error).message));
+}
+
+/** Whether `err` is a lost or refused connection rather than the server's answer. */
+function isConnectionError(err: unknown): boolean {
+  const code = sqlState(err);
+  return code === "" || code.startsWith("08") || code.startsWith("57");
+}
+
 /** The SQLSTATE of a node-postgres error, or `""`. */
 export function sqlState(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
@@ -33,9 +46,10 @@ export function sqlState(err: unknown): string {
 }
 
 /**
- * Which of the storage's tables a statement uses: `both` for the locked
- * read and save, which create both tables and the function of the locked
- * read.
+ * Which of the storage's tables a statement uses: `lease` for the lease
+ * calls, `both` for the locked read and save. A missing table of either
+ * kind is created with both tables and the functions of the locked calls
+ * (see {@link Runner.create}).
  */
 export type TableKind = "session" | "lease" | "both";
 
@@ -67,7 +81,7 @@ export class Runner {
   readonly #db: PostgresQueryable;
   readonly #sql: Statements;
   readonly #options: RunnerOptions;
-  readonly #creating = new Map<TableKind, Promise<void>>();
+  readonly #creating = new Map<TableKind, Promise<boolean>>();
 
   /**
    * @param db The pool or client.
@@ -139,50 +153,71 @@ export class Runner {
   }
 
   /**
-   * Creates the table of kind `table` (for `lease` and `both`, both tables
-   * and the functions of the locked calls); concurrent callers share one
-   * attempt.
+   * Creates what a statement on a table of kind `table` needs; concurrent
+   * callers share one attempt. For `lease` and `both`, that is both tables
+   * and the functions of the locked calls, so that a locked call does not
+   * find its function missing later and pay for the DDL then. Where the
+   * user may not do all of that (no right to make PL/pgSQL functions, a
+   * session table owned by another role, whose index only its owner may
+   * touch), only the missing tables are created: the locked calls work
+   * without the functions. Resolves to whether the functions were made.
    */
-  create(table: TableKind): Promise<void> {
+  create(table: TableKind): Promise<boolean> {
     let creating = this.#creating.get(table);
     if (creating === undefined) {
-      // The lease table comes with what the locked calls need: the session
-      // table and the functions (so a locked save does not find its
-      // function missing later and pay for the DDL then).
-      const ddl = table === "session" ? this.#sql.sessionDdl : this.#sql.lockedDdl;
-      creating = this.#ddl(ddl)
-        .catch((err) => {
-          // A lost connection is not a problem of the table: the caller reports
-          // it as the failed read or write it is. Anything else needs the user.
-          const code = sqlState(err);
-          if (code === "" || code.startsWith("08") || code.startsWith("57")) throw err;
-          throw new SessionError(
-            `PostgresStorage: could not create the ${table === "both" ? "" : `${table} `}table ${
-              this.#label(table)
-            }: ` +
-              `${(err as Error)?.message ?? err}. Check that the database is reachable, that ` +
-              `the schema exists and that the user may create tables in it; or create the ` +
-              `tables by hand (PostgresStorage.createTableSql()) and pass createTable: false.`,
-            undefined,
-            { cause: err },
-          );
-        })
-        .finally(() => this.#creating.delete(table));
+      const attempt = table === "session"
+        ? this.#ddl(this.#sql.sessionDdl).then(() => true, (err) => this.#failed("session", err))
+        : this.#ddl(this.#sql.lockedDdl).then(() => true, (err) => this.#tablesOnly(err));
+      creating = attempt.finally(() => this.#creating.delete(table));
       this.#creating.set(table, creating);
     }
     return creating;
   }
 
+  /** After the full DDL failed with `first`: creates only the tables that are missing. */
+  async #tablesOnly(first: unknown): Promise<false> {
+    if (isConnectionError(first)) throw first;
+    const { labels } = this.#options;
+    const found = await this.#retrying(this.#sql.tablesExist, [labels.session, labels.lease]);
+    const exists = found.rows[0] ?? {};
+    for (const kind of ["session", "lease"] as const) {
+      if (exists[kind] === true) continue;
+      const ddl = kind === "session" ? this.#sql.sessionDdl : this.#sql.leaseDdl;
+      await this.#ddl(ddl).catch((err) => this.#failed(kind, err));
+    }
+    return false;
+  }
+
+  /**
+   * Throws what creating the table of kind `table` failed with: a lost
+   * connection as it is (the caller reports it as the failed read or write
+   * it is), anything else as an error that says what to do.
+   */
+  #failed(table: "session" | "lease", err: unknown): never {
+    if (isConnectionError(err)) throw err;
+    throw new SessionError(
+      `PostgresStorage: could not create the ${table} table ${this.#options.labels[table]}: ` +
+        `${(err as Error)?.message ?? err}. Check that the database is reachable, that ` +
+        `the schema exists and that the user may create tables in it; or create the ` +
+        `tables by hand (PostgresStorage.createTableSql()) and pass createTable: false.`,
+      undefined,
+      { cause: err },
+    );
+  }
+
   async #ddl(text: string): Promise<void> {
     // One simple-protocol query: the statements run in one implicit
     // transaction, serialized across processes by the advisory lock. Should
-    // a creation still race (someone creating the table by hand), PostgreSQL
-    // reports a duplicate; the objects exist then, so one retry settles it.
-    try {
-      await this.#retrying(text, []);
-    } catch (err) {
-      if (!CREATE_RACE.has(sqlState(err))) throw err;
-      await this.#retrying(text, []);
+    // a creation still race (the same DDL run by hand, or by an older
+    // version keyed otherwise), PostgreSQL reports a duplicate, or
+    // "tuple concurrently updated" for a function replaced meanwhile; the
+    // objects exist then, so a retry or two settle it.
+    for (let attempt = 0;; attempt++) {
+      try {
+        return void await this.#retrying(text, []);
+      } catch (err) {
+        if (attempt >= 2 || !isCreationRace(err)) throw err;
+      }
     }
   }
 }

@@ -220,13 +220,20 @@ const LOCK_CLASS = 0x53455353; // "SESS"
 export interface Statements {
   /** Creates the session table and its index under an advisory lock; no parameters. */
   sessionDdl: string;
+  /** Creates the lease table under the same advisory lock; no parameters. */
+  leaseDdl: string;
   /**
    * Creates whatever is missing of the session table, the lease table and
    * the functions of the locked calls (which need both tables), under the
    * same advisory lock; no parameters. A missing lease table is created
-   * with it.
+   * with it where the user may do all of that (see `Runner.create`).
    */
   lockedDdl: string;
+  /**
+   * `$1` the session table's, `$2` the lease table's qualified name: one
+   * row, whether each of them exists (`session`, `lease`).
+   */
+  tablesExist: string;
   /**
    * `$1` key (`$2` ttl): value and version of a live session, and `due`:
    * whether {@link Statements.touch} should follow (with a TTL, less than a
@@ -344,8 +351,13 @@ export function buildStatements(
   // renewed by a read once less than a TTL is left.
   const life = (n: number) => `now() + ${ms(n)} * ${LIFETIME}`;
   const expiry = (n: number) => ttl ? life(n) : "NULL::timestamptz";
+  // Keyed by the table's name alone: storages that name the schema and
+  // storages that leave it to the search path must take the same lock, or
+  // their DDL runs concurrently (and PostgreSQL fails one with "tuple
+  // concurrently updated"). Same-named tables of two schemas only wait for
+  // each other's DDL.
   const lock = `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${
-    parseInt(fnv1a(`${names.schema ?? ""}.${names.table}`), 16) | 0
+    parseInt(fnv1a(names.table), 16) | 0
   });`;
 
   const dueOf = (n: number) =>
@@ -391,7 +403,10 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
 
   return {
     sessionDdl: `${lock}\n${sessionTableSql(names, escape, valueType)}`,
+    leaseDdl: `${lock}\n${leaseTableSql(names, escape)}`,
     lockedDdl: `${lock}\n${createTableSql(names, escape, valueType)}`,
+    tablesExist:
+      "SELECT to_regclass($1) IS NOT NULL AS session, to_regclass($2) IS NOT NULL AS lease",
     read,
     touch,
     has: `SELECT 1 FROM ${t} AS s WHERE s.key = $1 AND ${live}`,

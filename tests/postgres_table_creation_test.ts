@@ -1,0 +1,219 @@
+/**
+ * PostgresStorage creating what locked updates need (issue 18, attack29):
+ * a missing lease table comes with the session table and the functions of
+ * the locked calls, but where the bot's role may not make all of that (a
+ * session table owned by another role, PL/pgSQL not granted), only the
+ * missing tables are made and locked updates run without the functions.
+ * And storages that spell the schema differently take the same DDL lock.
+ * Everything through real grammY bots with `lock`.
+ */
+import assert from "node:assert/strict";
+import type { Context } from "npm:grammy@^1.46";
+import { session, type SessionFlavor } from "../mod.ts";
+import { PostgresStorage } from "../storages/postgres.ts";
+import { SAVE_RELEASE_ARGS, tableNames } from "../storages/postgres/sql.ts";
+import { createHarness, message } from "./helpers/bot.ts";
+import { admin, DATABASE_URL, id, pg, pgTest, RUN } from "./postgres_setup.ts";
+
+type Counter = { n: number };
+type C = Context & SessionFlavor<Counter>;
+
+/** A bot counting messages per chat on `storage`, every update locked. */
+function countingBot(storage: PostgresStorage<Counter>) {
+  const h = createHarness<C>();
+  h.bot.use(session({ initial: () => ({ n: 0 }), storage, lock: { ttl: 3000, wait: 5000 } }));
+  h.bot.on("message", (ctx) => {
+    ctx.session.n++;
+  });
+  return h;
+}
+
+/** `url` with another user or database. */
+function urlWith(change: { username?: string; database?: string }, url = DATABASE_URL): string {
+  const u = new URL(url);
+  if (change.username !== undefined) u.username = change.username;
+  if (change.database !== undefined) u.pathname = `/${change.database}`;
+  return u.href;
+}
+
+/** Which of the table's objects exist, in `db`'s search path. */
+async function objects(db: pg.Client, table: string) {
+  const n = tableNames(undefined, table);
+  const { rows } = await db.query(
+    `SELECT to_regclass($1) IS NOT NULL AS session, to_regclass($2) IS NOT NULL AS lease,
+            to_regproc($3) IS NOT NULL AS lease_read, to_regproc($4) IS NOT NULL AS save_release`,
+    [id(n.table), id(n.leaseTable), id(n.leaseRead), id(n.saveRelease)],
+  );
+  return rows[0] as Record<"session" | "lease" | "lease_read" | "save_release", boolean>;
+}
+
+/** Drops the tables and functions of `table`. */
+async function dropAll(db: pg.Client, table: string): Promise<void> {
+  const n = tableNames(undefined, table);
+  await db.query(`DROP TABLE IF EXISTS ${id(n.table)}, ${id(n.leaseTable)}`);
+  await db.query(`DROP FUNCTION IF EXISTS ${id(n.leaseRead)}(text, text, float8)`);
+  await db.query(`DROP FUNCTION IF EXISTS ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+}
+
+/** The stored count of chat 1. */
+async function countOf(db: pg.Client, table: string): Promise<number | undefined> {
+  const { rows } = await db.query(`SELECT value FROM ${id(table)} WHERE key = '1'`);
+  return rows[0]?.value.n;
+}
+
+pgTest("PostgreSQL: locked updates where the role may not create everything", async (t) => {
+  const db = await admin();
+  const role = `${RUN}_ddl_bot`;
+  await db.query(`CREATE ROLE ${id(role)} LOGIN`);
+  await db.query(`GRANT CREATE ON SCHEMA public TO ${id(role)}`);
+  try {
+    for (
+      const [name, prepare] of [
+        [
+          "a session table another role owns (a migration), no lease table yet",
+          async (table: string) => {
+            const ddl = PostgresStorage.createTableSql({ table });
+            await db.query(ddl.slice(0, ddl.indexOf("CREATE UNLOGGED TABLE")));
+          },
+        ],
+        [
+          "all of createTableSql() run by another role, then the lease table dropped",
+          async (table: string) => {
+            await db.query(PostgresStorage.createTableSql({ table }));
+            await db.query(`DROP TABLE ${id(tableNames(undefined, table).leaseTable)}`);
+          },
+        ],
+      ] as const
+    ) {
+      await t.step(`${name}: the lease table is made, every update counts`, async () => {
+        const table = `${RUN}_owned_${name.length}`;
+        await prepare(table);
+        await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(table)} TO ${id(role)}`);
+        const storage = PostgresStorage.connect<Counter>(urlWith({ username: role }), { table });
+        try {
+          const h = countingBot(storage);
+          for (let i = 0; i < 3; i++) await h.send(message(1));
+          assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+          assert.equal(await countOf(db, table), 3);
+          assert.equal((await objects(db, table)).lease, true);
+        } finally {
+          await storage.close();
+          await dropAll(db, table);
+        }
+      });
+    }
+  } finally {
+    await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);
+    await db.end();
+  }
+});
+
+pgTest("PostgreSQL: locked updates where PL/pgSQL is not granted", async (t) => {
+  const db = await admin();
+  const database = `${RUN}_noplpgsql`;
+  const role = `${RUN}_noplpgsql`;
+  await db.query(`CREATE DATABASE ${id(database)}`);
+  await db.query(`CREATE ROLE ${id(role)} LOGIN`);
+  const own = new pg.Client({ connectionString: urlWith({ database }) });
+  own.on("error", () => {});
+  await own.connect();
+  try {
+    await own.query(`REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC`);
+    await own.query(`GRANT CREATE ON SCHEMA public TO ${id(role)}`);
+    await t.step("a fresh table: both tables made, no function, every update counts", async () => {
+      const table = `${RUN}_plain`;
+      const storage = PostgresStorage.connect<Counter>(
+        urlWith({ username: role, database }),
+        { table },
+      );
+      try {
+        const h = countingBot(storage);
+        for (let i = 0; i < 4; i++) await h.send(message(1));
+        assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+        assert.equal(await countOf(own, table), 4);
+        assert.deepEqual(await objects(own, table), {
+          session: true,
+          lease: true,
+          lease_read: false,
+          save_release: false,
+        });
+      } finally {
+        await storage.close();
+      }
+    });
+  } finally {
+    await own.end();
+    await db.query(`DROP DATABASE ${id(database)} WITH (FORCE)`);
+    await db.query(`DROP ROLE ${id(role)}`);
+    await db.end();
+  }
+});
+
+pgTest("PostgreSQL: storages naming the schema and not, lease table dropped", async (t) => {
+  await t.step("they take one DDL lock: no update fails, none is lost", async () => {
+    const db = await admin();
+    const table = `${RUN}_spelling`;
+    const storages = [
+      PostgresStorage.connect<Counter>(DATABASE_URL, { table, schema: "public" }),
+      PostgresStorage.connect<Counter>(DATABASE_URL, { table, schema: "public" }),
+      PostgresStorage.connect<Counter>(DATABASE_URL, { table }),
+      PostgresStorage.connect<Counter>(DATABASE_URL, { table }),
+    ];
+    try {
+      const bots = storages.map(countingBot);
+      const ROUNDS = 12;
+      for (let round = 0; round < ROUNDS; round++) {
+        // Each bot its own chat, all at once, right after the lease table went.
+        await db.query(`DROP TABLE IF EXISTS ${id(tableNames(undefined, table).leaseTable)}`);
+        await Promise.all(bots.map((h, i) => h.send(message(10 + i))));
+      }
+      assert.deepEqual(bots.flatMap((h) => h.errors.map((e) => String(e.error))), []);
+      const { rows } = await db.query(
+        `SELECT key, (value->>'n')::int AS n FROM ${id(table)} ORDER BY key`,
+      );
+      assert.deepEqual(rows, bots.map((_, i) => ({ key: String(10 + i), n: ROUNDS })));
+    } finally {
+      for (const storage of storages) await storage.close();
+      await dropAll(db, table);
+      await db.end();
+    }
+  });
+
+  await t.step("the functions replaced by hand meanwhile: retried, no update fails", async () => {
+    const db = await admin();
+    const other = await admin();
+    const table = `${RUN}_by_hand`;
+    const storage = PostgresStorage.connect<Counter>(DATABASE_URL, { table });
+    try {
+      const h = countingBot(storage);
+      await h.send(message(1));
+      const ddl = PostgresStorage.createTableSql({ table });
+      const functions = ddl.slice(ddl.indexOf("CREATE OR REPLACE FUNCTION"));
+      await db.query(`DROP TABLE ${id(tableNames(undefined, table).leaseTable)}`);
+      // A migration without the advisory lock replaces the functions and
+      // commits only once the storage's DDL waits for them: PostgreSQL then
+      // fails that DDL with "tuple concurrently updated".
+      await other.query("BEGIN");
+      await other.query(functions);
+      const sent = h.send(message(1));
+      for (let waited = 0; waited < 100; waited++) {
+        const { rows } = await db.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'`,
+        );
+        if (rows[0].n > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await other.query("COMMIT");
+      await sent;
+      assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+      assert.equal(await countOf(db, table), 2);
+    } finally {
+      await other.query("ROLLBACK").catch(() => {});
+      await storage.close();
+      await dropAll(db, table);
+      await other.end();
+      await db.end();
+    }
+  });
+});
