@@ -166,9 +166,11 @@ export class Lease {
         if (turnSince !== undefined) await returnTurn(this.storage, this.key, this.#owner);
         throw new SessionLockError(
           `The lease of key "${this.key}" could not be taken within ${this.#wait} ms: another ` +
-            `update of this key is still running (or its process died and the lease, ` +
-            `${this.#ttl} ms, has not expired yet). Raise lock.wait, shorten slow handlers, or ` +
-            `lower lock.ttl so that leases of dead processes expire sooner.`,
+            `update of this key is still running, in this process or another (or its process ` +
+            `died and the lease, ${this.#ttl} ms, has not expired yet). Raise lock.wait, shorten ` +
+            `slow handlers, or lower lock.ttl so that leases of dead processes expire sooner. With ` +
+            `lock, a later update of a key can wait for an earlier one of this process, so a ` +
+            `handler must not wait for a later update of its own key.`,
           this.key,
         );
       }
