@@ -13,7 +13,8 @@ import { session, type SessionFlavor } from "../mod.ts";
 import { PostgresStorage } from "../storages/postgres.ts";
 import { SAVE_RELEASE_ARGS, tableNames } from "../storages/postgres/sql.ts";
 import { createHarness, message } from "./helpers/bot.ts";
-import { admin, DATABASE_URL, id, pg, pgTest, RUN } from "./postgres_setup.ts";
+import { fnv1a } from "../storages/postgres/names.ts";
+import { admin, DATABASE_URL, id, pg, pgTest, Recorder, RUN } from "./postgres_setup.ts";
 
 type Counter = { n: number };
 type C = Context & SessionFlavor<Counter>;
@@ -179,7 +180,7 @@ pgTest("PostgreSQL: storages naming the schema and not, lease table dropped", as
     }
   });
 
-  await t.step("the functions replaced by hand meanwhile: retried, no update fails", async () => {
+  await t.step("the functions made by hand meanwhile: retried, no update fails", async () => {
     const db = await admin();
     const other = await admin();
     const table = `${RUN}_by_hand`;
@@ -189,21 +190,16 @@ pgTest("PostgreSQL: storages naming the schema and not, lease table dropped", as
       await h.send(message(1));
       const ddl = PostgresStorage.createTableSql({ table });
       const functions = ddl.slice(ddl.indexOf("CREATE OR REPLACE FUNCTION"));
-      await db.query(`DROP TABLE ${id(tableNames(undefined, table).leaseTable)}`);
-      // A migration without the advisory lock replaces the functions and
-      // commits only once the storage's DDL waits for them: PostgreSQL then
-      // fails that DDL with "tuple concurrently updated".
+      const n = tableNames(undefined, table);
+      await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
+      await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+      // A migration without the advisory lock makes the functions and
+      // commits only once the storage's DDL for them waits: PostgreSQL then
+      // fails that DDL with a duplicate.
       await other.query("BEGIN");
       await other.query(functions);
       const sent = h.send(message(1));
-      for (let waited = 0; waited < 100; waited++) {
-        const { rows } = await db.query(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'`,
-        );
-        if (rows[0].n > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await untilWaiting(db, "%pg_advisory_xact_lock%");
       await other.query("COMMIT");
       await sent;
       assert.deepEqual(h.errors.map((e) => String(e.error)), []);
@@ -213,6 +209,172 @@ pgTest("PostgreSQL: storages naming the schema and not, lease table dropped", as
       await storage.close();
       await dropAll(db, table);
       await other.end();
+      await db.end();
+    }
+  });
+});
+
+/** Waits until a backend waits for a lock in a statement matching `like`. */
+async function untilWaiting(db: pg.Client, like: string): Promise<void> {
+  for (let waited = 0; waited < 200; waited++) {
+    const { rows } = await db.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE wait_event_type = 'Lock' AND query LIKE $1`,
+      [like],
+    );
+    if (rows[0].n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no statement like ${like} waited for a lock`);
+}
+
+pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => {
+  await t.step(
+    "tables without the functions, a writing transaction open: nobody waits for it",
+    async () => {
+      const db = await admin();
+      const tx = await admin();
+      const table = `${RUN}_open_tx`;
+      await db.query(PostgresStorage.createTableSql({ table }));
+      const n = tableNames(undefined, table);
+      await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
+      await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+      const storage = PostgresStorage.connect<Counter>(DATABASE_URL, { table });
+      const other = PostgresStorage.connect<Counter>(DATABASE_URL, { table });
+      try {
+        // A batch job's transaction that wrote to the session table and is still open.
+        await tx.query("BEGIN");
+        await tx.query(`INSERT INTO ${id(table)} (key, value, version) VALUES ('job', '{}', 1)`);
+        const h = countingBot(storage);
+        const open = (what: Promise<unknown>) =>
+          Promise.race([
+            what.then(() => "done while the transaction was open"),
+            new Promise((resolve) => setTimeout(() => resolve("blocked"), 2000)),
+          ]);
+        // Creating an index, even one that exists, would wait for the
+        // transaction, and every write of the table would wait behind it.
+        assert.equal(await open(h.send(message(1))), "done while the transaction was open");
+        assert.equal(
+          await open(other.write("2", { n: 1 })),
+          "done while the transaction was open",
+        );
+        await tx.query("COMMIT");
+        assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+        assert.equal(await countOf(db, table), 1);
+        const made = await objects(db, table);
+        assert.equal(made.lease_read && made.save_release, true, "the functions are made");
+      } finally {
+        await tx.query("ROLLBACK").catch(() => {});
+        await storage.close();
+        await other.close();
+        await dropAll(db, table);
+        await tx.end();
+        await db.end();
+      }
+    },
+  );
+
+  await t.step(
+    "a session table found along the search path: no second table in the user's schema",
+    async () => {
+      const db = await admin();
+      const role = `${RUN}_own_schema`;
+      const table = `${RUN}_along_path`;
+      // The default search_path is "$user", public: a schema named after the
+      // role comes first, but the sessions are in public's table.
+      await db.query(`CREATE ROLE ${id(role)} LOGIN`);
+      await db.query(`CREATE SCHEMA ${id(role)} AUTHORIZATION ${id(role)}`);
+      const owner = PostgresStorage.connect<Counter>(DATABASE_URL, { table, schema: "public" });
+      await owner.write("1", { n: 5 });
+      await owner.close();
+      await db.query(`GRANT ALL ON public.${id(table)} TO ${id(role)}`);
+      const storage = PostgresStorage.connect<Counter>(urlWith({ username: role }), { table });
+      try {
+        const h = countingBot(storage);
+        await h.send(message(1));
+        await h.send(message(1));
+        assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+        assert.equal(await countOf(db, table), 7, "public's table, counted on");
+        const { rows } = await db.query("SELECT to_regclass($1) IS NOT NULL AS shadow", [
+          `${id(role)}.${id(table)}`,
+        ]);
+        assert.equal(rows[0].shadow, false);
+      } finally {
+        await storage.close();
+        await db.query(`DROP SCHEMA ${id(role)} CASCADE`);
+        await dropAll(db, table);
+        await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);
+        await db.end();
+      }
+    },
+  );
+
+  await t.step("the DDL waits for the lock key of earlier versions too", async () => {
+    const db = await admin();
+    const earlier = await admin();
+    const table = `${RUN}_old_key`;
+    const storage = PostgresStorage.connect<Counter>(DATABASE_URL, { table });
+    try {
+      const h = countingBot(storage);
+      await h.send(message(1));
+      await db.query(`DROP TABLE ${id(tableNames(undefined, table).leaseTable)}`);
+      // A process of an earlier version holds its DDL lock: "SESS" and the
+      // schema as given (none) with the table.
+      await earlier.query("BEGIN");
+      await earlier.query("SELECT pg_advisory_xact_lock($1, $2)", [
+        0x53455353,
+        parseInt(fnv1a(`.${table}`), 16) | 0,
+      ]);
+      const sent = h.send(message(1));
+      await untilWaiting(db, "%pg_advisory_xact_lock%");
+      await earlier.query("COMMIT");
+      await sent;
+      assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+      assert.equal(await countOf(db, table), 2);
+    } finally {
+      await earlier.query("ROLLBACK").catch(() => {});
+      await storage.close();
+      await dropAll(db, table);
+      await earlier.end();
+      await db.end();
+    }
+  });
+
+  await t.step("functions not made for now (a lock timeout): made by a later call", async () => {
+    const db = await admin();
+    const blocker = await admin();
+    const table = `${RUN}_later`;
+    await db.query(PostgresStorage.createTableSql({ table }));
+    const n = tableNames(undefined, table);
+    await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
+    await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+    const ddl = PostgresStorage.createTableSql({ table });
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, options: "-c lock_timeout=200" });
+    pool.on("error", () => {});
+    const rec = new Recorder(pool);
+    const storage = new PostgresStorage<Counter>(rec, { table });
+    try {
+      // Another transaction makes the functions and has not committed:
+      // this storage's DDL for them waits, and gives up after 200 ms.
+      await blocker.query("BEGIN");
+      await blocker.query(ddl.slice(ddl.indexOf("CREATE OR REPLACE FUNCTION")));
+      const h = countingBot(storage);
+      await h.send(message(1));
+      await blocker.query("COMMIT");
+      assert.ok(rec.texts.some((text) => /CREATE OR REPLACE FUNCTION/.test(text)));
+      rec.texts.length = 0;
+      await h.send(message(1));
+      await h.send(message(1));
+      assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+      assert.equal(await countOf(db, table), 3);
+      assert.equal(rec.texts.length, 4, "two locked updates, both through the functions");
+      assert.ok(rec.texts.every((text) => !/CREATE|advisory/.test(text)), "no DDL");
+    } finally {
+      await blocker.query("ROLLBACK").catch(() => {});
+      await storage.close();
+      await pool.end();
+      await dropAll(db, table);
+      await blocker.end();
       await db.end();
     }
   });

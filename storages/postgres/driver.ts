@@ -107,7 +107,10 @@ export class PostgresDriver implements SessionDriver<string> {
    * could not be created, so that locked reads take the lease and read in
    * two statements, and locked saves use the statement without it.
    */
-  readonly #functions: Record<LockedFunction, Promise<boolean> | boolean | undefined> = {
+  readonly #functions: Record<
+    LockedFunction,
+    Promise<boolean | undefined> | boolean | undefined
+  > = {
     leaseRead: undefined,
     saveRelease: undefined,
   };
@@ -342,11 +345,14 @@ export class PostgresDriver implements SessionDriver<string> {
     }
   }
 
-  /** Creates the functions of the locked calls; whether that worked. */
-  async #createFunctions(fn: LockedFunction): Promise<boolean> {
+  /**
+   * Creates the functions of the locked calls; whether they are there now:
+   * `false` for good (no rights), `undefined` when the next call should try
+   * again (see `Runner.create`).
+   */
+  async #createFunctions(fn: LockedFunction): Promise<boolean | undefined> {
     if (!this.#createTable) return false;
     try {
-      // False when only the tables could be made (no rights for the functions).
       return await this.#runner.create("both");
     } catch (err) {
       // The runner passes connection errors on as they are: the server was

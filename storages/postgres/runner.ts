@@ -9,7 +9,7 @@
  */
 
 import { SessionError } from "../../src/errors.ts";
-import type { Statements } from "./sql.ts";
+import type { LockedObject, Statements } from "./sql.ts";
 import type { PostgresQueryable, PostgresQueryResult } from "./types.ts";
 
 /** Errors after which the statement is known not to have done anything. */
@@ -33,11 +33,26 @@ function isCreationRace(err: unknown): boolean {
     (code === "XX000" && /concurrently updated/.test((err as Error).message));
 }
 
-/** Whether `err` is a lost or refused connection rather than the server's answer. */
+/**
+ * Whether `err` is a lost or refused connection rather than the server's
+ * answer: no SQLSTATE (a network error), connection_exception, or a server
+ * shutting down; not query_canceled (57014, a statement timeout), which is
+ * the server's answer to this statement.
+ */
 function isConnectionError(err: unknown): boolean {
   const code = sqlState(err);
-  return code === "" || code.startsWith("08") || code.startsWith("57");
+  return code === "" || code.startsWith("08") || (code.startsWith("57") && code !== "57014");
 }
+
+/**
+ * Why DDL failed, when trying again does not help: insufficient_privilege
+ * (no right to use PL/pgSQL, not the owner of an object of the same name),
+ * undefined_object (PL/pgSQL not installed), feature_not_supported.
+ */
+const PERMANENT = new Set(["42501", "42704", "0A000"]);
+
+/** The objects of the locked calls, tables first. */
+const LOCKED_OBJECTS: readonly LockedObject[] = ["session", "lease", "leaseRead", "saveRelease"];
 
 /** The SQLSTATE of a node-postgres error, or `""`. */
 export function sqlState(err: unknown): string {
@@ -81,7 +96,7 @@ export class Runner {
   readonly #db: PostgresQueryable;
   readonly #sql: Statements;
   readonly #options: RunnerOptions;
-  readonly #creating = new Map<TableKind, Promise<boolean>>();
+  readonly #creating = new Map<TableKind, Promise<boolean | undefined>>();
 
   /**
    * @param db The pool or client.
@@ -154,38 +169,48 @@ export class Runner {
 
   /**
    * Creates what a statement on a table of kind `table` needs; concurrent
-   * callers share one attempt. For `lease` and `both`, that is both tables
-   * and the functions of the locked calls, so that a locked call does not
-   * find its function missing later and pay for the DDL then. Where the
-   * user may not do all of that (no right to make PL/pgSQL functions, a
-   * session table owned by another role, whose index only its owner may
-   * touch), only the missing tables are created: the locked calls work
-   * without the functions. Resolves to whether the functions were made.
+   * callers share one attempt. For `lease` and `both`, that is whatever is
+   * missing of both tables and the functions of the locked calls, so that a
+   * locked call does not find its function missing later and pay for the
+   * DDL then; what exists is left alone (no lock taken on a session table
+   * that is there, no second table in another schema of the search path).
+   * Where the user may not make the functions (PL/pgSQL not granted, a
+   * function owned by another role), only the missing tables are made and
+   * the locked calls work without the functions. Resolves to whether the
+   * functions are there: `true`, `false` when they cannot be made, or
+   * `undefined` when making them failed for now (a lock or statement
+   * timeout, a concurrent creation) and is worth another try later.
    */
-  create(table: TableKind): Promise<boolean> {
+  create(table: TableKind): Promise<boolean | undefined> {
     let creating = this.#creating.get(table);
     if (creating === undefined) {
       const attempt = table === "session"
         ? this.#ddl(this.#sql.sessionDdl).then(() => true, (err) => this.#failed("session", err))
-        : this.#ddl(this.#sql.lockedDdl).then(() => true, (err) => this.#tablesOnly(err));
+        : this.#createLocked();
       creating = attempt.finally(() => this.#creating.delete(table));
       this.#creating.set(table, creating);
     }
     return creating;
   }
 
-  /** After the full DDL failed with `first`: creates only the tables that are missing. */
-  async #tablesOnly(first: unknown): Promise<false> {
-    if (isConnectionError(first)) throw first;
-    const { labels } = this.#options;
-    const found = await this.#retrying(this.#sql.tablesExist, [labels.session, labels.lease]);
-    const exists = found.rows[0] ?? {};
-    for (const kind of ["session", "lease"] as const) {
-      if (exists[kind] === true) continue;
-      const ddl = kind === "session" ? this.#sql.sessionDdl : this.#sql.leaseDdl;
-      await this.#ddl(ddl).catch((err) => this.#failed(kind, err));
+  async #createLocked(): Promise<boolean | undefined> {
+    const { lockedExist, lockedParts, ddlLock } = this.#sql;
+    const found = await this.#retrying(lockedExist.text, lockedExist.values);
+    const exists = (found.rows[0] ?? {}) as Partial<Record<LockedObject, boolean>>;
+    const missing = LOCKED_OBJECTS.filter((object) => exists[object] !== true);
+    if (missing.length === 0) return true;
+    try {
+      await this.#ddl([ddlLock, ...missing.map((object) => lockedParts[object])].join("\n"));
+      return true;
+    } catch (err) {
+      if (isConnectionError(err)) throw err;
+      // Then the tables alone, each on its own: the functions are optional.
+      for (const object of ["session", "lease"] as const) {
+        if (!missing.includes(object)) continue;
+        await this.#ddl(`${ddlLock}\n${lockedParts[object]}`).catch((e) => this.#failed(object, e));
+      }
+      return PERMANENT.has(sqlState(err)) ? false : undefined;
     }
-    return false;
   }
 
   /**

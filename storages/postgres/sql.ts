@@ -216,24 +216,28 @@ export function createTableSql(
 /** The first key of PostgreSQL's two-key advisory locks taken by sessionkit. */
 const LOCK_CLASS = 0x53455353; // "SESS"
 
+/** The objects the locked calls use. */
+export type LockedObject = "session" | "lease" | "leaseRead" | "saveRelease";
+
 /** All statements of one storage. */
 export interface Statements {
   /** Creates the session table and its index under an advisory lock; no parameters. */
   sessionDdl: string;
-  /** Creates the lease table under the same advisory lock; no parameters. */
-  leaseDdl: string;
   /**
-   * Creates whatever is missing of the session table, the lease table and
-   * the functions of the locked calls (which need both tables), under the
-   * same advisory lock; no parameters. A missing lease table is created
-   * with it where the user may do all of that (see `Runner.create`).
+   * The DDL of each object the locked calls use, without the lock: the
+   * session table with its index, the lease table and the two functions
+   * (which need both tables). `Runner.create` sends the lock and the parts
+   * that are missing.
    */
-  lockedDdl: string;
+  lockedParts: Record<LockedObject, string>;
+  /** Takes the advisory lock of this storage's DDL (see {@link Statements.sessionDdl}). */
+  ddlLock: string;
   /**
-   * `$1` the session table's, `$2` the lease table's qualified name: one
-   * row, whether each of them exists (`session`, `lease`).
+   * One row, whether each object of {@link LockedObject} exists where the
+   * statements find it (along the search path when no schema is given);
+   * with its parameters, the objects' names.
    */
-  tablesExist: string;
+  lockedExist: { text: string; values: string[] };
   /**
    * `$1` key (`$2` ttl): value and version of a live session, and `due`:
    * whether {@link Statements.touch} should follow (with a TTL, less than a
@@ -351,14 +355,17 @@ export function buildStatements(
   // renewed by a read once less than a TTL is left.
   const life = (n: number) => `now() + ${ms(n)} * ${LIFETIME}`;
   const expiry = (n: number) => ttl ? life(n) : "NULL::timestamptz";
-  // Keyed by the table's name alone: storages that name the schema and
-  // storages that leave it to the search path must take the same lock, or
-  // their DDL runs concurrently (and PostgreSQL fails one with "tuple
-  // concurrently updated"). Same-named tables of two schemas only wait for
-  // each other's DDL.
+  // Two locks, taken in this order. The second is keyed by the table's name
+  // alone: storages that name the schema and storages that leave it to the
+  // search path must take the same lock, or their DDL runs concurrently
+  // (and PostgreSQL fails one with "tuple concurrently updated"); same-named
+  // tables of two schemas only wait for each other's DDL. The first is the
+  // key of earlier versions (schema as given, and the table), so that their
+  // processes, during a rolling deploy, still wait for this one's DDL.
+  const key = (text: string) => parseInt(fnv1a(text), 16) | 0;
   const lock = `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${
-    parseInt(fnv1a(names.table), 16) | 0
-  });`;
+    key(`${names.schema ?? ""}.${names.table}`)
+  });\nSELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${key(names.table)});`;
 
   const dueOf = (n: number) =>
     ttl
@@ -403,10 +410,23 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
 
   return {
     sessionDdl: `${lock}\n${sessionTableSql(names, escape, valueType)}`,
-    leaseDdl: `${lock}\n${leaseTableSql(names, escape)}`,
-    lockedDdl: `${lock}\n${createTableSql(names, escape, valueType)}`,
-    tablesExist:
-      "SELECT to_regclass($1) IS NOT NULL AS session, to_regclass($2) IS NOT NULL AS lease",
+    lockedParts: {
+      session: sessionTableSql(names, escape, valueType),
+      lease: leaseTableSql(names, escape),
+      leaseRead: leaseReadSql(names, escape),
+      saveRelease: saveReleaseSql(names, escape),
+    },
+    ddlLock: lock,
+    lockedExist: {
+      text: `SELECT to_regclass($1) IS NOT NULL AS session, to_regclass($2) IS NOT NULL AS lease,
+  to_regprocedure($3) IS NOT NULL AS "leaseRead", to_regprocedure($4) IS NOT NULL AS "saveRelease"`,
+      values: [
+        t,
+        l,
+        `${q(names.leaseRead)}(text, text, float8)`,
+        `${q(names.saveRelease)}(${SAVE_RELEASE_ARGS})`,
+      ],
+    },
     read,
     touch,
     has: `SELECT 1 FROM ${t} AS s WHERE s.key = $1 AND ${live}`,
