@@ -378,4 +378,44 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       await db.end();
     }
   });
+  await t.step("a lease table not made for now: the functions are still used later", async () => {
+    const db = await admin();
+    const blocker = await admin();
+    const table = `${RUN}_later_table`;
+    await db.query(PostgresStorage.createTableSql({ table }));
+    const n = tableNames(undefined, table);
+    await db.query(`DROP TABLE ${id(n.leaseTable)}`);
+    await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
+    await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+    const ddl = PostgresStorage.createTableSql({ table });
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, options: "-c lock_timeout=200" });
+    pool.on("error", () => {});
+    const rec = new Recorder(pool);
+    const storage = new PostgresStorage<Counter>(rec, { table });
+    try {
+      // Another transaction is making the lease table and has not
+      // committed: this storage cannot make it (nor the functions) for now.
+      await blocker.query("BEGIN");
+      const lease = ddl.indexOf("CREATE UNLOGGED TABLE");
+      await blocker.query(ddl.slice(lease, ddl.indexOf(";", lease) + 1));
+      const h = countingBot(storage);
+      await h.send(message(1));
+      assert.equal(h.errors.length, 1, "the update failed: no lease table");
+      await blocker.query("ROLLBACK");
+      await h.send(message(1));
+      rec.texts.length = 0;
+      await h.send(message(1));
+      await h.send(message(1));
+      assert.equal(h.errors.length, 1);
+      assert.equal(await countOf(db, table), 3);
+      assert.equal(rec.texts.length, 4, "two locked updates, both through the functions");
+    } finally {
+      await blocker.query("ROLLBACK").catch(() => {});
+      await storage.close();
+      await pool.end();
+      await dropAll(db, table);
+      await blocker.end();
+      await db.end();
+    }
+  });
 });

@@ -361,8 +361,9 @@ export class PostgresDriver implements SessionDriver<string> {
         this.#functions[fn] = undefined;
         throw err;
       }
-      // No rights, say: the way without the function works too.
-      return false;
+      // A table could not be made: the statement without the function
+      // fails on it too, and says so; the next locked call tries again.
+      return undefined;
     }
   }
 
