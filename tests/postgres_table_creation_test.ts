@@ -12,7 +12,8 @@ import type { Context } from "npm:grammy@^1.46";
 import { session, type SessionFlavor } from "../mod.ts";
 import { PostgresStorage } from "../storages/postgres.ts";
 import { SAVE_RELEASE_ARGS, tableNames } from "../storages/postgres/sql.ts";
-import { createHarness, message } from "./helpers/bot.ts";
+import { FUNCTION_RETRY_MS } from "../storages/postgres/driver.ts";
+import { createHarness, message, sleep } from "./helpers/bot.ts";
 import { fnv1a } from "../storages/postgres/names.ts";
 import { admin, DATABASE_URL, id, pg, pgTest, Recorder, RUN } from "./postgres_setup.ts";
 
@@ -362,6 +363,7 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       await h.send(message(1));
       await blocker.query("COMMIT");
       assert.ok(rec.texts.some((text) => /CREATE OR REPLACE FUNCTION/.test(text)));
+      await sleep(FUNCTION_RETRY_MS + 50); // not tried again before that
       rec.texts.length = 0;
       await h.send(message(1));
       await h.send(message(1));
@@ -402,6 +404,7 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       await h.send(message(1));
       assert.equal(h.errors.length, 1, "the update failed: no lease table");
       await blocker.query("ROLLBACK");
+      await sleep(FUNCTION_RETRY_MS + 50); // not tried again before that
       await h.send(message(1));
       rec.texts.length = 0;
       await h.send(message(1));
@@ -418,4 +421,93 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       await db.end();
     }
   });
+  await t.step(
+    "a session table found along the search path, storages with and without schema: one lease table",
+    async () => {
+      const db = await admin();
+      const role = `${RUN}_one_lease`;
+      const table = `${RUN}_one_lease`;
+      await db.query(`CREATE ROLE ${id(role)} LOGIN`);
+      await db.query(`CREATE SCHEMA ${id(role)} AUTHORIZATION ${id(role)}`);
+      await db.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${id(role)}`);
+      const ddl = PostgresStorage.createTableSql({ table });
+      await db.query(ddl.slice(0, ddl.indexOf("CREATE UNLOGGED TABLE")));
+      await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(table)} TO ${id(role)}`);
+      // A rolling deploy adding `schema`: the lease table the first makes
+      // must be the one the second finds.
+      const storages = [undefined, "public"].map((schema) =>
+        PostgresStorage.connect<Counter>(urlWith({ username: role }), { table, schema })
+      );
+      try {
+        const bots = storages.map((storage) => {
+          const h = createHarness<C>();
+          h.bot.use(
+            session({ initial: () => ({ n: 0 }), storage, lock: { ttl: 3000, wait: 5000 } }),
+          );
+          h.bot.on("message", async (ctx) => {
+            const n = ctx.session.n;
+            await sleep(50); // the other process's update waits for the lease meanwhile
+            ctx.session.n = n + 1;
+          });
+          return h;
+        });
+        await bots[0].send(message(1));
+        for (let round = 0; round < 3; round++) {
+          await Promise.all(bots.map((h) => h.send(message(1))));
+        }
+        assert.deepEqual(bots.flatMap((h) => h.errors.map((e) => String(e.error))), []);
+        assert.equal(await countOf(db, table), 7);
+        const { rows } = await db.query(
+          `SELECT n.nspname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+           WHERE c.relname = $1`,
+          [tableNames(undefined, table).leaseTable],
+        );
+        assert.deepEqual(rows, [{ nspname: "public" }], "one lease table, next to the sessions");
+      } finally {
+        for (const storage of storages) await storage.close();
+        await db.query(`DROP SCHEMA ${id(role)} CASCADE`);
+        await dropAll(db, table);
+        await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);
+        await db.end();
+      }
+    },
+  );
+
+  await t.step(
+    "functions refused by the server: tried again at most once a retry window",
+    async () => {
+      const db = await admin();
+      const database = `${RUN}_no_functions`;
+      await db.query(`CREATE DATABASE ${id(database)}`);
+      const own = new pg.Client({ connectionString: urlWith({ database }) });
+      own.on("error", () => {});
+      await own.connect();
+      const pool = new pg.Pool({ connectionString: urlWith({ database }) });
+      pool.on("error", () => {});
+      const rec = new Recorder(pool);
+      const table = `${RUN}_refused`;
+      const storage = new PostgresStorage<Counter>(rec, { table });
+      try {
+        // An event trigger that refuses every CREATE FUNCTION (P0001).
+        await own.query(`CREATE FUNCTION refuse() RETURNS event_trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'functions are made by migrations only'; END $$`);
+        await own.query(`CREATE EVENT TRIGGER refuse ON ddl_command_start
+        WHEN TAG IN ('CREATE FUNCTION') EXECUTE FUNCTION refuse()`);
+        const h = countingBot(storage);
+        await h.send(message(1));
+        rec.texts.length = 0;
+        for (let i = 0; i < 4; i++) await h.send(message(1));
+        assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+        assert.equal(await countOf(own, table), 5);
+        assert.ok(rec.texts.every((text) => !/CREATE|advisory/.test(text)), "no DDL meanwhile");
+        assert.equal(rec.texts.length, 12, "4 locked updates of 3 statements each");
+      } finally {
+        await storage.close();
+        await pool.end();
+        await own.end();
+        await db.query(`DROP DATABASE ${id(database)} WITH (FORCE)`);
+        await db.end();
+      }
+    },
+  );
 });

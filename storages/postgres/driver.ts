@@ -69,6 +69,13 @@ type LockedFunction = "leaseRead" | "saveRelease";
 const NO_FUNCTION = new Set(["42883", "42725", "42501"]);
 
 /**
+ * How long the locked calls go without a function that could not be made
+ * for now (a lock timeout, a trigger that refused it) before they try to
+ * make it again: at most one attempt a second, not one per update.
+ */
+export const FUNCTION_RETRY_MS = 1000;
+
+/**
  * A driver over a pool or client.
  *
  * @example
@@ -114,6 +121,8 @@ export class PostgresDriver implements SessionDriver<string> {
     leaseRead: undefined,
     saveRelease: undefined,
   };
+  /** Until when functions that could not be made for now are not tried again. */
+  #notBefore = 0;
   #owned: { end(): Promise<void> } | undefined;
   #closed: Promise<void> | undefined;
 
@@ -321,6 +330,7 @@ export class PostgresDriver implements SessionDriver<string> {
   async #call<R>(fn: LockedFunction, run: () => Promise<R>): Promise<R | undefined> {
     const known = this.#functions[fn];
     if (known !== undefined && !(await known)) return undefined;
+    if (known === undefined && Date.now() < this.#notBefore) return undefined;
     try {
       return await run();
     } catch (err) {
@@ -331,7 +341,10 @@ export class PostgresDriver implements SessionDriver<string> {
     const pending = this.#functions[fn];
     const creating = pending instanceof Promise
       ? pending
-      : (this.#functions[fn] = this.#createFunctions(fn).then((ok) => (this.#functions[fn] = ok)));
+      : (this.#functions[fn] = this.#createFunctions(fn).then((ok) => {
+        if (ok === undefined) this.#notBefore = Date.now() + FUNCTION_RETRY_MS;
+        return (this.#functions[fn] = ok);
+      }));
     if (!(await creating)) return undefined;
     try {
       return await run();

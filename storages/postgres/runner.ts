@@ -194,11 +194,21 @@ export class Runner {
   }
 
   async #createLocked(): Promise<boolean | undefined> {
-    const { lockedExist, lockedParts, ddlLock } = this.#sql;
+    const { lockedExist, ddlLock } = this.#sql;
     const found = await this.#retrying(lockedExist.text, lockedExist.values);
-    const exists = (found.rows[0] ?? {}) as Partial<Record<LockedObject, boolean>>;
+    const row = found.rows[0] ?? {};
+    const exists = row as Partial<Record<LockedObject, boolean>>;
     const missing = LOCKED_OBJECTS.filter((object) => exists[object] !== true);
     if (missing.length === 0) return true;
+    // What is missing goes next to the session table, wherever along the
+    // search path that was found: every process whose search path finds
+    // the session table then finds the same lease table and functions.
+    // Where the user may not create objects there, it goes where the user's
+    // creations go (the first schema of the search path).
+    const sessionSchema = row.sessionSchema;
+    const lockedParts = this.#sql.lockedParts(
+      typeof sessionSchema === "string" ? sessionSchema : undefined,
+    );
     try {
       await this.#ddl([ddlLock, ...missing.map((object) => lockedParts[object])].join("\n"));
       return true;

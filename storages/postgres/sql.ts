@@ -226,16 +226,18 @@ export interface Statements {
   /**
    * The DDL of each object the locked calls use, without the lock: the
    * session table with its index, the lease table and the two functions
-   * (which need both tables). `Runner.create` sends the lock and the parts
-   * that are missing.
+   * (which need both tables), in `schema` (the storage's own when
+   * `undefined`: as given, or the first of the search path).
+   * `Runner.create` sends the lock and the parts that are missing.
    */
-  lockedParts: Record<LockedObject, string>;
+  lockedParts(schema: string | undefined): Record<LockedObject, string>;
   /** Takes the advisory lock of this storage's DDL (see {@link Statements.sessionDdl}). */
   ddlLock: string;
   /**
    * One row, whether each object of {@link LockedObject} exists where the
-   * statements find it (along the search path when no schema is given);
-   * with its parameters, the objects' names.
+   * statements find it (along the search path when no schema is given),
+   * and the schema the session table was found in, if the user may create
+   * objects there (`sessionSchema`); with its parameters, the objects' names.
    */
   lockedExist: { text: string; values: string[] };
   /**
@@ -410,16 +412,21 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
 
   return {
     sessionDdl: `${lock}\n${sessionTableSql(names, escape, valueType)}`,
-    lockedParts: {
-      session: sessionTableSql(names, escape, valueType),
-      lease: leaseTableSql(names, escape),
-      leaseRead: leaseReadSql(names, escape),
-      saveRelease: saveReleaseSql(names, escape),
+    lockedParts(schema) {
+      const where = schema === undefined ? names : { ...names, schema };
+      return {
+        session: sessionTableSql(where, escape, valueType),
+        lease: leaseTableSql(where, escape),
+        leaseRead: leaseReadSql(where, escape),
+        saveRelease: saveReleaseSql(where, escape),
+      };
     },
     ddlLock: lock,
     lockedExist: {
       text: `SELECT to_regclass($1) IS NOT NULL AS session, to_regclass($2) IS NOT NULL AS lease,
-  to_regprocedure($3) IS NOT NULL AS "leaseRead", to_regprocedure($4) IS NOT NULL AS "saveRelease"`,
+  to_regprocedure($3) IS NOT NULL AS "leaseRead", to_regprocedure($4) IS NOT NULL AS "saveRelease",
+  (SELECT n.nspname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+   WHERE c.oid = to_regclass($1) AND has_schema_privilege(n.oid, 'CREATE')) AS "sessionSchema"`,
       values: [
         t,
         l,
