@@ -510,4 +510,37 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       }
     },
   );
+  await t.step("a lease table found in an earlier schema: the functions use it", async () => {
+    const db = await admin();
+    const [a, b] = [`${RUN}_first`, `${RUN}_second`];
+    const table = `${RUN}_split`;
+    // Sessions in b, a lease table of the same name in a, earlier on the
+    // search path; no functions (tables made by hand from an earlier version).
+    await db.query(`CREATE SCHEMA ${id(a)}; CREATE SCHEMA ${id(b)}`);
+    const inB = PostgresStorage.createTableSql({ schema: b, table });
+    await db.query(inB.slice(0, inB.indexOf("CREATE UNLOGGED TABLE")));
+    const inA = PostgresStorage.createTableSql({ schema: a, table });
+    const lease = inA.slice(inA.indexOf("CREATE UNLOGGED TABLE"));
+    await db.query(lease.slice(0, lease.indexOf("CREATE OR REPLACE FUNCTION")));
+    const pool = new pg.Pool({
+      connectionString: DATABASE_URL,
+      options: `-c search_path=${id(a)},${id(b)}`,
+    });
+    pool.on("error", () => {});
+    const storage = new PostgresStorage<Counter>(pool, { table });
+    try {
+      const h = countingBot(storage);
+      for (let i = 0; i < 3; i++) await h.send(message(1));
+      assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+      const { rows } = await db.query(
+        `SELECT (value->>'n')::int AS n FROM ${id(b)}.${id(table)} WHERE key = '1'`,
+      );
+      assert.deepEqual(rows, [{ n: 3 }]);
+    } finally {
+      await storage.close();
+      await pool.end();
+      await db.query(`DROP SCHEMA ${id(a)} CASCADE; DROP SCHEMA ${id(b)} CASCADE`);
+      await db.end();
+    }
+  });
 });

@@ -123,7 +123,7 @@ function dollarQuoted(body: string): string {
  * it missing, and by {@link createTableSql}. It does not depend on the
  * tables: dropping them leaves it behind.
  */
-function leaseReadSql(names: TableNames, escape: EscapeIdentifier): string {
+function leaseReadSql(names: TableNames, escape: EscapeIdentifier, at = names): string {
   const q = qualify(names, escape);
   const body = `
 #variable_conflict use_column
@@ -138,7 +138,7 @@ LEFT JOIN ${q(names.table)} AS s ON s.key = $1 AND COALESCE(s.expires_at > now()
 WHERE l.key = $1 AND l.owner = $2;
 END;
 `;
-  return `CREATE OR REPLACE FUNCTION ${q(names.leaseRead)}(text, text, float8)
+  return `CREATE OR REPLACE FUNCTION ${qualify(at, escape)(names.leaseRead)}(text, text, float8)
 RETURNS TABLE (value text, version text, expires_at timestamptz)
 LANGUAGE plpgsql VOLATILE AS ${dollarQuoted(body)};`;
 }
@@ -164,7 +164,7 @@ export const SAVE_RELEASE_ARGS = "text, text, text, bigint, bigint, float8";
  * (bench/locked_interleaved.ts). It is created and found missing as the
  * function of {@link TableNames.leaseRead} is.
  */
-function saveReleaseSql(names: TableNames, escape: EscapeIdentifier): string {
+function saveReleaseSql(names: TableNames, escape: EscapeIdentifier, at = names): string {
   const q = qualify(names, escape);
   const body = `
 #variable_conflict use_column
@@ -186,7 +186,7 @@ DELETE FROM ${q(names.leaseTable)} AS l WHERE l.key = $1 AND l.owner = $2;
 RETURN QUERY SELECT true, true;
 END;
 `;
-  return `CREATE OR REPLACE FUNCTION ${q(names.saveRelease)}(${SAVE_RELEASE_ARGS})
+  return `CREATE OR REPLACE FUNCTION ${qualify(at, escape)(names.saveRelease)}(${SAVE_RELEASE_ARGS})
 RETURNS TABLE (leased boolean, done boolean)
 LANGUAGE plpgsql VOLATILE AS ${dollarQuoted(body)};`;
 }
@@ -413,12 +413,14 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
   return {
     sessionDdl: `${lock}\n${sessionTableSql(names, escape, valueType)}`,
     lockedParts(schema) {
-      const where = schema === undefined ? names : { ...names, schema };
+      // Made in `schema`; the functions' bodies name the tables as the
+      // statements do, so that they find the same ones.
+      const at = schema === undefined ? names : { ...names, schema };
       return {
-        session: sessionTableSql(where, escape, valueType),
-        lease: leaseTableSql(where, escape),
-        leaseRead: leaseReadSql(where, escape),
-        saveRelease: saveReleaseSql(where, escape),
+        session: sessionTableSql(at, escape, valueType),
+        lease: leaseTableSql(at, escape),
+        leaseRead: leaseReadSql(names, escape, at),
+        saveRelease: saveReleaseSql(names, escape, at),
       };
     },
     ddlLock: lock,
