@@ -49,12 +49,48 @@ async function objects(db: pg.Client, table: string) {
   return rows[0] as Record<"session" | "lease" | "lease_read" | "save_release", boolean>;
 }
 
+/** The parts of `createTableSql()`: session table and index, lease table, the two functions. */
+function ddlParts(table: string, schema?: string) {
+  const all = PostgresStorage.createTableSql({ schema, table });
+  const lease = all.indexOf("CREATE UNLOGGED TABLE");
+  const functions = all.indexOf("CREATE OR REPLACE FUNCTION");
+  return {
+    all,
+    session: all.slice(0, lease),
+    lease: all.slice(lease, functions),
+    functions: all.slice(functions),
+  };
+}
+
+/** Drops the two functions of `table`, as tables made by an earlier version lack them. */
+async function dropFunctions(db: pg.Client, table: string): Promise<void> {
+  const n = tableNames(undefined, table);
+  await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
+  await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+}
+
 /** Drops the tables and functions of `table`. */
 async function dropAll(db: pg.Client, table: string): Promise<void> {
   const n = tableNames(undefined, table);
   await db.query(`DROP TABLE IF EXISTS ${id(n.table)}, ${id(n.leaseTable)}`);
   await db.query(`DROP FUNCTION IF EXISTS ${id(n.leaseRead)}(text, text, float8)`);
   await db.query(`DROP FUNCTION IF EXISTS ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+}
+
+/**
+ * Creates a login role with a schema of its own name, which comes first on
+ * the default search path ("$user", public).
+ */
+async function createRoleWithSchema(db: pg.Client, role: string): Promise<void> {
+  await db.query(`CREATE ROLE ${id(role)} LOGIN`);
+  await db.query(`CREATE SCHEMA ${id(role)} AUTHORIZATION ${id(role)}`);
+}
+
+/** Drops what {@link createRoleWithSchema} made, the tables and functions of `table` too. */
+async function dropRoleWithSchema(db: pg.Client, role: string, table: string): Promise<void> {
+  await db.query(`DROP SCHEMA ${id(role)} CASCADE`);
+  await dropAll(db, table);
+  await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);
 }
 
 /** The stored count of chat 1. */
@@ -74,14 +110,13 @@ pgTest("PostgreSQL: locked updates where the role may not create everything", as
         [
           "a session table another role owns (a migration), no lease table yet",
           async (table: string) => {
-            const ddl = PostgresStorage.createTableSql({ table });
-            await db.query(ddl.slice(0, ddl.indexOf("CREATE UNLOGGED TABLE")));
+            await db.query(ddlParts(table).session);
           },
         ],
         [
           "all of createTableSql() run by another role, then the lease table dropped",
           async (table: string) => {
-            await db.query(PostgresStorage.createTableSql({ table }));
+            await db.query(ddlParts(table).all);
             await db.query(`DROP TABLE ${id(tableNames(undefined, table).leaseTable)}`);
           },
         ],
@@ -189,11 +224,8 @@ pgTest("PostgreSQL: storages naming the schema and not, lease table dropped", as
     try {
       const h = countingBot(storage);
       await h.send(message(1));
-      const ddl = PostgresStorage.createTableSql({ table });
-      const functions = ddl.slice(ddl.indexOf("CREATE OR REPLACE FUNCTION"));
-      const n = tableNames(undefined, table);
-      await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
-      await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+      const { functions } = ddlParts(table);
+      await dropFunctions(db, table);
       // A migration without the advisory lock makes the functions and
       // commits only once the storage's DDL for them waits: PostgreSQL then
       // fails that DDL with a duplicate.
@@ -236,10 +268,8 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       const db = await admin();
       const tx = await admin();
       const table = `${RUN}_open_tx`;
-      await db.query(PostgresStorage.createTableSql({ table }));
-      const n = tableNames(undefined, table);
-      await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
-      await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
+      await db.query(ddlParts(table).all);
+      await dropFunctions(db, table);
       const storage = PostgresStorage.connect<Counter>(DATABASE_URL, { table });
       const other = PostgresStorage.connect<Counter>(DATABASE_URL, { table });
       try {
@@ -283,8 +313,7 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       const table = `${RUN}_along_path`;
       // The default search_path is "$user", public: a schema named after the
       // role comes first, but the sessions are in public's table.
-      await db.query(`CREATE ROLE ${id(role)} LOGIN`);
-      await db.query(`CREATE SCHEMA ${id(role)} AUTHORIZATION ${id(role)}`);
+      await createRoleWithSchema(db, role);
       const owner = PostgresStorage.connect<Counter>(DATABASE_URL, { table, schema: "public" });
       await owner.write("1", { n: 5 });
       await owner.close();
@@ -302,9 +331,7 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
         assert.equal(rows[0].shadow, false);
       } finally {
         await storage.close();
-        await db.query(`DROP SCHEMA ${id(role)} CASCADE`);
-        await dropAll(db, table);
-        await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);
+        await dropRoleWithSchema(db, role, table);
         await db.end();
       }
     },
@@ -345,11 +372,9 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
     const db = await admin();
     const blocker = await admin();
     const table = `${RUN}_later`;
-    await db.query(PostgresStorage.createTableSql({ table }));
-    const n = tableNames(undefined, table);
-    await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
-    await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
-    const ddl = PostgresStorage.createTableSql({ table });
+    await db.query(ddlParts(table).all);
+    await dropFunctions(db, table);
+    const ddl = ddlParts(table);
     const pool = new pg.Pool({ connectionString: DATABASE_URL, options: "-c lock_timeout=200" });
     pool.on("error", () => {});
     const rec = new Recorder(pool);
@@ -358,7 +383,7 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       // Another transaction makes the functions and has not committed:
       // this storage's DDL for them waits, and gives up after 200 ms.
       await blocker.query("BEGIN");
-      await blocker.query(ddl.slice(ddl.indexOf("CREATE OR REPLACE FUNCTION")));
+      await blocker.query(ddl.functions);
       const h = countingBot(storage);
       await h.send(message(1));
       await blocker.query("COMMIT");
@@ -384,12 +409,10 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
     const db = await admin();
     const blocker = await admin();
     const table = `${RUN}_later_table`;
-    await db.query(PostgresStorage.createTableSql({ table }));
-    const n = tableNames(undefined, table);
-    await db.query(`DROP TABLE ${id(n.leaseTable)}`);
-    await db.query(`DROP FUNCTION ${id(n.leaseRead)}(text, text, float8)`);
-    await db.query(`DROP FUNCTION ${id(n.saveRelease)}(${SAVE_RELEASE_ARGS})`);
-    const ddl = PostgresStorage.createTableSql({ table });
+    const ddl = ddlParts(table);
+    await db.query(ddl.all);
+    await db.query(`DROP TABLE ${id(tableNames(undefined, table).leaseTable)}`);
+    await dropFunctions(db, table);
     const pool = new pg.Pool({ connectionString: DATABASE_URL, options: "-c lock_timeout=200" });
     pool.on("error", () => {});
     const rec = new Recorder(pool);
@@ -398,8 +421,7 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       // Another transaction is making the lease table and has not
       // committed: this storage cannot make it (nor the functions) for now.
       await blocker.query("BEGIN");
-      const lease = ddl.indexOf("CREATE UNLOGGED TABLE");
-      await blocker.query(ddl.slice(lease, ddl.indexOf(";", lease) + 1));
+      await blocker.query(ddl.lease);
       const h = countingBot(storage);
       await h.send(message(1));
       assert.equal(h.errors.length, 1, "the update failed: no lease table");
@@ -427,11 +449,9 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
       const db = await admin();
       const role = `${RUN}_one_lease`;
       const table = `${RUN}_one_lease`;
-      await db.query(`CREATE ROLE ${id(role)} LOGIN`);
-      await db.query(`CREATE SCHEMA ${id(role)} AUTHORIZATION ${id(role)}`);
+      await createRoleWithSchema(db, role);
       await db.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${id(role)}`);
-      const ddl = PostgresStorage.createTableSql({ table });
-      await db.query(ddl.slice(0, ddl.indexOf("CREATE UNLOGGED TABLE")));
+      await db.query(ddlParts(table).session);
       await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(table)} TO ${id(role)}`);
       // A rolling deploy adding `schema`: the lease table the first makes
       // must be the one the second finds.
@@ -465,9 +485,7 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
         assert.deepEqual(rows, [{ nspname: "public" }], "one lease table, next to the sessions");
       } finally {
         for (const storage of storages) await storage.close();
-        await db.query(`DROP SCHEMA ${id(role)} CASCADE`);
-        await dropAll(db, table);
-        await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);
+        await dropRoleWithSchema(db, role, table);
         await db.end();
       }
     },
@@ -517,11 +535,8 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
     // Sessions in b, a lease table of the same name in a, earlier on the
     // search path; no functions (tables made by hand from an earlier version).
     await db.query(`CREATE SCHEMA ${id(a)}; CREATE SCHEMA ${id(b)}`);
-    const inB = PostgresStorage.createTableSql({ schema: b, table });
-    await db.query(inB.slice(0, inB.indexOf("CREATE UNLOGGED TABLE")));
-    const inA = PostgresStorage.createTableSql({ schema: a, table });
-    const lease = inA.slice(inA.indexOf("CREATE UNLOGGED TABLE"));
-    await db.query(lease.slice(0, lease.indexOf("CREATE OR REPLACE FUNCTION")));
+    await db.query(ddlParts(table, b).session);
+    await db.query(ddlParts(table, a).lease);
     const pool = new pg.Pool({
       connectionString: DATABASE_URL,
       options: `-c search_path=${id(a)},${id(b)}`,
