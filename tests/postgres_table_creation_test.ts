@@ -559,3 +559,53 @@ pgTest("PostgreSQL: the locked path creates only what is missing", async (t) => 
     }
   });
 });
+
+pgTest("PostgreSQL: a role refused the lease table is told which GRANT it needs", async (t) => {
+  const db = await admin();
+  const role = `${RUN}_nogrant`;
+  const table = `${RUN}_nogrant`;
+  const n = tableNames(undefined, table);
+  await db.query(`CREATE ROLE ${id(role)} LOGIN`);
+  await db.query(ddlParts(table).all);
+  await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(table)} TO ${id(role)}`);
+  const storage = PostgresStorage.connect<Counter>(urlWith({ username: role }), { table });
+  try {
+    const h = countingBot(storage);
+    await t.step("locked updates fail, and the error names both tables and GRANT", async () => {
+      await h.send(message(1));
+      assert.equal(h.errors.length, 1);
+      const text = String(h.errors[0].error);
+      assert.match(text, /permission denied for table/);
+      assert.ok(
+        text.includes(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(table)}, ${id(n.leaseTable)}`),
+        text,
+      );
+      assert.doesNotMatch(text, /reachable/);
+      assert.equal(await countOf(db, table), undefined);
+    });
+    await t.step("once granted, the same storage counts every update", async () => {
+      await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(n.leaseTable)} TO ${id(role)}`);
+      for (let i = 0; i < 3; i++) await h.send(message(1));
+      assert.equal(h.errors.length, 1);
+      assert.equal(await countOf(db, table), 3);
+    });
+    await t.step(
+      "refused the session table, an unlocked update names that table alone",
+      async () => {
+        await db.query(`REVOKE ALL ON ${id(table)} FROM ${id(role)}`);
+        const h = createHarness<C>();
+        h.bot.use(session({ initial: () => ({ n: 0 }), storage }));
+        h.bot.on("message", (ctx) => void ctx.session.n++);
+        await h.send(message(1));
+        assert.equal(h.errors.length, 1);
+        const text = String(h.errors[0].error);
+        assert.ok(text.includes(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(table)} TO`), text);
+      },
+    );
+  } finally {
+    await storage.close();
+    await dropAll(db, table);
+    await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);
+    await db.end();
+  }
+});

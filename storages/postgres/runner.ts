@@ -51,6 +51,16 @@ function isConnectionError(err: unknown): boolean {
  */
 const PERMANENT = new Set(["42501", "42704", "0A000"]);
 
+/**
+ * Whether `err` refuses the role a table, view or schema
+ * (insufficient_privilege on one of them). The same code for a function
+ * (EXECUTE revoked) is left to the caller, which then goes without it.
+ */
+function isDenied(err: unknown): boolean {
+  return sqlState(err) === "42501" &&
+    /permission denied for (table|relation|view|schema)/.test((err as Error).message);
+}
+
 /** The objects of the locked calls, tables first. */
 const LOCKED_OBJECTS: readonly LockedObject[] = ["session", "lease", "leaseRead", "saveRelease"];
 
@@ -120,6 +130,19 @@ export class Runner {
     key?: string,
   ): Promise<PostgresQueryResult> {
     try {
+      return await this.#creatingMissing(table, text, values, key);
+    } catch (err) {
+      throw isDenied(err) ? this.#denied(table, err, key) : err;
+    }
+  }
+
+  async #creatingMissing(
+    table: TableKind,
+    text: string,
+    values: unknown[],
+    key?: string,
+  ): Promise<PostgresQueryResult> {
+    try {
       return await this.#retrying(text, values, key);
     } catch (err) {
       if (!MISSING.has(sqlState(err))) throw err;
@@ -135,6 +158,25 @@ export class Runner {
       await this.create(table);
       return await this.#retrying(text, values, key);
     }
+  }
+
+  /**
+   * The error for a statement the role may not run on the tables (or their
+   * schema): which rights the storage needs, and how to grant them.
+   */
+  #denied(table: TableKind, err: unknown, key?: string): SessionError {
+    const { labels } = this.#options;
+    const tables = table === "both" ? `${labels.session}, ${labels.lease}` : labels[table];
+    return new SessionError(
+      `PostgresStorage: the database role may not use ${tables}: ${(err as Error).message}. ` +
+        `Have the owner of the tables grant the role the bot connects as what the storage ` +
+        `needs: GRANT SELECT, INSERT, UPDATE, DELETE ON ${tables} TO <role>; and, when they ` +
+        `are in a schema of their own, GRANT USAGE ON SCHEMA <schema> TO <role>. Bots that ` +
+        `connect as different roles share both tables and each needs these rights ` +
+        `(docs/postgres.md).`,
+      key,
+      { cause: err },
+    );
   }
 
   /** The escaped name of the table of kind `table`, for messages. */
