@@ -14,7 +14,8 @@ import { readGeneration } from "./chunks.ts";
 import { keepExpiry } from "./expiry.ts";
 import { ABSENT, HeadMemory, seenOf } from "./heads.ts";
 import type { KvKeyPartLike, KvLike } from "./kv.ts";
-import { dropLease, putLease } from "./leases.ts";
+import { dropLease, leaseGuard, LeaseLost, putLease } from "./leases.ts";
+import type { LockedSave } from "../../src/capabilities.ts";
 import { keyBytes, keyPartBytes, KV_LIMITS } from "./limits.ts";
 import { isExpired, Layout, parseHead } from "./records.ts";
 import { ATTEMPTS, deleteSession, type KvContext, removeHead, storeSession } from "./writes.ts";
@@ -300,6 +301,43 @@ export class KvDriver implements SessionDriver<string> {
   releaseLease(key: string, owner: string): Promise<void> {
     this.#fits(key);
     return dropLease(this.#ctx.kv, this.#ctx.layout.lease(key), owner);
+  }
+
+  /**
+   * While `owner` holds an unexpired lease of `key`, stores `payload` (or,
+   * for `undefined`, deletes) if the version is `expected`, and gives the
+   * lease up: the commit that changes the session checks the lease record's
+   * versionstamp and deletes it, so a save that arrives after another
+   * process took the lease writes nothing.
+   *
+   * @param key The session key.
+   * @param payload The JSON text, or `undefined` to delete.
+   * @param expected The version required, `null` for none stored, `undefined` for any.
+   * @param owner The holder of the lease.
+   * @returns Whether it was saved (with the new version), else why not.
+   */
+  async saveAndReleaseLease(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    this.#fits(key);
+    const ctx = this.#ctx;
+    const guard = await leaseGuard(ctx.kv, ctx.layout.lease(key), owner);
+    if (guard === undefined) return { saved: false, reason: "lease" };
+    try {
+      if (payload === undefined) {
+        return await deleteSession(ctx, key, expected, guard)
+          ? { saved: true, version: null }
+          : { saved: false, reason: "conflict" };
+      }
+      const version = await storeSession(ctx, key, payload, expected, guard);
+      return version === null ? { saved: false, reason: "conflict" } : { saved: true, version };
+    } catch (err) {
+      if (err instanceof LeaseLost) return { saved: false, reason: "lease" };
+      throw err;
+    }
   }
 }
 

@@ -69,3 +69,88 @@ export async function dropLease(kv: KvLike, key: KvKeyLike, owner: string): Prom
   // If the check fails, someone took over an expired lease: nothing to give up.
   await new AtomicPlan().check(key, cur.versionstamp).add({ type: "delete", key }).commit(kv);
 }
+
+/** The lease record a locked save checks, and deletes, in its commit. */
+export interface LeaseGuard {
+  /** The lease's KV key. */
+  readonly key: KvKeyLike;
+  /** Its versionstamp when the save found it held. */
+  readonly versionstamp: string;
+}
+
+/** A guarded change found the lease changed (taken over, or expired): nothing was committed. */
+export class LeaseLost extends Error {}
+
+/**
+ * The guard of a locked save: the lease record, if `owner` holds it
+ * unexpired now; `undefined` if not.
+ *
+ * @example
+ * ```ts
+ * import { leaseGuard, putLease } from "./leases.ts";
+ *
+ * const kv = await Deno.openKv(":memory:");
+ * await putLease(kv, ["lease", "42"], "me", 1000, false);
+ * console.log((await leaseGuard(kv, ["lease", "42"], "me")) !== undefined); // true
+ * kv.close();
+ * ```
+ *
+ * @param kv The database.
+ * @param key The lease's KV key.
+ * @param owner The holder.
+ * @returns The guard, or `undefined`.
+ */
+export async function leaseGuard(
+  kv: KvLike,
+  key: KvKeyLike,
+  owner: string,
+): Promise<LeaseGuard | undefined> {
+  const cur = await kv.get(key);
+  const lease = parseLease(cur.value);
+  if (lease === undefined || lease.owner !== owner || lease.exp <= Date.now()) return undefined;
+  return cur.versionstamp === null ? undefined : { key, versionstamp: cur.versionstamp };
+}
+
+/**
+ * Adds to `plan` the check that the guarded lease is unchanged, and its
+ * release: the change commits only while the lease is held, and gives it up.
+ *
+ * @example
+ * ```ts
+ * import { AtomicPlan } from "./batch.ts";
+ * import { guardInto } from "./leases.ts";
+ *
+ * const plan = new AtomicPlan();
+ * guardInto(plan, { key: ["lease", "42"], versionstamp: "00000000000000010000" });
+ * console.log(plan.checks.length); // 1
+ * ```
+ *
+ * @param plan The commit's plan.
+ * @param guard The guard, or `undefined` for an unguarded change.
+ */
+export function guardInto(plan: AtomicPlan, guard: LeaseGuard | undefined): void {
+  if (guard === undefined) return;
+  plan.check(guard.key, guard.versionstamp).add({ type: "delete", key: guard.key });
+}
+
+/**
+ * After a guarded commit failed its checks: throws {@link LeaseLost} if it
+ * was the lease's check (the lease changed), so the change is not tried
+ * again; returns if only the session's head changed.
+ *
+ * @example
+ * ```ts
+ * import { assertGuard } from "./leases.ts";
+ *
+ * const kv = await Deno.openKv(":memory:");
+ * await assertGuard(kv, undefined); // nothing to check
+ * kv.close();
+ * ```
+ *
+ * @param kv The database.
+ * @param guard The guard, or `undefined`.
+ */
+export async function assertGuard(kv: KvLike, guard: LeaseGuard | undefined): Promise<void> {
+  if (guard === undefined) return;
+  if ((await kv.get(guard.key)).versionstamp !== guard.versionstamp) throw new LeaseLost();
+}

@@ -29,6 +29,7 @@ import { AtomicPlan, commitInBatches, type Mutation } from "./batch.ts";
 import { deleteGeneration, writeGeneration } from "./chunks.ts";
 import { ABSENT, type HeadMemory, matches, type SeenHead, seenOf } from "./heads.ts";
 import type { KvLike } from "./kv.ts";
+import { assertGuard, guardInto, type LeaseGuard } from "./leases.ts";
 import { keyBytes, KV_LIMITS } from "./limits.ts";
 import {
   type ChunkedHead,
@@ -160,10 +161,15 @@ export function switchHead(
   head: Head,
   expected: string | null | undefined,
   extra: Mutation[],
+  guard?: LeaseGuard,
 ): Promise<"landed" | "conflict" | "replaced"> {
   const headKey = ctx.layout.head(key);
   return changeHead(ctx, key, "write", ctx.memory.recall(key), async (seen, fresh, base) => {
-    if (expected === undefined && fresh && replaced(base, seen)) return "replaced";
+    // Under a lease, a write is the newest while the lease is held: it is
+    // committed, with the lease's check, even if another write came between.
+    if (expected === undefined && fresh && replaced(base, seen) && guard === undefined) {
+      return "replaced";
+    }
     if (expected !== undefined && !matches(seen, expected)) {
       if (!fresh) return undefined; // remembered, maybe out of date: ask KV
       ctx.memory.remember(key, seen);
@@ -176,11 +182,13 @@ export function switchHead(
       plan.check(headKey, seen.versionstamp);
     }
     for (const m of extra) plan.add(m);
+    guardInto(plan, guard);
     plan.add({ type: "set", key: headKey, value: storedHead(head), expireIn: expireIn(head.exp) });
     const cleanup = cleanupInto(ctx, key, seen, plan);
     const vs = await plan.commit(ctx.kv);
     if (vs === null) {
       ctx.memory.forget(key);
+      await assertGuard(ctx.kv, guard);
       return undefined;
     }
     remember(ctx, key, head, vs);
@@ -194,13 +202,15 @@ export function switchHead(
 /**
  * Stores the JSON text `json` under `key` if the stored version is
  * `expected` (`undefined`: in any case). Resolves to the new version, or
- * `null` when the version differed.
+ * `null` when the version differed. With `guard`, only while that lease is
+ * held, giving it up in the same commit (else {@link LeaseLost}).
  */
 export async function storeSession(
   ctx: KvContext,
   key: string,
   json: string,
   expected: string | null | undefined,
+  guard?: LeaseGuard,
 ): Promise<string | null> {
   const ver = newVersion();
   const exp = expiryOfWrite(ctx.ttl, Date.now());
@@ -210,7 +220,8 @@ export async function storeSession(
   const bytes = record.subarray(INLINE_HEADER_BYTES);
   const outcome = (result: string) => result === "conflict" ? null : ver;
   if (bytes.length <= INLINE_BYTES) {
-    return outcome(await switchHead(ctx, key, { exp, ver, data: bytes, record }, expected, []));
+    const inline = { exp, ver, data: bytes, record };
+    return outcome(await switchHead(ctx, key, inline, expected, [], guard));
   }
   const headKey = ctx.layout.head(key);
   const gen = newGeneration();
@@ -218,8 +229,9 @@ export async function storeSession(
   const head: ChunkedHead = { v: 2, exp, ver, gen, n: chunks.length - 1, bytes: bytes.length };
   const whole = new AtomicPlan().check(headKey, null);
   for (const m of chunks) whole.add(m);
+  guardInto(whole, guard);
   whole.add({ type: "set", key: headKey, value: head });
-  if (whole.fits()) return outcome(await switchHead(ctx, key, head, expected, chunks));
+  if (whole.fits()) return outcome(await switchHead(ctx, key, head, expected, chunks, guard));
 
   // Too large for one atomic operation: write the generation first, then
   // switch the head to it atomically. A doomed conditional write writes none.
@@ -232,7 +244,7 @@ export async function storeSession(
   let result = "conflict";
   try {
     await commitInBatches(ctx.kv, chunks);
-    result = await switchHead(ctx, key, head, expected, []);
+    result = await switchHead(ctx, key, head, expected, [], guard);
     return outcome(result);
   } finally {
     if (result !== "landed") {
@@ -244,28 +256,35 @@ export async function storeSession(
 /**
  * Deletes the session of `key` with its chunks if the stored version is
  * `expected` (`null`: only an expired one; `undefined`: in any case).
- * Resolves to `false` when the version differed.
+ * Resolves to `false` when the version differed. With `guard`, as
+ * {@link storeSession}: a delete of nothing commits the lease's release.
  */
 export function deleteSession(
   ctx: KvContext,
   key: string,
   expected: string | null | undefined,
+  guard?: LeaseGuard,
 ): Promise<boolean> {
   // A remembered "nothing stored" is never trusted.
   let hint = ctx.memory.recall(key);
   if (hint?.versionstamp === null) hint = undefined;
   return changeHead(ctx, key, "delete", hint, async (seen, fresh, base) => {
-    if (expected === undefined && fresh && replaced(base, seen)) return true;
+    if (expected === undefined && fresh && replaced(base, seen) && guard === undefined) return true;
     if (expected !== undefined && !matches(seen, expected)) {
       if (!fresh) return undefined;
       ctx.memory.remember(key, seen);
       return false;
     }
+    if (seen.versionstamp === null && guard !== undefined) {
+      const plan = new AtomicPlan().check(ctx.layout.head(key), null);
+      guardInto(plan, guard);
+      if (await plan.commit(ctx.kv) === null) return void await assertGuard(ctx.kv, guard);
+    }
     if (seen.versionstamp === null) {
       ctx.memory.remember(key, ABSENT);
       return true;
     }
-    return await removeHead(ctx, key, seen) ? true : undefined;
+    return await removeHead(ctx, key, seen, guard) ? true : undefined;
   });
 }
 
@@ -273,13 +292,20 @@ export function deleteSession(
  * Deletes the head `seen` of `key` if it is still current, with its
  * generation. Resolves to `false` if the head changed meanwhile.
  */
-export async function removeHead(ctx: KvContext, key: string, seen: SeenHead): Promise<boolean> {
+export async function removeHead(
+  ctx: KvContext,
+  key: string,
+  seen: SeenHead,
+  guard?: LeaseGuard,
+): Promise<boolean> {
   const headKey = ctx.layout.head(key);
   const plan = new AtomicPlan().check(headKey, seen.versionstamp)
     .add({ type: "delete", key: headKey });
+  guardInto(plan, guard);
   const cleanup = cleanupInto(ctx, key, seen, plan);
   if (await plan.commit(ctx.kv) === null) {
     ctx.memory.forget(key);
+    await assertGuard(ctx.kv, guard);
     return false;
   }
   ctx.memory.remember(key, ABSENT);

@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { LockedSave } from "../../src/capabilities.ts";
 import type { ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
 import type { HeldEntry, MemoryAccess } from "../../src/memory_access.ts";
 import { Evictions, MIN_REMEMBERED } from "./evictions.ts";
@@ -209,5 +210,28 @@ export class MemoryDriver implements SessionDriver<unknown>, MemoryAccess {
   /** Gives up `owner`'s lease of `key`. */
   releaseLease(key: string, owner: string): void {
     if (this.#leases.get(key)?.owner === owner) this.#leases.delete(key);
+  }
+
+  /**
+   * While `owner` holds an unexpired lease of `key`, writes (or, for
+   * `undefined`, deletes) under `expected` and gives the lease up, in one
+   * synchronous step: no other caller can take the lease in between.
+   */
+  saveAndReleaseLease(
+    key: string,
+    payload: unknown,
+    expected: string | null | undefined,
+    owner: string,
+  ): LockedSave {
+    const lease = this.#leases.get(key);
+    if (lease === undefined || lease.owner !== owner || lease.expires <= Date.now()) {
+      return { saved: false, reason: "lease" };
+    }
+    const version = payload === undefined
+      ? (this.delete(key, expected) ? null : false)
+      : this.write(key, payload, expected) ?? false;
+    if (version === false) return { saved: false, reason: "conflict" };
+    this.#leases.delete(key);
+    return { saved: true, version };
   }
 }

@@ -183,7 +183,7 @@ export interface SessionDriver<P = string> {
     payload: P | undefined,
     expected: string | null | undefined,
     owner: string,
-  ): Promise<LockedSave>;
+  ): MaybePromise<LockedSave>;
   /** Closes what the driver opened. */
   close?(): MaybePromise<void>;
   /**

@@ -11,9 +11,13 @@
  * | has                       | one `SELECT`                                             |
  * | listing page              | one `SELECT ... WHERE key > ? ORDER BY key LIMIT ?`       |
  * | acquire, renew, release   | one statement on the lease table                         |
+ * | locked save               | in a savepoint: `DELETE` of our live lease, then the write |
  *
- * Every change is a single statement, which SQLite runs atomically; none
- * needs a transaction, so none can run into the lock upgrade of a deferred
+ * Every change is a single statement, which SQLite runs atomically, but
+ * the locked save: it gives the lease up and writes in one savepoint, so
+ * that nobody can take the lease between the check and the write. Its
+ * first statement writes, so it takes the write lock at once (waiting for
+ * the busy timeout) and never runs into the lock upgrade of a deferred
  * transaction (`SQLITE_BUSY` without waiting). The read's second statement
  * only sets the expiry of the version it read, so it never undoes a write
  * that came in between.
@@ -23,6 +27,7 @@
 
 import { PURGE_BATCH, PurgeSchedule } from "../shared/purging.ts";
 import { SessionError } from "../../src/errors.ts";
+import type { LockedSave } from "../../src/capabilities.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
 import {
   changes,
@@ -57,6 +62,9 @@ export interface SqliteDriverOptions {
   /** Set this busy timeout; `undefined`: 5000 ms unless the handle has one. */
   busyTimeout: number | undefined;
 }
+
+/** The savepoint of the locked save. */
+const SAVEPOINT = "sessionkit_locked_save";
 
 /** The busy timeout set when neither the options nor the handle give one. */
 export const DEFAULT_BUSY_TIMEOUT = 5000;
@@ -102,35 +110,82 @@ export class SqliteDriver implements SessionDriver<string> {
   }
 
   write(key: string, payload: string, expected: string | null | undefined): string | null {
-    return this.#call(key, (s) => {
-      const now = Date.now();
-      const version = newVersion();
-      const expires = bounded(expiryOfWrite(this.#options.ttl, now));
-      let landed: boolean;
-      if (expected === undefined) {
-        s.write.run(key, payload, version, expires);
-        landed = true;
-      } else if (expected === null) {
-        landed = changes(s.insert.run(key, payload, version, expires, now)) > 0;
-      } else {
-        landed = changes(s.update.run(payload, version, expires, key, expected, now)) > 0;
-      }
-      if (!landed) return null;
-      this.#maybePurge(now);
-      return version;
-    });
+    return this.#call(key, (s) => this.#write(s, key, payload, expected));
+  }
+
+  #write(
+    s: Statements,
+    key: string,
+    payload: string,
+    expected: string | null | undefined,
+  ): string | null {
+    const now = Date.now();
+    const version = newVersion();
+    const expires = bounded(expiryOfWrite(this.#options.ttl, now));
+    let landed: boolean;
+    if (expected === undefined) {
+      s.write.run(key, payload, version, expires);
+      landed = true;
+    } else if (expected === null) {
+      landed = changes(s.insert.run(key, payload, version, expires, now)) > 0;
+    } else {
+      landed = changes(s.update.run(payload, version, expires, key, expected, now)) > 0;
+    }
+    if (!landed) return null;
+    this.#maybePurge(now);
+    return version;
   }
 
   delete(key: string, expected: string | null | undefined): boolean {
+    return this.#call(key, (s) => this.#delete(s, key, expected));
+  }
+
+  #delete(s: Statements, key: string, expected: string | null | undefined): boolean {
+    if (expected === undefined) {
+      s.delete.run(key);
+      return true;
+    }
+    const now = Date.now();
+    // "Nothing stored" holds when no live row exists; an expired one is nothing.
+    if (expected === null) return s.has.get(key, now) === undefined;
+    return changes(s.deleteVersion.run(key, expected, now)) > 0;
+  }
+
+  /**
+   * While `owner` holds an unexpired lease of `key`, writes (or, for
+   * `undefined`, deletes) under `expected` and gives the lease up, as one
+   * step: in a savepoint that first drops the live lease (which takes the
+   * write lock), then writes; a lease not held, or a conflict, rolls the
+   * savepoint back, so a conflict keeps the lease.
+   */
+  saveAndReleaseLease(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): LockedSave {
     return this.#call(key, (s) => {
-      if (expected === undefined) {
-        s.delete.run(key);
-        return true;
+      const db = this.#db;
+      db.exec(`SAVEPOINT ${SAVEPOINT}`);
+      let result: LockedSave;
+      try {
+        if (changes(s.releaseLiveLease.run(key, owner, Date.now())) === 0) {
+          result = { saved: false, reason: "lease" };
+        } else {
+          const version = payload === undefined
+            ? (this.#delete(s, key, expected) ? null : false)
+            : this.#write(s, key, payload, expected) ?? false;
+          result = version === false
+            ? { saved: false, reason: "conflict" }
+            : { saved: true, version };
+        }
+      } catch (err) {
+        db.exec(`ROLLBACK TO ${SAVEPOINT}; RELEASE ${SAVEPOINT}`);
+        throw err;
       }
-      const now = Date.now();
-      // "Nothing stored" holds when no live row exists; an expired one is nothing.
-      if (expected === null) return s.has.get(key, now) === undefined;
-      return changes(s.deleteVersion.run(key, expected, now)) > 0;
+      if (!result.saved) db.exec(`ROLLBACK TO ${SAVEPOINT}`);
+      db.exec(`RELEASE ${SAVEPOINT}`);
+      return result;
     });
   }
 

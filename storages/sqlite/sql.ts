@@ -88,6 +88,8 @@ export interface SqliteSql {
   renewLease: string;
   /** `key`, `owner`: drops our lease. */
   releaseLease: string;
+  /** `key`, `owner`, `now`: drops our lease if it has not expired. */
+  releaseLiveLease: string;
   /** `now`, `limit`: deletes up to `limit` expired leases. */
   purgeLeases: string;
 }
@@ -169,6 +171,7 @@ WHERE ${l}."owner" = excluded."owner" OR ${l}."expires_at" <= ?`,
     renewLease:
       `UPDATE ${l} SET "expires_at" = ? WHERE "key" = ? AND "owner" = ? AND "expires_at" > ?`,
     releaseLease: `DELETE FROM ${l} WHERE "key" = ? AND "owner" = ?`,
+    releaseLiveLease: `DELETE FROM ${l} WHERE "key" = ? AND "owner" = ? AND "expires_at" > ?`,
     purgeLeases: `DELETE FROM ${l} WHERE rowid IN
   (SELECT rowid FROM ${l} WHERE "expires_at" <= ? LIMIT ?)`,
   };
