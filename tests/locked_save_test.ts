@@ -218,3 +218,47 @@ Deno.test("a locked save that arrives after its lease ran out writes nothing", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("SqliteStorage: a locked save refused by a reader leaves no transaction open", async () => {
+  // In rollback-journal mode the savepoint's RELEASE is the commit, which a
+  // reader's shared lock holds off until the busy timeout (attack34 F1).
+  const { DatabaseSync } = await import("node:sqlite");
+  const { SqliteStorage } = await import("../storages/sqlite.ts");
+  const dir = await Deno.makeTempDir({ prefix: "sk-locked-save-rj-" });
+  const path = `${dir}/s.sqlite`;
+  const db = new DatabaseSync(path);
+  const reader = new DatabaseSync(path);
+  try {
+    db.exec("PRAGMA journal_mode = DELETE");
+    const storage = new SqliteStorage<Data>(db, { busyTimeout: 100 }) as unknown as Joined;
+    await storage.write("k", { count: 1 });
+    const { version } = await storage.readVersioned("k");
+    assert.equal(await storage.acquireLease("k", "me", 5000), true);
+    reader.exec("BEGIN");
+    reader.prepare(`SELECT count(*) FROM "sessions"`).get();
+    await assert.rejects(storage.saveAndReleaseLease("k", { count: 2 }, version, "me"), /locked/);
+    assert.equal(db.isTransaction, false, "nothing left open on the handle");
+    // Refusals still answer, and leave nothing open either.
+    assert.deepEqual(await storage.saveAndReleaseLease("k", { count: 2 }, "0", "me"), {
+      saved: false,
+      reason: "conflict",
+    });
+    assert.deepEqual(await storage.saveAndReleaseLease("k", { count: 2 }, version, "other"), {
+      saved: false,
+      reason: "lease",
+    });
+    assert.equal(db.isTransaction, false);
+    reader.exec("COMMIT");
+    const seen = () => ({
+      ...reader.prepare(`SELECT "value" FROM "sessions" WHERE "key" = 'k'`).get(),
+    });
+    assert.deepEqual(seen(), { value: '{"count":1}' }, "the refused save wrote nothing");
+    assert.equal((await storage.saveAndReleaseLease("k", { count: 3 }, version, "me")).saved, true);
+    assert.equal(db.isTransaction, false);
+    assert.deepEqual(seen(), { value: '{"count":3}' }, "the next save is committed");
+  } finally {
+    db.close();
+    reader.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

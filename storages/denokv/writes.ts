@@ -173,6 +173,7 @@ export function switchHead(
     if (expected !== undefined && !matches(seen, expected)) {
       if (!fresh) return undefined; // remembered, maybe out of date: ask KV
       ctx.memory.remember(key, seen);
+      await assertGuard(ctx.kv, guard); // "conflict" says the lease is still held
       return "conflict";
     }
     const plan = new AtomicPlan();
@@ -238,7 +239,10 @@ export async function storeSession(
   if (expected !== undefined) {
     const hint = ctx.memory.recall(key);
     if (!(hint !== undefined && matches(hint, expected))) {
-      if (!matches(seenOf(await ctx.kv.get(headKey)), expected)) return null;
+      if (!matches(seenOf(await ctx.kv.get(headKey)), expected)) {
+        await assertGuard(ctx.kv, guard);
+        return null;
+      }
     }
   }
   let result = "conflict";
@@ -273,6 +277,7 @@ export function deleteSession(
     if (expected !== undefined && !matches(seen, expected)) {
       if (!fresh) return undefined;
       ctx.memory.remember(key, seen);
+      await assertGuard(ctx.kv, guard);
       return false;
     }
     if (seen.versionstamp === null && guard !== undefined) {

@@ -180,13 +180,44 @@ export class SqliteDriver implements SessionDriver<string> {
             : { saved: true, version };
         }
       } catch (err) {
-        db.exec(`ROLLBACK TO ${SAVEPOINT}; RELEASE ${SAVEPOINT}`);
+        this.#abandonSavepoint();
         throw err;
       }
-      if (!result.saved) db.exec(`ROLLBACK TO ${SAVEPOINT}`);
-      db.exec(`RELEASE ${SAVEPOINT}`);
+      if (!result.saved) {
+        this.#abandonSavepoint(); // nothing changed, the lease kept
+        return result;
+      }
+      try {
+        db.exec(`RELEASE ${SAVEPOINT}`);
+      } catch (err) {
+        // The outermost savepoint's RELEASE is the commit. Refused (busy:
+        // a reader holds the database in rollback-journal mode), it leaves
+        // the transaction open, and every later statement on the handle in
+        // it: undo all of it, then report.
+        this.#abandonSavepoint();
+        throw err;
+      }
       return result;
     });
+  }
+
+  /**
+   * Undoes the locked save's savepoint and ends it. Where ending it is
+   * refused too (the empty commit of the outermost transaction), the
+   * transaction it began is rolled back, so nothing is left open.
+   */
+  #abandonSavepoint(): void {
+    const db = this.#db;
+    try {
+      db.exec(`ROLLBACK TO ${SAVEPOINT}`);
+      db.exec(`RELEASE ${SAVEPOINT}`);
+    } catch {
+      try {
+        db.exec("ROLLBACK");
+      } catch {
+        // No transaction is open any more.
+      }
+    }
   }
 
   has(key: string): boolean {
