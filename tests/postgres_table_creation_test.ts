@@ -609,3 +609,45 @@ pgTest("PostgreSQL: a role refused the lease table is told which GRANT it needs"
     await db.end();
   }
 });
+
+pgTest(
+  "PostgreSQL: an object of another shape under the lease table's name is named in the error",
+  async (t) => {
+    const db = await admin();
+    for (
+      const [name, make] of [
+        ["a view", (l: string, s: string) => `CREATE VIEW ${l} AS SELECT key, 1 AS n FROM ${s}`],
+        [
+          "a table of other columns",
+          (l: string) => `CREATE TABLE ${l} (key text PRIMARY KEY, n int)`,
+        ],
+        [
+          "a table without a primary key",
+          (l: string) => `CREATE TABLE ${l} (key text, owner text, expires_at timestamptz)`,
+        ],
+      ] as const
+    ) {
+      await t.step(name, async () => {
+        const table = `${RUN}_shape_${name.length}`;
+        const lease = tableNames(undefined, table).leaseTable;
+        await db.query(ddlParts(table).session);
+        await db.query(make(id(lease), id(table)));
+        const storage = PostgresStorage.connect<Counter>(DATABASE_URL, { table });
+        try {
+          const h = countingBot(storage);
+          await h.send(message(1));
+          assert.equal(h.errors.length, 1);
+          const text = String(h.errors[0].error);
+          assert.ok(text.includes(`${id(lease)}`) && text.includes("the table option"), text);
+          assert.doesNotMatch(text, /reachable/);
+          assert.equal(await countOf(db, table), undefined, "nothing written");
+        } finally {
+          await storage.close();
+          await db.query(`DROP VIEW IF EXISTS ${id(lease)}`).catch(() => {});
+          await dropAll(db, table);
+        }
+      });
+    }
+    await db.end();
+  },
+);

@@ -61,6 +61,18 @@ function isDenied(err: unknown): boolean {
     /permission denied for (table|relation|view|schema)/.test((err as Error).message);
 }
 
+/**
+ * Whether `err` says that a table of the storage's name has another shape:
+ * a column missing (undefined_column), no unique index on `key` for
+ * `ON CONFLICT` (invalid_column_reference), not a table (wrong_object_type),
+ * or a view that cannot take the write.
+ */
+function isWrongShape(err: unknown): boolean {
+  const code = sqlState(err);
+  return code === "42703" || code === "42P10" || code === "42809" ||
+    ((code === "0A000" || code === "55000") && /\bview\b/.test((err as Error).message));
+}
+
 /** The objects of the locked calls, tables first. */
 const LOCKED_OBJECTS: readonly LockedObject[] = ["session", "lease", "leaseRead", "saveRelease"];
 
@@ -132,8 +144,29 @@ export class Runner {
     try {
       return await this.#creatingMissing(table, text, values, key);
     } catch (err) {
-      throw isDenied(err) ? this.#denied(table, err, key) : err;
+      if (isDenied(err)) throw this.#denied(table, err, key);
+      if (isWrongShape(err)) throw this.#wrongShape(table, err, key);
+      throw err;
     }
+  }
+
+  /**
+   * The error for a table of the storage's name that is not what the
+   * storage makes (a view, other columns, no primary key on `key`).
+   */
+  #wrongShape(table: TableKind, err: unknown, key?: string): SessionError {
+    const { labels } = this.#options;
+    const tables = table === "both" ? `${labels.session} and ${labels.lease}` : labels[table];
+    return new SessionError(
+      `PostgresStorage: ${tables} ${table === "both" ? "are" : "is"} the storage's own ` +
+        `table name${table === "both" ? "s" : ""}, but what is found under ` +
+        `${table === "both" ? "one of them" : "it"} is not the table the storage makes ` +
+        `(${(err as Error).message}). Rename or drop that object, or give the storage a ` +
+        `table name of its own (the table option; the lease table is named after it with ` +
+        `_leases); PostgresStorage.createTableSql() shows the tables it needs.`,
+      key,
+      { cause: err },
+    );
   }
 
   async #creatingMissing(
