@@ -651,3 +651,39 @@ pgTest(
     await db.end();
   },
 );
+
+pgTest("PostgreSQL: a storage given schema, on functions made by one without it", async () => {
+  // A rolling deploy that adds `schema`: the functions were made by the old
+  // release, whose search path found the tables; their bodies name the
+  // tables without the schema, which the new release's path does not reach
+  // (attack33b F2: every locked update of the new release failed with 42P01).
+  const db = await admin();
+  const schema = `${RUN}_sch`;
+  const table = `${RUN}_added`;
+  await db.query(`CREATE SCHEMA ${id(schema)}`);
+  const oldPool = new pg.Pool({
+    connectionString: DATABASE_URL,
+    options: `-c search_path=${id(schema)},public`,
+  });
+  oldPool.on("error", () => {});
+  const old = new PostgresStorage<Counter>(oldPool, { table });
+  const added = PostgresStorage.connect<Counter>(DATABASE_URL, { table, schema });
+  try {
+    const before = countingBot(old);
+    await before.send(message(1));
+    const after = countingBot(added);
+    for (let i = 0; i < 3; i++) await after.send(message(1));
+    await before.send(message(1));
+    assert.deepEqual([...before.errors, ...after.errors].map((e) => String(e.error)), []);
+    const { rows } = await db.query(
+      `SELECT value FROM ${id(schema)}.${id(table)} WHERE key = '1'`,
+    );
+    assert.equal(rows[0]?.value.n, 5);
+  } finally {
+    await old.close();
+    await oldPool.end();
+    await added.close();
+    await db.query(`DROP SCHEMA ${id(schema)} CASCADE`);
+    await db.end();
+  }
+});

@@ -231,6 +231,12 @@ export interface Statements {
    * `Runner.create` sends the lock and the parts that are missing.
    */
   lockedParts(schema: string | undefined): Record<LockedObject, string>;
+  /**
+   * Whether the functions' bodies name the schema of the tables (the
+   * storage was given `schema`): then they work for a caller whatever its
+   * search path, and replace functions whose bodies do not.
+   */
+  schemaNamed: boolean;
   /** Takes the advisory lock of this storage's DDL (see {@link Statements.sessionDdl}). */
   ddlLock: string;
   /**
@@ -423,6 +429,7 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
         saveRelease: saveReleaseSql(names, escape, at),
       };
     },
+    schemaNamed: names.schema !== undefined,
     ddlLock: lock,
     lockedExist: {
       text: `SELECT to_regclass($1) IS NOT NULL AS session, to_regclass($2) IS NOT NULL AS lease,
