@@ -151,13 +151,19 @@ export class SessionConflictError extends SessionError {
    *
    * @param key The storage key of the session.
    * @param detail What was tried, e.g. how many merges.
+   * @param locked Whether the update held the key's lease (`lock`).
    */
-  constructor(key: string, detail = "") {
+  constructor(key: string, detail = "", locked = false) {
     super(
       `The session of key "${key}" was changed by another process after this update read it, ` +
-        `so this update's changes were not saved${detail}. Retry the update, pass ` +
-        `onConflict: (stored, mine, base) => merged to merge both changes, or use lock: { ttl, wait } ` +
-        `to handle the updates of one key one at a time.`,
+        `so this update's changes were not saved${detail}. ` +
+        (locked
+          ? `This update held the key's lease; the usual cause is a process that writes ` +
+            `without it: give every process that writes to this storage the lock option (and, ` +
+            `on PostgreSQL, the same schema option, so that all of them use one lease table), ` +
+            `or pass onConflict: (stored, mine, base) => merged to merge both changes.`
+          : `Retry the update, pass onConflict: (stored, mine, base) => merged to merge both ` +
+            `changes, or use lock: { ttl, wait } to handle the updates of one key one at a time.`),
       key,
     );
     this.name = "SessionConflictError";

@@ -260,6 +260,7 @@ async function resolveConflict<S>(
       key,
       slot.uncertain === undefined ? "" : " (or an earlier write of it by this process, whose " +
         "reply was lost, landed: the two cannot be told apart, so nothing is written over it)",
+      slot.lease?.held === true,
     );
   }
   for (let merges = 0; merges < maxConflictRetries; merges++) {
@@ -293,5 +294,9 @@ async function resolveConflict<S>(
     carryOver(slot, mine, merged ?? undefined, snap);
     return;
   }
-  throw new SessionConflictError(key, ` (gave up after ${maxConflictRetries} merges)`);
+  throw new SessionConflictError(
+    key,
+    ` (gave up after ${maxConflictRetries} merges)`,
+    slot.lease?.held === true,
+  );
 }

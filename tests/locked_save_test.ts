@@ -262,3 +262,59 @@ Deno.test("SqliteStorage: a locked save refused by a reader leaves no transactio
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a conflict met while holding the lease says what breaks the lock", async () => {
+  // A bot with lock and one without on one storage: the unlocked one writes
+  // while the locked one holds the lease (attack33b: the error told a bot
+  // that uses lock to use lock).
+  const storage = new MemorySessionStorage<Data>();
+  const locked = createHarness<C>();
+  locked.bot.use(session({
+    initial: () => ({ count: 0 }),
+    storage,
+    lock: { ttl: 3000, wait: 5000 },
+    onConflict: "error",
+  }));
+  let resume!: () => void;
+  const paused = new Promise<void>((resolve) => resume = resolve);
+  let reached!: () => void;
+  const read = new Promise<void>((resolve) => reached = resolve);
+  locked.bot.on("message", async (ctx) => {
+    ctx.session.count++;
+    reached();
+    await paused;
+  });
+  const unlocked = createHarness<C>();
+  unlocked.bot.use(session({ initial: () => ({ count: 0 }), storage, onConflict: "error" }));
+  let writes = 0;
+  unlocked.bot.on("message", (ctx) => void (ctx.session.by = `unlocked ${++writes}`));
+  const first = locked.send(message(1));
+  await read;
+  await unlocked.send(message(1));
+  resume();
+  await first;
+  assert.deepEqual(unlocked.errors, []);
+  assert.equal(locked.errors.length, 1);
+  const text = String(locked.errors[0].error);
+  assert.match(text, /SessionConflictError/);
+  assert.match(text, /held the key's lease/);
+  assert.doesNotMatch(text, /or use lock/);
+  // Without lock the advice is to use it.
+  const plain = createHarness<C>();
+  plain.bot.use(session({ initial: () => ({ count: 0 }), storage, onConflict: "error" }));
+  let go!: () => void;
+  const wait = new Promise<void>((resolve) => go = resolve);
+  let seen!: () => void;
+  const inside = new Promise<void>((resolve) => seen = resolve);
+  plain.bot.on("message", async (ctx) => {
+    ctx.session.count++;
+    seen();
+    await wait;
+  });
+  const slow = plain.send(message(1));
+  await inside;
+  await unlocked.send(message(1));
+  go();
+  await slow;
+  assert.match(String(plain.errors[0]?.error), /or use lock: \{ ttl, wait \}/);
+});
