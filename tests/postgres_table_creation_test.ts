@@ -687,3 +687,45 @@ pgTest("PostgreSQL: a storage given schema, on functions made by one without it"
     await db.end();
   }
 });
+
+pgTest("PostgreSQL: a storage given schema, on such functions owned by another role", async () => {
+  // It may not replace them (attack35 S2): its locked calls go without them.
+  const db = await admin();
+  const schema = `${RUN}_sch2`;
+  const table = `${RUN}_owned2`;
+  const role = `${RUN}_notowner`;
+  const n = tableNames(undefined, table);
+  await db.query(`CREATE SCHEMA ${id(schema)}`);
+  await db.query(`CREATE ROLE ${id(role)} LOGIN`);
+  const oldPool = new pg.Pool({
+    connectionString: DATABASE_URL,
+    options: `-c search_path=${id(schema)},public`,
+  });
+  oldPool.on("error", () => {});
+  const old = new PostgresStorage<Counter>(oldPool, { table });
+  const added = PostgresStorage.connect<Counter>(urlWith({ username: role }), { table, schema });
+  try {
+    const before = countingBot(old);
+    await before.send(message(1));
+    await db.query(`GRANT USAGE ON SCHEMA ${id(schema)} TO ${id(role)}`);
+    await db.query(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(schema)}.${id(table)},
+         ${id(schema)}.${id(n.leaseTable)} TO ${id(role)}`,
+    );
+    const after = countingBot(added);
+    for (let i = 0; i < 3; i++) await after.send(message(1));
+    await before.send(message(1));
+    assert.deepEqual([...before.errors, ...after.errors].map((e) => String(e.error)), []);
+    const { rows } = await db.query(
+      `SELECT value FROM ${id(schema)}.${id(table)} WHERE key = '1'`,
+    );
+    assert.equal(rows[0]?.value.n, 5);
+  } finally {
+    await old.close();
+    await oldPool.end();
+    await added.close();
+    await db.query(`DROP SCHEMA ${id(schema)} CASCADE`);
+    await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);
+    await db.end();
+  }
+});

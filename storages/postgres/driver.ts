@@ -334,7 +334,7 @@ export class PostgresDriver implements SessionDriver<string> {
     try {
       return await run();
     } catch (err) {
-      if (!NO_FUNCTION.has(sqlState(err))) throw err;
+      if (!this.#unusable(err)) throw err;
     }
     // Missing now, even if it was there before (dropped since): created
     // again, one attempt shared by the calls that find it missing meanwhile.
@@ -350,12 +350,23 @@ export class PostgresDriver implements SessionDriver<string> {
       return await run();
     } catch (err) {
       const code = sqlState(err);
-      if (!NO_FUNCTION.has(code)) throw err;
+      if (!this.#unusable(err)) throw err;
       // Dropped again right after it was made: the next call tries again.
       // Ambiguous or not granted: making it again does not help.
       this.#functions[fn] = code === "42883" ? undefined : false;
       return undefined;
     }
+  }
+
+  /**
+   * Whether a call of a function failed because the function cannot be
+   * used ({@link NO_FUNCTION}); for a storage given `schema`, also a table
+   * missing (42P01) in the body of a function made by a storage without
+   * it, which the runner could not replace (another role owns it).
+   */
+  #unusable(err: unknown): boolean {
+    const code = sqlState(err);
+    return NO_FUNCTION.has(code) || (code === "42P01" && this.#sql.schemaNamed);
   }
 
   /**
