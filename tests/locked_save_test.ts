@@ -20,8 +20,9 @@ import {
 } from "../mod.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
 import { type Backend, openStorage } from "./fixtures/counter_worker.ts";
-import { REDIS_URL, redisAvailable } from "./redis_env.ts";
-import { DATABASE_URL, RUN } from "./postgres_setup.ts";
+import { deleteUnder, openAdmin, REDIS_URL, redisAvailable } from "./redis_env.ts";
+import { admin, DATABASE_URL, dropTables, RUN } from "./postgres_setup.ts";
+import { tableNames } from "../storages/postgres/sql.ts";
 
 type Data = { count: number; by?: string };
 type C = Context & SessionFlavor<Data>;
@@ -161,6 +162,26 @@ async function calls(storage: Joined, big?: Data) {
   await storage.releaseLease(key, "other");
 }
 
+/** Drops what a run left on a server: the PostgreSQL tables and functions, the Redis keys. */
+async function cleanUp(backend: Backend): Promise<void> {
+  if (backend.kind === "postgres") {
+    const db = await admin();
+    try {
+      const { leaseTable } = tableNames(undefined, backend.table);
+      await dropTables(db, { schema: undefined, table: backend.table, leaseTable });
+    } finally {
+      await db.end();
+    }
+  } else if (backend.kind === "redis") {
+    const client = await openAdmin();
+    try {
+      await deleteUnder(client, backend.prefix);
+    } finally {
+      await client.quit();
+    }
+  }
+}
+
 Deno.test("a locked save that arrives after its lease ran out writes nothing", async (t) => {
   await t.step("MemorySessionStorage: the calls", async () => {
     await calls(new MemorySessionStorage<Data>() as unknown as Joined);
@@ -210,6 +231,7 @@ Deno.test("a locked save that arrives after its lease ran out writes nothing", a
           } finally {
             await a.close();
             await b.close();
+            await cleanUp(backend);
           }
         },
       });
