@@ -6,8 +6,6 @@
  * fails with a `SessionLockError`. With `onConflict: "overwrite"` nothing
  * else would stop it from writing over the other process's update.
  * Two grammY bots, one storage each, as two processes would have them.
- * MysqlStorage is not here: its locked save still writes and then releases
- * (docs/mysql.md, "Leases"), so such a late save lands.
  */
 import assert from "node:assert/strict";
 import type { Context } from "npm:grammy@^1.46";
@@ -23,6 +21,7 @@ import { type Backend, openStorage } from "./fixtures/counter_worker.ts";
 import { deleteUnder, openAdmin, REDIS_URL, redisAvailable } from "./redis_env.ts";
 import { admin, DATABASE_URL, dropTables, RUN } from "./postgres_setup.ts";
 import { tableNames } from "../storages/postgres/sql.ts";
+import * as mysql from "./mysql_setup.ts";
 
 type Data = { count: number; by?: string };
 type C = Context & SessionFlavor<Data>;
@@ -172,6 +171,13 @@ async function cleanUp(backend: Backend): Promise<void> {
     } finally {
       await db.end();
     }
+  } else if (backend.kind === "mysql") {
+    const db = mysql.admin();
+    try {
+      await mysql.dropTables(db, { table: backend.table, leaseTable: `${backend.table}_leases` });
+    } finally {
+      await db.end();
+    }
   } else if (backend.kind === "redis") {
     const client = await openAdmin();
     try {
@@ -205,6 +211,11 @@ Deno.test("a locked save that arrives after its lease ran out writes nothing", a
     ["DenoKvStorage", { kind: "denokv", path: `${dir}/kv.sqlite`, prefix: tag }, true],
     ["RedisStorage", { kind: "redis", url: REDIS_URL, prefix: `${tag}:` }, redisAvailable],
     ["PostgresStorage", { kind: "postgres", url: DATABASE_URL, table: `${tag}_ls` }, true],
+    [
+      "MysqlStorage",
+      { kind: "mysql", url: mysql.MYSQL_URL, table: `${tag}_ls` },
+      mysql.mysqlAvailable,
+    ],
   ];
   try {
     for (const [name, backend, available] of backends) {
@@ -340,3 +351,46 @@ Deno.test("a conflict met while holding the lease says what breaks the lock", as
   await slow;
   assert.match(String(plain.errors[0]?.error), /or use lock: \{ ttl, wait \}/);
 });
+
+mysql.mysqlTest(
+  "MysqlStorage: a locked save waits for a take-over in progress, then writes nothing",
+  async (t) => {
+    // The save reads the lease row with a shared lock: without it, under
+    // READ COMMITTED, it would see the lease as it was before the take-over
+    // and write beside the new holder.
+    const { MysqlStorage } = await import("../storages/mysql.ts");
+    for (const level of ["REPEATABLE READ", "READ COMMITTED"]) {
+      await t.step(level, async () => {
+        const table = `${mysql.RUN}_lw`;
+        const conn = await mysql.mysql.createConnection(mysql.MYSQL_URL);
+        const other = await mysql.mysql.createConnection(mysql.MYSQL_URL);
+        const storage = new MysqlStorage<Data>(conn, { table });
+        const joined = storage as unknown as Joined;
+        try {
+          await conn.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${level}`);
+          await storage.write("k", { count: 1 });
+          const { version } = await joined.readVersioned("k");
+          assert.equal(await joined.acquireLease("k", "me", 5000), true);
+          await other.query("BEGIN");
+          await other.query(
+            `UPDATE ${mysql.id(storage.leaseTable)} SET owner = 'other' WHERE \`key\` = 'k'`,
+          );
+          let settled = false;
+          const save = joined.saveAndReleaseLease("k", { count: 2 }, version, "me");
+          save.finally(() => settled = true).catch(() => {});
+          await sleep(300);
+          assert.equal(settled, false, "the save waits for the take-over to end");
+          await other.query("COMMIT");
+          assert.deepEqual(await save, { saved: false, reason: "lease" });
+          assert.deepEqual(await storage.read("k"), { count: 1 }, "nothing written");
+        } finally {
+          await other.end();
+          await conn.end();
+          const db = mysql.admin();
+          await mysql.dropTables(db, storage);
+          await db.end();
+        }
+      });
+    }
+  },
+);

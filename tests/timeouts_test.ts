@@ -369,7 +369,7 @@ for (const backend of backends) {
         assertWithinBound(elapsed - (mode === "session() with lock" ? BOUND : 0), "the write");
         const writeError = timeoutOf(h, 1);
         assert.equal(writeError.key, key);
-        const write = mode === "session() with lock" && backend.joined
+        const write = mode === "session() with lock"
           ? `the locked write of key "${key}"`
           : `the conditional write of key "${key}"`;
         assert.ok(writeError.message.includes(write), writeError.message);
@@ -464,9 +464,7 @@ for (const backend of backends) {
         ],
         [
           "saveAndReleaseLease",
-          backend.joined
-            ? /the locked write of key "i".*outcome is unknown/
-            : /the write of key "i".*outcome is unknown/,
+          /the locked write of key "i".*outcome is unknown/,
           () => storage.saveAndReleaseLease("i", { count: 1 }, undefined, "me"),
         ],
         [

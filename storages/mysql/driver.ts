@@ -13,6 +13,7 @@
  * | listing page           | `SELECT ... WHERE key > ? ORDER BY key LIMIT ?` (key bytes)    |
  * | acquire lease          | `INSERT`; on a duplicate key, `UPDATE` of an expired/own lease |
  * | renew, release lease   | `UPDATE`, `DELETE`                                             |
+ * | locked save            | the write, checking the lease in it; then the release          |
  *
  * The expiry `UPDATE` of a read changes neither value nor version and only
  * touches the version it read. Every statement stands alone (autocommit), so
@@ -26,6 +27,7 @@ import { PURGE_BATCH, PurgeSchedule } from "../shared/purging.ts";
 import { Buffer } from "node:buffer";
 import { SessionError } from "../../src/errors.ts";
 import type { KeyRules, ScanPage, SessionDriver, StoredRecord } from "../shared/driver.ts";
+import type { LockedSave } from "../../src/capabilities.ts";
 import {
   affectedOf,
   bytesOf,
@@ -69,6 +71,9 @@ export interface DriverOptions {
 
 /** Which table a statement needs. */
 type Table = "sessions" | "leases";
+
+/** The tables a locked save's statements need. */
+const BOTH: readonly Table[] = ["sessions", "leases"];
 
 /** Sessions as rows of a MySQL/MariaDB table, through `db`. */
 export class MysqlDriver implements SessionDriver<string> {
@@ -240,6 +245,101 @@ export class MysqlDriver implements SessionDriver<string> {
     );
   }
 
+  /**
+   * While `owner` holds an unexpired lease of `key`, writes (or, for
+   * `undefined`, deletes) under `expected` and then gives the lease up. The
+   * write is one statement that checks the lease itself and holds a shared
+   * lock on its row until the write is in, so a process taking the lease
+   * over waits for it; the release follows as a second statement.
+   */
+  async saveAndReleaseLease(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    const k = Buffer.from(key);
+    const o = this.#owner(owner);
+    const version = payload === undefined
+      ? (await this.#lockedDelete(k, expected, o) ? null : false)
+      : await this.#lockedWrite(key, k, payload, expected, o);
+    if (version === false) {
+      // Our own lease cannot come back once it ran out, so one held now was
+      // held when the write was refused: the version did not match.
+      const held = rowsOf(await this.#run(BOTH, this.#sql.holdsLease, [k, o])).length > 0;
+      return { saved: false, reason: held ? "conflict" : "lease" };
+    }
+    try {
+      await this.#run("leases", this.#sql.releaseLease, [k, o]);
+    } catch {
+      // The session is saved; a lease not given up expires by itself.
+    }
+    if (payload !== undefined) await this.#maybePurge();
+    return { saved: true, version };
+  }
+
+  /** A locked write: the new version, or `false` if the lease or the condition failed. */
+  async #lockedWrite(
+    key: string,
+    k: Buffer,
+    payload: string,
+    expected: string | null | undefined,
+    o: Buffer,
+  ): Promise<string | false> {
+    if (!this.#done.sessions) await this.#ensure("sessions");
+    const value = this.#value(key, payload);
+    const version = newVersion();
+    const life = this.#expiry ? [this.#expiry.lifetime] : [];
+    const sql = this.#sql.locked;
+    let written: boolean;
+    if (expected === undefined) {
+      written =
+        affectedOf(await this.#run(BOTH, sql.write, [k, value, version, ...life, k, o])) > 0;
+    } else if (expected === null) {
+      written = false;
+      for (let attempt = 0; attempt < 2 && !written; attempt++) {
+        try {
+          // No row selected: the lease is not held.
+          const params = [k, value, version, ...life, k, o];
+          if (affectedOf(await this.#run(BOTH, sql.insert, params)) === 0) return false;
+          written = true;
+        } catch (err) {
+          if (errnoOf(err) !== ER.DUP_ENTRY) throw err;
+          // A row exists: take it if it expired; if that finds none, it may
+          // have gone in between, so the insert is tried once more.
+          if (attempt > 0) break;
+          const params = [value, version, ...life, k, k, o];
+          written = affectedOf(await this.#run(BOTH, sql.replaceExpired, params)) > 0;
+        }
+      }
+    } else {
+      if (!isVersion(expected)) return false;
+      const params = [value, version, ...life, k, expected, k, o];
+      written = affectedOf(await this.#run(BOTH, sql.update, params)) > 0;
+    }
+    return written ? version : false;
+  }
+
+  /** A locked delete: whether it was done (`false`: the lease or the condition failed). */
+  async #lockedDelete(
+    k: Buffer,
+    expected: string | null | undefined,
+    o: Buffer,
+  ): Promise<boolean> {
+    const sql = this.#sql.locked;
+    if (expected === null) {
+      const [[held, live]] = rowsOf(await this.#run(BOTH, sql.absent, [k, o, k]));
+      return Number(held) === 1 && Number(live) === 0;
+    }
+    if (expected === undefined) {
+      // Nothing deleted: no session, or no lease (told apart by the caller).
+      if (affectedOf(await this.#run(BOTH, sql.delete, [k, k, o])) > 0) return true;
+      return rowsOf(await this.#run(BOTH, this.#sql.holdsLease, [k, o])).length > 0;
+    }
+    if (!isVersion(expected)) return false;
+    return affectedOf(await this.#run(BOTH, sql.deleteVersion, [k, expected, k, o])) > 0;
+  }
+
   async renewLease(key: string, owner: string, ttl: number): Promise<boolean> {
     const params = [micros(ttl), Buffer.from(key), this.#owner(owner)];
     return affectedOf(await this.#run("leases", this.#sql.renewLease, params)) > 0;
@@ -304,10 +404,15 @@ export class MysqlDriver implements SessionDriver<string> {
    * whole); a table dropped under a storage that creates its tables is
    * created again.
    */
-  async #run(table: Table, sql: string, params: MysqlParameter[]): Promise<unknown> {
+  async #run(
+    table: Table | readonly Table[],
+    sql: string,
+    params: MysqlParameter[],
+  ): Promise<unknown> {
+    const tables = typeof table === "string" ? [table] : table;
     let recreated = false;
     for (let attempt = 0;; attempt++) {
-      if (!this.#done[table]) await this.#ensure(table);
+      for (const t of tables) if (!this.#done[t]) await this.#ensure(t);
       try {
         return await this.#db.execute({ sql, rowsAsArray: true }, params);
       } catch (err) {
@@ -319,11 +424,13 @@ export class MysqlDriver implements SessionDriver<string> {
         if (errno === ER.NO_SUCH_TABLE) {
           if (this.#options.createTable && !recreated) {
             recreated = true;
-            this.#done[table] = false;
-            this.#ready[table] = undefined;
+            for (const t of tables) {
+              this.#done[t] = false;
+              this.#ready[t] = undefined;
+            }
             continue;
           }
-          throw this.#missing(table, err);
+          throw this.#missing(tables, err);
         }
         if (errno === ER.NET_PACKET_TOO_LARGE) {
           throw new SessionError(
@@ -339,10 +446,15 @@ export class MysqlDriver implements SessionDriver<string> {
     }
   }
 
-  #missing(table: Table, err: unknown): SessionError {
-    const name = escapeId(table === "sessions" ? this.#options.table : this.#options.leaseTable);
+  #missing(tables: readonly Table[], err: unknown): SessionError {
+    const names = tables.map((table) =>
+      escapeId(table === "sessions" ? this.#options.table : this.#options.leaseTable)
+    );
+    const what = names.length === 1
+      ? `the table ${names[0]} does not exist`
+      : `one of the tables ${names.join(" and ")} does not exist`;
     return new SessionError(
-      `MysqlStorage: the table ${name} does not exist. With createTable: false it must be ` +
+      `MysqlStorage: ${what}. With createTable: false the tables must be ` +
         `created by hand: run the SQL from MysqlStorage.createTableSql() (see docs/mysql.md), ` +
         `or leave createTable on.`,
       undefined,

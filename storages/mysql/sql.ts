@@ -97,6 +97,23 @@ export interface Statements {
   renewLease: string;
   /** key, owner: gives an own lease up. */
   releaseLease: string;
+  /** key, owner: one row while the owner holds an unexpired lease. */
+  holdsLease: string;
+  /**
+   * The writes of a locked save, each done only while the owner holds an
+   * unexpired lease of the key: the parameters of the unlocked statement of
+   * the same name, then key and owner of the lease.
+   */
+  locked: {
+    write: string;
+    insert: string;
+    replaceExpired: string;
+    update: string;
+    delete: string;
+    deleteVersion: string;
+    /** key, owner, key: whether the lease is held, and whether a live session exists. */
+    absent: string;
+  };
 }
 
 /**
@@ -128,8 +145,25 @@ export function buildStatements(table: string, leaseTable: string, ttl: boolean)
     `SELECT ${columns} FROM ${t} WHERE ${first ? "" : "`key` > ? AND "}${LIVE}
 ORDER BY \`key\` LIMIT ?`;
   const values = "CAST(`value` AS BINARY)";
-  const row =
-    `(\`key\`, \`value\`, \`version\`, \`expires_at\`) VALUES (?, ?, ${version}, ${expiry})`;
+  const columns = "(`key`, `value`, `version`, `expires_at`)";
+  const row = `${columns} VALUES (?, ?, ${version}, ${expiry})`;
+  // A locked save reads the lease row with a shared lock (in any isolation
+  // level), so a process taking the lease over waits until the save is in.
+  const held = `FROM ${l} WHERE \`key\` = ? AND \`owner\` = ? AND \`expires_at\` > ${NOW}`;
+  const guard = `EXISTS (SELECT 1 ${held} LOCK IN SHARE MODE)`;
+  const upsert =
+    `ON DUPLICATE KEY UPDATE \`value\` = VALUES(\`value\`), \`version\` = VALUES(\`version\`),
+  \`expires_at\` = VALUES(\`expires_at\`)`;
+  const insertHeld = `INSERT INTO ${t} ${columns}
+SELECT ?, ?, ${version}, ${expiry} ${held} LOCK IN SHARE MODE`;
+  const replaceExpired =
+    `UPDATE ${t} SET \`value\` = ?, \`version\` = ${version}, \`expires_at\` = ${expiry}
+WHERE \`key\` = ? AND \`expires_at\` <= ${NOW}`;
+  const update =
+    `UPDATE ${t} SET \`value\` = ?, \`version\` = ${version}, \`expires_at\` = ${expiry}
+WHERE \`key\` = ? AND \`version\` = ${version} AND ${LIVE}`;
+  const deleteVersion =
+    `DELETE FROM ${t} WHERE \`key\` = ? AND \`version\` = ${version} AND ${LIVE}`;
 
   return {
     read: `SELECT ${values}, CAST(\`version\` AS CHAR), ${stale} FROM ${t}
@@ -139,16 +173,12 @@ WHERE \`key\` = ? AND ${LIVE}`,
 WHERE \`key\` = ? AND \`version\` = ${version} AND ${LIVE}`,
     has: `SELECT 1 FROM ${t} WHERE \`key\` = ? AND ${LIVE}`,
     write: `INSERT INTO ${t} ${row}
-ON DUPLICATE KEY UPDATE \`value\` = VALUES(\`value\`), \`version\` = VALUES(\`version\`),
-  \`expires_at\` = VALUES(\`expires_at\`)`,
+${upsert}`,
     insert: `INSERT INTO ${t} ${row}`,
-    replaceExpired:
-      `UPDATE ${t} SET \`value\` = ?, \`version\` = ${version}, \`expires_at\` = ${expiry}
-WHERE \`key\` = ? AND \`expires_at\` <= ${NOW}`,
-    update: `UPDATE ${t} SET \`value\` = ?, \`version\` = ${version}, \`expires_at\` = ${expiry}
-WHERE \`key\` = ? AND \`version\` = ${version} AND ${LIVE}`,
+    replaceExpired,
+    update,
     delete: `DELETE FROM ${t} WHERE \`key\` = ?`,
-    deleteVersion: `DELETE FROM ${t} WHERE \`key\` = ? AND \`version\` = ${version} AND ${LIVE}`,
+    deleteVersion,
     firstKeys: page("`key`", true),
     nextKeys: page("`key`", false),
     firstEntries: page(`\`key\`, ${values}`, true),
@@ -164,5 +194,16 @@ WHERE \`key\` = ? AND (\`owner\` = ? OR \`expires_at\` <= ${NOW})`,
     renewLease: `UPDATE ${l} SET \`expires_at\` = ${LATER}, \`grants\` = \`grants\` + 1
 WHERE \`key\` = ? AND \`owner\` = ? AND \`expires_at\` > ${NOW}`,
     releaseLease: `DELETE FROM ${l} WHERE \`key\` = ? AND \`owner\` = ?`,
+    holdsLease: `SELECT 1 ${held}`,
+    locked: {
+      write: `${insertHeld}
+${upsert}`,
+      insert: insertHeld,
+      replaceExpired: `${replaceExpired} AND ${guard}`,
+      update: `${update} AND ${guard}`,
+      delete: `DELETE FROM ${t} WHERE \`key\` = ? AND ${guard}`,
+      deleteVersion: `${deleteVersion} AND ${guard}`,
+      absent: `SELECT ${guard}, EXISTS (SELECT 1 FROM ${t} WHERE \`key\` = ? AND ${LIVE})`,
+    },
   };
 }
