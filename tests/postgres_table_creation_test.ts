@@ -652,6 +652,49 @@ pgTest(
   },
 );
 
+/**
+ * The old release of a rolling deploy that adds `schema`: a storage without
+ * it, whose search path finds `schema` first.
+ */
+function oldRelease(schema: string, table: string) {
+  const pool = new pg.Pool({
+    connectionString: DATABASE_URL,
+    options: `-c search_path=${id(schema)},public`,
+  });
+  pool.on("error", () => {});
+  const storage = new PostgresStorage<Counter>(pool, { table });
+  return {
+    storage,
+    async close() {
+      await storage.close();
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * Five updates of one chat: one by the old release (which makes the
+ * functions), then `between`, three by the new one, one more by the old;
+ * none fails and the count in `schema` is exact.
+ */
+async function acrossReleases(
+  db: pg.Client,
+  [schema, table]: [string, string],
+  old: PostgresStorage<Counter>,
+  added: PostgresStorage<Counter>,
+  between?: () => Promise<void>,
+): Promise<void> {
+  const before = countingBot(old);
+  await before.send(message(1));
+  await between?.();
+  const after = countingBot(added);
+  for (let i = 0; i < 3; i++) await after.send(message(1));
+  await before.send(message(1));
+  assert.deepEqual([...before.errors, ...after.errors].map((e) => String(e.error)), []);
+  const { rows } = await db.query(`SELECT value FROM ${id(schema)}.${id(table)} WHERE key = '1'`);
+  assert.equal(rows[0]?.value.n, 5);
+}
+
 pgTest("PostgreSQL: a storage given schema, on functions made by one without it", async () => {
   // A rolling deploy that adds `schema`: the functions were made by the old
   // release, whose search path found the tables; their bodies name the
@@ -661,27 +704,12 @@ pgTest("PostgreSQL: a storage given schema, on functions made by one without it"
   const schema = `${RUN}_sch`;
   const table = `${RUN}_added`;
   await db.query(`CREATE SCHEMA ${id(schema)}`);
-  const oldPool = new pg.Pool({
-    connectionString: DATABASE_URL,
-    options: `-c search_path=${id(schema)},public`,
-  });
-  oldPool.on("error", () => {});
-  const old = new PostgresStorage<Counter>(oldPool, { table });
+  const old = oldRelease(schema, table);
   const added = PostgresStorage.connect<Counter>(DATABASE_URL, { table, schema });
   try {
-    const before = countingBot(old);
-    await before.send(message(1));
-    const after = countingBot(added);
-    for (let i = 0; i < 3; i++) await after.send(message(1));
-    await before.send(message(1));
-    assert.deepEqual([...before.errors, ...after.errors].map((e) => String(e.error)), []);
-    const { rows } = await db.query(
-      `SELECT value FROM ${id(schema)}.${id(table)} WHERE key = '1'`,
-    );
-    assert.equal(rows[0]?.value.n, 5);
+    await acrossReleases(db, [schema, table], old.storage, added);
   } finally {
     await old.close();
-    await oldPool.end();
     await added.close();
     await db.query(`DROP SCHEMA ${id(schema)} CASCADE`);
     await db.end();
@@ -697,32 +725,18 @@ pgTest("PostgreSQL: a storage given schema, on such functions owned by another r
   const n = tableNames(undefined, table);
   await db.query(`CREATE SCHEMA ${id(schema)}`);
   await db.query(`CREATE ROLE ${id(role)} LOGIN`);
-  const oldPool = new pg.Pool({
-    connectionString: DATABASE_URL,
-    options: `-c search_path=${id(schema)},public`,
-  });
-  oldPool.on("error", () => {});
-  const old = new PostgresStorage<Counter>(oldPool, { table });
+  const old = oldRelease(schema, table);
   const added = PostgresStorage.connect<Counter>(urlWith({ username: role }), { table, schema });
   try {
-    const before = countingBot(old);
-    await before.send(message(1));
-    await db.query(`GRANT USAGE ON SCHEMA ${id(schema)} TO ${id(role)}`);
-    await db.query(
-      `GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(schema)}.${id(table)},
-         ${id(schema)}.${id(n.leaseTable)} TO ${id(role)}`,
-    );
-    const after = countingBot(added);
-    for (let i = 0; i < 3; i++) await after.send(message(1));
-    await before.send(message(1));
-    assert.deepEqual([...before.errors, ...after.errors].map((e) => String(e.error)), []);
-    const { rows } = await db.query(
-      `SELECT value FROM ${id(schema)}.${id(table)} WHERE key = '1'`,
-    );
-    assert.equal(rows[0]?.value.n, 5);
+    await acrossReleases(db, [schema, table], old.storage, added, async () => {
+      await db.query(`GRANT USAGE ON SCHEMA ${id(schema)} TO ${id(role)}`);
+      await db.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ${id(schema)}.${id(table)},
+           ${id(schema)}.${id(n.leaseTable)} TO ${id(role)}`,
+      );
+    });
   } finally {
     await old.close();
-    await oldPool.end();
     await added.close();
     await db.query(`DROP SCHEMA ${id(schema)} CASCADE`);
     await db.query(`DROP OWNED BY ${id(role)}; DROP ROLE ${id(role)}`);

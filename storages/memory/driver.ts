@@ -200,11 +200,17 @@ export class MemoryDriver implements SessionDriver<unknown>, MemoryAccess {
 
   /** Extends `owner`'s unexpired lease of `key`. */
   renewLease(key: string, owner: string, ttl: number): boolean {
-    const lease = this.#leases.get(key);
     const now = Date.now();
-    if (lease === undefined || lease.owner !== owner || lease.expires <= now) return false;
+    const lease = this.#held(key, owner, now);
+    if (lease === undefined) return false;
     lease.expires = now + ttl;
     return true;
+  }
+
+  /** `owner`'s lease of `key` if it has not expired at `now`. */
+  #held(key: string, owner: string, now: number): { expires: number } | undefined {
+    const lease = this.#leases.get(key);
+    return lease !== undefined && lease.owner === owner && lease.expires > now ? lease : undefined;
   }
 
   /** Gives up `owner`'s lease of `key`. */
@@ -223,10 +229,7 @@ export class MemoryDriver implements SessionDriver<unknown>, MemoryAccess {
     expected: string | null | undefined,
     owner: string,
   ): LockedSave {
-    const lease = this.#leases.get(key);
-    if (lease === undefined || lease.owner !== owner || lease.expires <= Date.now()) {
-      return { saved: false, reason: "lease" };
-    }
+    if (this.#held(key, owner, Date.now()) === undefined) return { saved: false, reason: "lease" };
     const version = payload === undefined
       ? (this.delete(key, expected) ? null : false)
       : this.write(key, payload, expected) ?? false;
