@@ -15,7 +15,17 @@ import { SAVE_RELEASE_ARGS, tableNames } from "../storages/postgres/sql.ts";
 import { FUNCTION_RETRY_MS } from "../storages/postgres/driver.ts";
 import { createHarness, message, sleep } from "./helpers/bot.ts";
 import { fnv1a } from "../storages/postgres/names.ts";
-import { admin, DATABASE_URL, id, pg, pgTest, Recorder, RUN } from "./postgres_setup.ts";
+import {
+  admin,
+  DATABASE_URL,
+  dropTables,
+  id,
+  pg,
+  pgTest,
+  Recorder,
+  RUN,
+  tableExists,
+} from "./postgres_setup.ts";
 
 type Counter = { n: number };
 type C = Context & SessionFlavor<Counter>;
@@ -743,3 +753,38 @@ pgTest("PostgreSQL: a storage given schema, on such functions owned by another r
     await db.end();
   }
 });
+
+pgTest(
+  "PostgreSQL: a storage given schema, on such functions, with tables of the same name in public",
+  async () => {
+    // The old functions' bodies find the tables along the caller's search
+    // path: for the new release that is public's tables of the same name,
+    // without an error, so its leases went to one table and its saves
+    // looked in another, and every locked update failed (attack35 S1b).
+    const db = await admin();
+    const schema = `${RUN}_sch3`;
+    const table = `${RUN}_twin`;
+    const publicNames = tableNames(undefined, table);
+    await db.query(`CREATE SCHEMA ${id(schema)}`);
+    const old = oldRelease(schema, table);
+    const added = PostgresStorage.connect<Counter>(DATABASE_URL, { table, schema });
+    // On the default search path: it makes the tables (and functions) in public.
+    const twin = PostgresStorage.connect<Counter>(DATABASE_URL, { table });
+    try {
+      await acrossReleases(db, [schema, table], old.storage, added, async () => {
+        assert.equal(await twin.acquireLease("elsewhere", "x", 1000), true);
+        await twin.write("elsewhere", { n: 0 });
+        assert.equal(await tableExists(db, table), true, "a table of the same name in public");
+      });
+      const { rows } = await db.query(`SELECT key FROM ${id(table)}`);
+      assert.deepEqual(rows.map((r) => r.key), ["elsewhere"], "nothing of chat 1 in public");
+    } finally {
+      await old.close();
+      await added.close();
+      await twin.close();
+      await dropTables(db, publicNames);
+      await db.query(`DROP SCHEMA ${id(schema)} CASCADE`);
+      await db.end();
+    }
+  },
+);

@@ -121,6 +121,11 @@ export class PostgresDriver implements SessionDriver<string> {
     leaseRead: undefined,
     saveRelease: undefined,
   };
+  /**
+   * For a storage given `schema`: whether the functions' bodies name its
+   * tables (checked at the first locked call).
+   */
+  #bodies: Promise<boolean | undefined> | boolean | undefined;
   /** Until when functions that could not be made for now are not tried again. */
   #notBefore = 0;
   #owned: { end(): Promise<void> } | undefined;
@@ -328,6 +333,7 @@ export class PostgresDriver implements SessionDriver<string> {
    * from its createTableSql(), get the functions on first use.
    */
   async #call<R>(fn: LockedFunction, run: () => Promise<R>): Promise<R | undefined> {
+    if (!(await this.#named())) return undefined;
     const known = this.#functions[fn];
     if (known !== undefined && !(await known)) return undefined;
     if (known === undefined && Date.now() < this.#notBefore) return undefined;
@@ -356,6 +362,33 @@ export class PostgresDriver implements SessionDriver<string> {
       this.#functions[fn] = code === "42883" ? undefined : false;
       return undefined;
     }
+  }
+
+  /**
+   * Whether the functions may be called: for a storage given `schema`,
+   * only once their bodies are known to name its tables. Functions made by
+   * a storage without `schema` name them without it and find them along
+   * the caller's search path, where tables of the same name in another
+   * schema (`public`) would take their place without an error (attack35
+   * S1b): those are replaced by this storage's own, or, where it may not
+   * replace them, not used.
+   */
+  #named(): Promise<boolean | undefined> | boolean {
+    const check = this.#sql.functionBodies;
+    if (check === undefined || this.#bodies === true) return true;
+    if (this.#bodies === false) return false;
+    if (this.#bodies === undefined && Date.now() < this.#notBefore) return false;
+    return this.#bodies ??= (async () => {
+      try {
+        if ((await this.#run(check.text, check.values)).rows[0]?.named !== false) return true;
+        const made = await this.#createFunctions("leaseRead");
+        if (made === undefined) this.#notBefore = Date.now() + FUNCTION_RETRY_MS;
+        return made;
+      } catch (err) {
+        this.#bodies = undefined;
+        throw err;
+      }
+    })().then((named) => (this.#bodies = named));
   }
 
   /**

@@ -237,6 +237,13 @@ export interface Statements {
    * search path, and replace functions whose bodies do not.
    */
   schemaNamed: boolean;
+  /**
+   * For a storage given `schema`: one row, `named`, whether the bodies of
+   * the functions (where they exist) name this storage's tables with the
+   * schema, as its own do; with its parameters. `undefined` without
+   * `schema`: such bodies name the tables without one.
+   */
+  functionBodies: { text: string; values: string[] } | undefined;
   /** Takes the advisory lock of this storage's DDL (see {@link Statements.sessionDdl}). */
   ddlLock: string;
   /**
@@ -430,6 +437,16 @@ ORDER BY s.key LIMIT $${first ? 1 : 2}`;
       };
     },
     schemaNamed: names.schema !== undefined,
+    functionBodies: names.schema === undefined ? undefined : {
+      text: `SELECT coalesce(bool_and(strpos(p.prosrc, $1) > 0 AND strpos(p.prosrc, $2) > 0), true)
+  AS named FROM pg_proc AS p WHERE p.oid IN (to_regprocedure($3), to_regprocedure($4))`,
+      values: [
+        t,
+        l,
+        `${q(names.leaseRead)}(text, text, float8)`,
+        `${q(names.saveRelease)}(${SAVE_RELEASE_ARGS})`,
+      ],
+    },
     ddlLock: lock,
     lockedExist: {
       text: `SELECT to_regclass($1) IS NOT NULL AS session, to_regclass($2) IS NOT NULL AS lease,
