@@ -158,10 +158,12 @@ export class SessionConflictError extends SessionError {
       `The session of key "${key}" was changed by another process after this update read it, ` +
         `so this update's changes were not saved${detail}. ` +
         (locked
-          ? `This update held the key's lease; the usual cause is a process that writes ` +
-            `without it: give every process that writes to this storage the lock option (and, ` +
-            `on PostgreSQL, the same schema option, so that all of them use one lease table), ` +
-            `or pass onConflict: (stored, mine, base) => merged to merge both changes.`
+          ? `This update held the key's lease, so one of two things happened: the session ` +
+            `expired while the update ran (keep the storage's TTL far above the longest ` +
+            `handler), or a process writes without the lease (give every process that writes ` +
+            `to this storage the lock option and, on PostgreSQL, the same schema option, so ` +
+            `that all of them use one lease table). Or pass onConflict: (stored, mine, base) => ` +
+            `merged to merge both changes.`
           : `Retry the update, pass onConflict: (stored, mine, base) => merged to merge both ` +
             `changes, or use lock: { ttl, wait } to handle the updates of one key one at a time.`),
       key,

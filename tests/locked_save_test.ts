@@ -331,6 +331,7 @@ Deno.test("a conflict met while holding the lease says what breaks the lock", as
   const text = String(locked.errors[0].error);
   assert.match(text, /SessionConflictError/);
   assert.match(text, /held the key's lease/);
+  assert.match(text, /writes without the lease/);
   assert.doesNotMatch(text, /or use lock/);
   // Without lock the advice is to use it.
   const plain = createHarness<C>();
@@ -394,3 +395,28 @@ mysql.mysqlTest(
     }
   },
 );
+
+Deno.test("a locked update whose session expired while it ran is told so", async () => {
+  // attack36 F1, attack37 F2: one process, every update locked, the handler
+  // longer than the storage's TTL; the conflict said only that some process
+  // wrote without the lease.
+  const storage = new MemorySessionStorage<Data>({ ttl: 100 });
+  const h = createHarness<C>();
+  h.bot.use(session({
+    initial: () => ({ count: 0 }),
+    storage,
+    lock: { ttl: 3000, wait: 5000 },
+    onConflict: "error",
+  }));
+  h.bot.on("message", async (ctx) => {
+    ctx.session.count++;
+    if (ctx.session.count > 1) await sleep(250);
+  });
+  await h.send(message(1));
+  await h.send(message(1));
+  assert.equal(h.errors.length, 1);
+  const text = String(h.errors[0].error);
+  assert.match(text, /SessionConflictError/);
+  assert.match(text, /expired while the update ran \(keep the storage's TTL far above/);
+  assert.equal(await storage.acquireLease("1", "other", 1000), true, "no lease left behind");
+});
