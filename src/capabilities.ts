@@ -86,9 +86,10 @@ export interface LeaseStorage {
 
 /**
  * What a save under a lease gave: done (the new version; `null` after a
- * delete) and the lease given up; or not done, because the stored version
- * was not the expected one (the lease is still held) or because the lease
- * was not held (nothing was written).
+ * delete), the lease given up by `saveAndReleaseLease` and kept by
+ * `saveKeepingLease`; or not done, because the stored version was not the
+ * expected one (the lease is still held) or because the lease was not held
+ * (nothing was written).
  */
 export type LockedSave =
   | { readonly saved: true; readonly version: string | null }
@@ -131,6 +132,19 @@ export interface LockedStorage<T> {
    * stored; `undefined`: in any case), and then gives the lease up.
    */
   saveAndReleaseLease(
+    key: string,
+    value: T | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave>;
+  /**
+   * Optional: as {@link LockedStorage.saveAndReleaseLease}, but the lease is
+   * kept. The middleware uses it for a save while another update of the key
+   * still runs in this process, so that the storage checks the lease in the
+   * write itself; without it, such a save is a plain write, checked against
+   * the lease only before it is sent.
+   */
+  saveKeepingLease?(
     key: string,
     value: T | undefined,
     expected: string | null | undefined,

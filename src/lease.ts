@@ -7,8 +7,9 @@
  */
 
 import type { LeaseStorage, LockedStorage, VersionedValue } from "./capabilities.ts";
-import { messageOf, SessionError, SessionLockError } from "./errors.ts";
-import { backgroundTimeout, delay, type TimerId } from "./timers.ts";
+import type { SessionError, SessionLockError } from "./errors.ts";
+import { leaseError, leaseLostError, leaseWaitError, readError } from "./lease_errors.ts";
+import { backgroundTimeout, delay, settledOrTimeout, type TimerId } from "./timers.ts";
 import { claimTurn, type HoldRuns, returnTurn } from "./turns.ts";
 
 /** The longest lease, in ms (about 24.8 days): what every backend and timer can hold. */
@@ -164,15 +165,7 @@ export class Lease {
       const left = deadline - Date.now();
       if (left <= 0) {
         if (turnSince !== undefined) await returnTurn(this.storage, this.key, this.#owner);
-        throw new SessionLockError(
-          `The lease of key "${this.key}" could not be taken within ${this.#wait} ms: another ` +
-            `update of this key is still running, in this process or another (or its process ` +
-            `died and the lease, ${this.#ttl} ms, has not expired yet). Raise lock.wait, shorten ` +
-            `slow handlers, or lower lock.ttl so that leases of dead processes expire sooner. With ` +
-            `lock, a later update of a key can wait for an earlier one of this process, so a ` +
-            `handler must not wait for a later update of its own key.`,
-          this.key,
-        );
+        throw leaseWaitError(this.key, this.#wait, this.#ttl);
       }
       if (queued && !claimed && turnSince === undefined) {
         // First failure: take the turn right away, before pausing.
@@ -252,14 +245,7 @@ export class Lease {
   }
 
   #lost(): SessionLockError {
-    return new SessionLockError(
-      `The lease of key "${this.key}" was lost before the session could be written (it was not ` +
-        `renewed within ${this.#ttl} ms, so another process may have taken it), so this save ` +
-        `was not made: this update's changes are not in storage, unless a later update of the ` +
-        `same key in this process, which shares the session, saves them. Raise lock.ttl above ` +
-        `the longest time a handler can take.`,
-      this.key,
-    );
+    return leaseLostError(this.key, this.#ttl);
   }
 
   /**
@@ -296,6 +282,25 @@ export class Lease {
     throw this.#lost();
   }
 
+  /**
+   * Saves through `locked` while keeping the lease (a save while another
+   * update of the key runs in this process): the storage checks the lease
+   * in the write. Resolves as {@link Lease.saveAndRelease} does; the lease
+   * stays held, and renewed meanwhile, unless it was lost.
+   */
+  async saveKeeping<T>(
+    locked: LockedStorage<T>,
+    value: T | undefined,
+    expected: string | null | undefined,
+  ): Promise<string | null | undefined> {
+    this.assertHeld();
+    const result = await locked.saveKeepingLease!(this.key, value, expected, this.#owner);
+    if (result.saved) return result.version;
+    if (result.reason === "conflict") return undefined;
+    this.#validUntil = 0; // as a renewal that found it gone; given back when the key is idle
+    throw this.#lost();
+  }
+
   /** The lease is not held any more: given up with a save, or lost. */
   #gone(): void {
     this.runs?.freed(this.key);
@@ -319,41 +324,5 @@ export class Lease {
   }
 }
 
-/** A failed take of a lease: what the backend said, and what to check. */
-function leaseError(key: string, err: unknown): SessionError {
-  // A SessionError already says what to do; anything else came from the backend.
-  const reason = messageOf(err).replace(/\.$/, "");
-  return new SessionError(
-    `Could not take the lease of key "${key}": ${reason}.` +
-      (err instanceof SessionError ? "" : " Check that the storage is reachable."),
-    key,
-    { cause: err },
-  );
-}
-
-/** A failed take of a lease with the read of the session joined to it. */
-function readError(key: string, err: unknown): SessionError {
-  if (err instanceof SessionError) return err;
-  return new SessionError(
-    `Could not take the lease of key "${key}" and read its session: ${messageOf(err)}. The ` +
-      `update was stopped so that the stored session is not replaced by initial data; check ` +
-      `that the storage is reachable.`,
-    key,
-    { cause: err },
-  );
-}
-
 /** A waiter takes its turn again after this long, well within TURN_TTL_MS. */
 const TURN_REFRESH_MS = 300;
-
-/** Resolves once `promise` has settled, or after `ms` ms, whichever comes first. */
-function settledOrTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = backgroundTimeout(resolve, ms);
-    const done = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    promise.then(done, done);
-  });
-}

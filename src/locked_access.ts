@@ -2,7 +2,7 @@
  * When the middleware may call a storage's joined lease methods instead of
  * the methods they stand for (see `LockedStorage`): `acquireLeaseAndRead`
  * for `acquireLease` and the read, `saveAndReleaseLease` for the write or
- * delete and `releaseLease`. Each only while none of the methods it stands
+ * delete and `releaseLease`, `saveKeepingLease` for the write or delete. Each only while none of the methods it stands
  * for is overridden below the object that defines it (rule A1: an override
  * always sees its calls). An encrypting subclass that overrides
  * `readVersioned` and `writeIfVersion`, say, gets the four separate calls;
@@ -28,6 +28,7 @@ const JOINED = {
     "deleteIfVersion",
     "releaseLease",
   ],
+  saveKeepingLease: ["write", "writeIfVersion", "delete", "deleteIfVersion"],
 } as const;
 
 type Joined = keyof typeof JOINED;
@@ -93,4 +94,9 @@ export function joinedReadOf<T>(storage: object): LockedStorage<T> | undefined {
 /** `storage`, if a save may give the lease up in the same call (`saveAndReleaseLease`). */
 export function joinedSaveOf<T>(storage: object): LockedStorage<T> | undefined {
   return joinedCall(storage, "saveAndReleaseLease");
+}
+
+/** `storage`, if a save may check the lease in the same call and keep it (`saveKeepingLease`). */
+export function joinedKeepOf<T>(storage: object): LockedStorage<T> | undefined {
+  return joinedCall(storage, "saveKeepingLease");
 }

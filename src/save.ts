@@ -25,7 +25,7 @@ import { matches, valueOf } from "./known.ts";
 import { callMerge, carryOver } from "./merge.ts";
 import { copySession } from "./serialization.ts";
 import type { MemoryAccess } from "./memory_access.ts";
-import { joinedSaveOf } from "./locked_access.ts";
+import { joinedKeepOf, joinedSaveOf } from "./locked_access.ts";
 
 /**
  * What the live value of `slot` should be stored as: itself, or nothing
@@ -200,12 +200,18 @@ function send<S>(
     let result: unknown;
     let outcome: (r: unknown) => Sent;
     const lease = slot.lease;
-    const locked = slot.closing && lease?.held ? joinedSaveOf<S>(storage) : undefined;
-    if (locked !== undefined) {
-      // The last save of a locked key in this process: write and give the
-      // lease up in one call (a conflict keeps the lease).
+    const held = lease?.held === true;
+    const locked = held && slot.closing ? joinedSaveOf<S>(storage) : undefined;
+    const keeping = held && !slot.closing ? joinedKeepOf<S>(storage) : undefined;
+    if (locked !== undefined || keeping !== undefined) {
+      // Under the lease, checked by the storage in the write itself: the
+      // last save of a locked key in this process gives the lease up in
+      // the same call, a save while another update of the key still runs
+      // here keeps it (a conflict keeps it either way).
       const condition = expected === UNKNOWN || conditional === undefined ? undefined : expected;
-      result = lease!.saveAndRelease(locked, value ?? undefined, condition);
+      result = locked !== undefined
+        ? lease!.saveAndRelease(locked, value ?? undefined, condition)
+        : lease!.saveKeeping(keeping!, value ?? undefined, condition);
       outcome = (version) =>
         version === undefined ? CONFLICT : condition === undefined ? UNKNOWN : version as string;
     } else if (expected === UNKNOWN || conditional === undefined) {

@@ -20,3 +20,15 @@ export type TimerId = ReturnType<typeof setTimeout>;
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Resolves once `promise` has settled, or after `ms` ms, whichever comes first. */
+export function settledOrTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = backgroundTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    promise.then(done, done);
+  });
+}

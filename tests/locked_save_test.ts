@@ -22,6 +22,9 @@ import { deleteUnder, openAdmin, REDIS_URL, redisAvailable } from "./redis_env.t
 import { admin, DATABASE_URL, dropTables, RUN } from "./postgres_setup.ts";
 import { tableNames } from "../storages/postgres/sql.ts";
 import * as mysql from "./mysql_setup.ts";
+import { DriverStorage } from "../storages/shared/driver_storage.ts";
+import { MemoryDriver } from "../storages/memory/driver.ts";
+import { jsonCopy } from "../storages/shared/codec.ts";
 
 type Data = { count: number; by?: string };
 type C = Context & SessionFlavor<Data>;
@@ -83,13 +86,72 @@ type Joined = StorageAdapter<Data> & {
   readVersioned(key: string): Promise<{ value: Data | undefined; version: string | null }>;
   acquireLease(key: string, owner: string, ttl: number): Promise<boolean>;
   releaseLease(key: string, owner: string): Promise<void>;
+  renewLease(key: string, owner: string, ttl: number): Promise<boolean>;
   saveAndReleaseLease(
     key: string,
     value: Data | undefined,
     expected: string | null | undefined,
     owner: string,
   ): Promise<{ saved: true; version: string | null } | { saved: false; reason: string }>;
+  saveKeepingLease: Joined["saveAndReleaseLease"];
 };
+
+/**
+ * `saveKeepingLease`: nothing written without the lease (none, another
+ * owner's, expired); a conflict, a save and a delete each keep it.
+ */
+async function keepingCalls(storage: Joined, big?: Data) {
+  const key = "keeping";
+  await storage.write(key, { count: 1 });
+  const { version } = await storage.readVersioned(key);
+  const refused = async (why: string, owner = "me") => {
+    for (const [expected, value] of [[version, { count: 2 }], [undefined, undefined]] as const) {
+      assert.deepEqual(
+        await storage.saveKeepingLease(key, value, expected, owner),
+        { saved: false, reason: "lease" },
+        `${why}: ${expected} ${JSON.stringify(value)}`,
+      );
+      assert.deepEqual(await storage.read(key), { count: 1 }, `${why}: nothing written`);
+    }
+  };
+  await refused("no lease");
+  assert.equal(await storage.acquireLease(key, "other", 5000), true);
+  await refused("another owner's lease");
+  await storage.releaseLease(key, "other");
+  assert.equal(await storage.acquireLease(key, "me", 30), true);
+  await sleep(60);
+  await refused("my expired lease");
+
+  assert.equal(await storage.acquireLease(key, "me", 5000), true);
+  assert.deepEqual(await storage.saveKeepingLease(key, { count: 9 }, "0", "me"), {
+    saved: false,
+    reason: "conflict",
+  });
+  const saved = await storage.saveKeepingLease(key, big ?? { count: 2 }, version, "me");
+  assert.equal(saved.saved, true);
+  assert.deepEqual(await storage.read(key), big ?? { count: 2 });
+  const next = saved.saved ? saved.version : null;
+  const again = await storage.saveKeepingLease(key, { count: 3 }, next ?? undefined, "me");
+  assert.equal(again.saved, true, "the lease was kept for the next save");
+  assert.deepEqual(await storage.saveKeepingLease(key, undefined, undefined, "me"), {
+    saved: true,
+    version: null,
+  });
+  assert.equal(await storage.read(key), undefined);
+  assert.equal(await storage.acquireLease(key, "other", 5000), false, "still held");
+  // The holder's renewals go on beside such saves (Deno KV checks the lease
+  // by its versionstamp, which a renewal changes).
+  for (let i = 0; i < 20; i++) {
+    const [kept, renewed] = await Promise.all([
+      storage.saveKeepingLease(key, { count: i }, undefined, "me"),
+      storage.renewLease(key, "me", 5000),
+    ]);
+    assert.equal(kept.saved, true, `save ${i} beside a renewal`);
+    assert.equal(renewed, true);
+  }
+  assert.equal((await storage.saveKeepingLease(key, undefined, undefined, "me")).saved, true);
+  await storage.releaseLease(key, "me");
+}
 
 /**
  * The calls themselves: without the lease (none, another owner's, expired,
@@ -191,6 +253,7 @@ async function cleanUp(backend: Backend): Promise<void> {
 Deno.test("a locked save that arrives after its lease ran out writes nothing", async (t) => {
   await t.step("MemorySessionStorage: the calls", async () => {
     await calls(new MemorySessionStorage<Data>() as unknown as Joined);
+    await keepingCalls(new MemorySessionStorage<Data>() as unknown as Joined);
   });
   await t.step("a MemorySessionStorage subclass (two bots on one storage)", async () => {
     // Its own `read` turns the memory storage's direct access off, so the
@@ -232,6 +295,7 @@ Deno.test("a locked save that arrives after its lease ran out writes nothing", a
             // 800 KiB in several commits; the others in one row each.
             const big = { count: 7, by: "x".repeat(backend.kind === "denokv" ? 900_000 : 1000) };
             await calls(a.storage as Joined, big);
+            await keepingCalls(a.storage as Joined, big);
             if (backend.kind === "denokv") {
               // Nothing left behind: no chunks of the saves refused, no lease.
               const kv = await Deno.openKv(backend.path);
@@ -419,4 +483,120 @@ Deno.test("a locked update whose session expired while it ran is told so", async
   assert.match(text, /SessionConflictError/);
   assert.match(text, /expired while the update ran \(keep the storage's TTL far above/);
   assert.equal(await storage.acquireLease("1", "other", 1000), true, "no lease left behind");
+});
+
+/**
+ * `driver` behind one connection: each call waits for the one before, and
+ * the first save (of any kind) takes `ms` on the way, so that every call
+ * sent meanwhile (the renewals of the lease) waits behind it.
+ */
+function oneSlowConnection(driver: MemoryDriver, ms: number): MemoryDriver {
+  const saves = new Set(["write", "delete", "saveKeepingLease", "saveAndReleaseLease"]);
+  let queue: Promise<unknown> = Promise.resolve();
+  let slow = true;
+  return new Proxy(driver, {
+    get(target, name) {
+      const value = Reflect.get(target, name, target);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const run = queue.then(async () => {
+          if (slow && saves.has(String(name))) {
+            slow = false;
+            await sleep(ms);
+          }
+          return value.apply(target, args);
+        });
+        queue = run.catch(() => {});
+        return run;
+      };
+    },
+  });
+}
+
+Deno.test("a save while another update of the key runs in this process is written only under the lease", async (t) => {
+  // attack36 F4: only the key's last save in a process checked the lease in
+  // the write. The save of an update that ended while another update of its
+  // key still ran was a plain write, checked against the lease only before
+  // it was sent; with "overwrite", one that landed after another process
+  // had taken the lease replaced that process's update.
+  for (const onConflict of ["overwrite", "error"] as const) {
+    await t.step(onConflict, async () => {
+      const shared = new MemoryDriver({ ttl: undefined, maxEntries: undefined });
+      const a = new DriverStorage<Data, unknown>(oneSlowConnection(shared, LATE_MS), jsonCopy);
+      const b = new DriverStorage<Data, unknown>(shared, jsonCopy);
+      const bots = [a, b].map((storage, i) => {
+        const h = createHarness<C>();
+        h.bot.use(session({
+          initial: () => ({ count: 0 }),
+          storage,
+          lock: { ttl: LEASE_TTL, wait: 5000 },
+          onConflict,
+        }));
+        return h;
+      });
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => open = resolve);
+      bots[0].bot.on("message", async (ctx) => {
+        if (ctx.message.text === "hold") return await gate; // reads nothing, changes nothing
+        ctx.session.count++;
+        ctx.session.by = "A";
+      });
+      bots[1].bot.on("message", (ctx) => {
+        ctx.session.count++;
+        ctx.session.by = "B";
+      });
+      const held = bots[0].send({
+        ...message(1),
+        message: { ...message(1).message!, text: "hold" },
+      });
+      await sleep(20);
+      const late = bots[0].send(message(1)); // ends first: its save is not the key's last
+      await sleep(50);
+      await bots[1].send(message(1)); // once A's lease ran out (its renewals wait)
+      await late;
+      open();
+      await held;
+      assert.deepEqual(bots[1].errors.map((e) => String(e.error)), []);
+      assert.ok(
+        bots[0].errors.some((e) => e.error instanceof SessionLockError),
+        bots[0].errors.map((e) => String(e.error)).join("\n") || "A's late save succeeded",
+      );
+      assert.deepEqual(await b.read("1"), { count: 1, by: "B" }, "B's update is kept");
+    });
+  }
+});
+
+Deno.test("a slow answer to a save that keeps the lease does not hold its renewals up", async () => {
+  // attack38 F1: renewals waited for such a save; one whose answer took
+  // two thirds of the TTL cost the lease, although it had landed in time.
+  const driver = new MemoryDriver({ ttl: undefined, maxEntries: undefined });
+  const keep = driver.saveKeepingLease.bind(driver);
+  let slow = true;
+  (driver as unknown as Record<string, unknown>).saveKeepingLease = (
+    ...args: Parameters<typeof keep>
+  ) => {
+    const result = keep(...args); // lands at once
+    if (!slow) return result;
+    slow = false;
+    return sleep(250).then(() => result); // the answer comes late
+  };
+  const storage = new DriverStorage<Data, unknown>(driver, jsonCopy);
+  const h = createHarness<C>();
+  h.bot.use(session({ initial: () => ({ count: 0 }), storage, lock: { ttl: 300, wait: 5000 } }));
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  h.bot.on("message", async (ctx) => {
+    ctx.session.count++;
+    if (ctx.message.text !== "hold") return;
+    await gate;
+    ctx.session.by = "hold"; // saved under the lease, which must still be held
+  });
+  const held = h.send({ ...message(1), message: { ...message(1).message!, text: "hold" } });
+  await sleep(85); // just before the first renewal, at a third of the TTL
+  await h.send(message(1)); // its save keeps the lease
+  await sleep(200);
+  open();
+  await held;
+  assert.deepEqual(h.errors.map((e) => String(e.error)), []);
+  assert.deepEqual(await storage.read("1"), { count: 2, by: "hold" });
 });

@@ -70,12 +70,14 @@ export async function dropLease(kv: KvLike, key: KvKeyLike, owner: string): Prom
   await new AtomicPlan().check(key, cur.versionstamp).add({ type: "delete", key }).commit(kv);
 }
 
-/** The lease record a locked save checks, and deletes, in its commit. */
+/** The lease record a locked save checks, and deletes (unless it keeps it), in its commit. */
 export interface LeaseGuard {
   /** The lease's KV key. */
   readonly key: KvKeyLike;
   /** Its versionstamp when the save found it held. */
   readonly versionstamp: string;
+  /** Whether the commit gives the lease up (deletes the record). */
+  readonly release: boolean;
 }
 
 /** A guarded change found the lease changed (taken over, or expired): nothing was committed. */
@@ -98,22 +100,25 @@ export class LeaseLost extends Error {}
  * @param kv The database.
  * @param key The lease's KV key.
  * @param owner The holder.
+ * @param release Whether the guarded commit gives the lease up.
  * @returns The guard, or `undefined`.
  */
 export async function leaseGuard(
   kv: KvLike,
   key: KvKeyLike,
   owner: string,
+  release = true,
 ): Promise<LeaseGuard | undefined> {
   const cur = await kv.get(key);
   const lease = parseLease(cur.value);
   if (lease === undefined || lease.owner !== owner || lease.exp <= Date.now()) return undefined;
-  return cur.versionstamp === null ? undefined : { key, versionstamp: cur.versionstamp };
+  return cur.versionstamp === null ? undefined : { key, versionstamp: cur.versionstamp, release };
 }
 
 /**
  * Adds to `plan` the check that the guarded lease is unchanged, and its
- * release: the change commits only while the lease is held, and gives it up.
+ * release where the guard says so: the change commits only while the lease
+ * is held, and gives it up.
  *
  * @example
  * ```ts
@@ -121,7 +126,7 @@ export async function leaseGuard(
  * import { guardInto } from "./leases.ts";
  *
  * const plan = new AtomicPlan();
- * guardInto(plan, { key: ["lease", "42"], versionstamp: "00000000000000010000" });
+ * guardInto(plan, { key: ["lease", "42"], versionstamp: "00000000000000010000", release: true });
  * console.log(plan.checks.length); // 1
  * ```
  *
@@ -130,7 +135,8 @@ export async function leaseGuard(
  */
 export function guardInto(plan: AtomicPlan, guard: LeaseGuard | undefined): void {
   if (guard === undefined) return;
-  plan.check(guard.key, guard.versionstamp).add({ type: "delete", key: guard.key });
+  plan.check(guard.key, guard.versionstamp);
+  if (guard.release) plan.add({ type: "delete", key: guard.key });
 }
 
 /**

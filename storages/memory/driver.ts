@@ -229,12 +229,32 @@ export class MemoryDriver implements SessionDriver<unknown>, MemoryAccess {
     expected: string | null | undefined,
     owner: string,
   ): LockedSave {
+    return this.#lockedSave(key, payload, expected, owner, true);
+  }
+
+  /** As {@link MemoryDriver.saveAndReleaseLease}, keeping the lease. */
+  saveKeepingLease(
+    key: string,
+    payload: unknown,
+    expected: string | null | undefined,
+    owner: string,
+  ): LockedSave {
+    return this.#lockedSave(key, payload, expected, owner, false);
+  }
+
+  #lockedSave(
+    key: string,
+    payload: unknown,
+    expected: string | null | undefined,
+    owner: string,
+    release: boolean,
+  ): LockedSave {
     if (this.#held(key, owner, Date.now()) === undefined) return { saved: false, reason: "lease" };
     const version = payload === undefined
       ? (this.delete(key, expected) ? null : false)
       : this.write(key, payload, expected) ?? false;
     if (version === false) return { saved: false, reason: "conflict" };
-    this.#leases.delete(key);
+    if (release) this.#leases.delete(key);
     return { saved: true, version };
   }
 }

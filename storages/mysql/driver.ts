@@ -13,7 +13,8 @@
  * | listing page           | `SELECT ... WHERE key > ? ORDER BY key LIMIT ?` (key bytes)    |
  * | acquire lease          | `INSERT`; on a duplicate key, `UPDATE` of an expired/own lease |
  * | renew, release lease   | `UPDATE`, `DELETE`                                             |
- * | locked save            | the write, checking the lease in it; then the release          |
+ * | locked save            | the write, checking the lease in it; then the release (unless  |
+ * |                        | another update of the key still runs here: the lease is kept)  |
  *
  * The expiry `UPDATE` of a read changes neither value nor version and only
  * touches the version it read. Every statement stands alone (autocommit), so
@@ -252,11 +253,31 @@ export class MysqlDriver implements SessionDriver<string> {
    * lock on its row until the write is in, so a process taking the lease
    * over waits for it; the release follows as a second statement.
    */
-  async saveAndReleaseLease(
+  saveAndReleaseLease(
     key: string,
     payload: string | undefined,
     expected: string | null | undefined,
     owner: string,
+  ): Promise<LockedSave> {
+    return this.#lockedSave(key, payload, expected, owner, true);
+  }
+
+  /** As {@link MysqlDriver.saveAndReleaseLease}, keeping the lease (no second statement). */
+  saveKeepingLease(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    return this.#lockedSave(key, payload, expected, owner, false);
+  }
+
+  async #lockedSave(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+    release: boolean,
   ): Promise<LockedSave> {
     const k = Buffer.from(key);
     const o = this.#owner(owner);
@@ -269,10 +290,12 @@ export class MysqlDriver implements SessionDriver<string> {
       const held = rowsOf(await this.#run(BOTH, this.#sql.holdsLease, [k, o])).length > 0;
       return { saved: false, reason: held ? "conflict" : "lease" };
     }
-    try {
-      await this.#run("leases", this.#sql.releaseLease, [k, o]);
-    } catch {
-      // The session is saved; a lease not given up expires by itself.
+    if (release) {
+      try {
+        await this.#run("leases", this.#sql.releaseLease, [k, o]);
+      } catch {
+        // The session is saved; a lease not given up expires by itself.
+      }
     }
     if (payload !== undefined) await this.#maybePurge();
     return { saved: true, version };

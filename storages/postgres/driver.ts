@@ -429,13 +429,37 @@ export class PostgresDriver implements SessionDriver<string> {
    * {@link PostgresDriver.write}) or delete (as {@link PostgresDriver.delete})
    * and, if it was done, the release of the lease.
    */
-  async saveAndReleaseLease(
+  saveAndReleaseLease(
     key: string,
     payload: string | undefined,
     expected: string | null | undefined,
     owner: string,
   ): Promise<LockedSave> {
-    const sql = this.#sql;
+    return this.#lockedSave(key, payload, expected, owner, true);
+  }
+
+  /**
+   * As {@link PostgresDriver.saveAndReleaseLease}, keeping the lease: the
+   * same statement without the release (and never through the function,
+   * which releases).
+   */
+  saveKeepingLease(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    return this.#lockedSave(key, payload, expected, owner, false);
+  }
+
+  async #lockedSave(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+    release: boolean,
+  ): Promise<LockedSave> {
+    const sql = release ? this.#sql : this.#sql.keep;
     // A token that is no version matches no row: NULL compares with none.
     const stored = expected === undefined || expected === null || isVersion(expected)
       ? expected
@@ -463,10 +487,10 @@ export class PostgresDriver implements SessionDriver<string> {
         ];
       try {
         // The most common locked save, through its function where it can.
-        const call = typeof expected === "string" && !impossible
+        const call = release && typeof expected === "string" && !impossible
           ? await this.#call("saveRelease", () =>
             this.#run(
-              sql.saveIfVersionCall,
+              this.#sql.saveIfVersionCall,
               [key, owner, payload, expected, version, this.#ttl ?? null],
               key,
               "both",

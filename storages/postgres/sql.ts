@@ -337,7 +337,25 @@ export interface Statements {
    * the function of {@link TableNames.saveRelease}.
    */
   saveIfVersionCall: string;
+  /**
+   * The `save*` statements above without the release: while `$2` holds an
+   * unexpired lease, the write or delete, the lease kept (`done`: written
+   * or deleted). For a save while another update of the key still runs in
+   * this process.
+   */
+  keep: SaveStatements;
 }
+
+/** The statements of a locked save, one per condition. */
+export type SaveStatements = Pick<
+  Statements,
+  | "saveWrite"
+  | "saveIfAbsent"
+  | "saveIfVersion"
+  | "saveDelete"
+  | "saveDeleteIfAbsent"
+  | "saveDeleteIfVersion"
+>;
 
 /**
  * Builds every statement of a storage. `ttl` tells whether sessions expire;
@@ -411,9 +429,12 @@ VALUES ($1, $2, $3::bigint, ${expiry(4)}, now())`;
   SELECT 1 FROM ${l} AS l WHERE l.key = $1 AND l.owner = $2 AND l.expires_at > now() FOR UPDATE
 )`;
   const leased = "EXISTS (SELECT 1 FROM lease)";
-  const saved = (write: string | undefined, done: string) =>
-    `WITH ${held},${write === undefined ? "" : `\nw AS (${write}),`}
-released AS (DELETE FROM ${l} AS l WHERE l.key = $1 AND l.owner = $2 AND ${done})
+  const savedBy = (release: boolean) => (write: string | undefined, done: string) =>
+    `WITH ${held}${write === undefined ? "" : `,\nw AS (${write})`}${
+      release
+        ? `,\nreleased AS (DELETE FROM ${l} AS l WHERE l.key = $1 AND l.owner = $2 AND ${done})`
+        : ""
+    }
 SELECT ${leased} AS leased, ${done} AS done`;
   const wrote = "EXISTS (SELECT 1 FROM w)";
   const insertLeased = `INSERT INTO ${t} AS s (key, value, version, expires_at, updated_at)
@@ -422,6 +443,34 @@ SELECT $1, $3, $4::bigint, ${expiry(5)}, now() WHERE ${leased}`;
   const page = (columns: string, first: boolean) =>
     `SELECT ${columns} FROM ${t} AS s WHERE ${first ? "" : "s.key > $1 AND "}${live}
 ORDER BY s.key LIMIT $${first ? 1 : 2}`;
+
+  const saves = (saved: ReturnType<typeof savedBy>): SaveStatements => ({
+    saveWrite: saved(
+      `${insertLeased}\nON CONFLICT (key) DO UPDATE SET ${replace}\nRETURNING 1`,
+      wrote,
+    ),
+    saveIfAbsent: saved(
+      `${insertLeased}\nON CONFLICT (key) DO UPDATE SET ${replace}
+WHERE s.expires_at IS NOT NULL AND s.expires_at <= now()\nRETURNING 1`,
+      wrote,
+    ),
+    saveIfVersion: saved(
+      `UPDATE ${t} AS s SET value = $3, version = $5::bigint,
+  expires_at = ${expiry(6)}, updated_at = now()
+WHERE s.key = $1 AND s.version = $4::bigint AND ${live} AND ${leased}\nRETURNING 1`,
+      wrote,
+    ),
+    saveDelete: saved(`DELETE FROM ${t} AS s WHERE s.key = $1 AND ${leased}`, leased),
+    saveDeleteIfAbsent: saved(
+      undefined,
+      `${leased} AND NOT EXISTS (SELECT 1 FROM ${t} AS s WHERE s.key = $1 AND ${live})`,
+    ),
+    saveDeleteIfVersion: saved(
+      `DELETE FROM ${t} AS s WHERE s.key = $1 AND s.version = $3::bigint AND ${live}
+  AND ${leased}\nRETURNING 1`,
+      wrote,
+    ),
+  });
 
   return {
     sessionDdl: `${lock}\n${sessionTableSql(names, escape, valueType)}`,
@@ -491,33 +540,10 @@ RETURNING 1`,
     releaseLease: `DELETE FROM ${l} WHERE key = $1 AND owner = $2`,
     acquireLeaseAndRead: `SELECT s.value, s.version, ${dueOf(4)} AS due
 FROM ${q(names.leaseRead)}($1, $2, $3::float8) AS s`,
-    saveWrite: saved(
-      `${insertLeased}\nON CONFLICT (key) DO UPDATE SET ${replace}\nRETURNING 1`,
-      wrote,
-    ),
-    saveIfAbsent: saved(
-      `${insertLeased}\nON CONFLICT (key) DO UPDATE SET ${replace}
-WHERE s.expires_at IS NOT NULL AND s.expires_at <= now()\nRETURNING 1`,
-      wrote,
-    ),
-    saveIfVersion: saved(
-      `UPDATE ${t} AS s SET value = $3, version = $5::bigint,
-  expires_at = ${expiry(6)}, updated_at = now()
-WHERE s.key = $1 AND s.version = $4::bigint AND ${live} AND ${leased}\nRETURNING 1`,
-      wrote,
-    ),
-    saveDelete: saved(`DELETE FROM ${t} AS s WHERE s.key = $1 AND ${leased}`, leased),
-    saveDeleteIfAbsent: saved(
-      undefined,
-      `${leased} AND NOT EXISTS (SELECT 1 FROM ${t} AS s WHERE s.key = $1 AND ${live})`,
-    ),
+    ...saves(savedBy(true)),
     saveIfVersionCall: `SELECT leased, done FROM ${
       q(names.saveRelease)
     }($1::text, $2::text, $3::text, $4::bigint, $5::bigint, $6::float8)`,
-    saveDeleteIfVersion: saved(
-      `DELETE FROM ${t} AS s WHERE s.key = $1 AND s.version = $3::bigint AND ${live}
-  AND ${leased}\nRETURNING 1`,
-      wrote,
-    ),
+    keep: saves(savedBy(false)),
   };
 }

@@ -252,7 +252,27 @@ export class RedisDriver implements SessionDriver<string> {
    * deletes the session under `expected` (as `write` and `delete`), then
    * deletes the lease, in one script.
    */
-  async saveAndReleaseLease(
+  saveAndReleaseLease(
+    key: string,
+    text: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    return this.#lockedSave(scripts.saveAndReleaseLease, key, text, expected, owner);
+  }
+
+  /** As {@link RedisDriver.saveAndReleaseLease}, keeping the lease. */
+  saveKeepingLease(
+    key: string,
+    text: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    return this.#lockedSave(scripts.saveKeepingLease, key, text, expected, owner);
+  }
+
+  async #lockedSave(
+    script: scripts.Script,
     key: string,
     text: string | undefined,
     expected: string | null | undefined,
@@ -269,7 +289,7 @@ export class RedisDriver implements SessionDriver<string> {
     if (text !== undefined) args.push(text);
     let reply: unknown;
     try {
-      reply = await scripts.saveAndReleaseLease.run(this.#commands, [leaseKey, redisKey], args);
+      reply = await script.run(this.#commands, [leaseKey, redisKey], args);
     } catch (err) {
       throw foreign(err, redisKey, key);
     }

@@ -149,22 +149,9 @@ if text then return {1, text} end
 return {1}
 `);
 
-/**
- * A locked save: only while `owner` holds the lease, writes or deletes the
- * session under a condition, as {@link writeIfText} and
- * {@link deleteIfText} (or a plain `SET`, `DEL`) do, and then deletes the
- * lease, in one step.
- *
- * KEYS[1] lease key; KEYS[2] session key; ARGV[1] owner; ARGV[2] the
- * session's ttl in ms, or "" for none; ARGV[3] the condition: "any"
- * (unconditional), "none" (only if nothing is stored) or "text" (only if
- * the stored text is ARGV[4]); ARGV[4] that text ("" for the others);
- * ARGV[5] the new text, left out for a delete. Returns 1 when done (the
- * lease deleted), 0 when `owner` does not hold the lease (nothing written),
- * 2 when the condition failed (nothing written, the lease kept). A
- * `WRONGTYPE` reply from the comparison comes back before anything changed.
- */
-export const saveAndReleaseLease = new Script(`
+/** The body of {@link saveAndReleaseLease}; without `release`, it keeps the lease. */
+function lockedSave(release: boolean): string {
+  return `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[3] ~= 'any' then
   local current = redis.pcall('GET', KEYS[2])
@@ -182,6 +169,30 @@ elseif ARGV[2] == '' then
 else
   redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[2])
 end
-redis.call('DEL', KEYS[1])
-return 1
-`);
+${release ? "redis.call('DEL', KEYS[1])\n" : ""}return 1
+`;
+}
+
+/**
+ * A locked save: only while `owner` holds the lease, writes or deletes the
+ * session under a condition, as {@link writeIfText} and
+ * {@link deleteIfText} (or a plain `SET`, `DEL`) do, and then deletes the
+ * lease, in one step.
+ *
+ * KEYS[1] lease key; KEYS[2] session key; ARGV[1] owner; ARGV[2] the
+ * session's ttl in ms, or "" for none; ARGV[3] the condition: "any"
+ * (unconditional), "none" (only if nothing is stored) or "text" (only if
+ * the stored text is ARGV[4]); ARGV[4] that text ("" for the others);
+ * ARGV[5] the new text, left out for a delete. Returns 1 when done (the
+ * lease deleted), 0 when `owner` does not hold the lease (nothing written),
+ * 2 when the condition failed (nothing written, the lease kept). A
+ * `WRONGTYPE` reply from the comparison comes back before anything changed.
+ */
+export const saveAndReleaseLease = new Script(lockedSave(true));
+
+/**
+ * {@link saveAndReleaseLease}, keeping the lease: a save while another
+ * update of the key still runs in this process. Same keys, arguments and
+ * replies; 1 leaves the lease in place.
+ */
+export const saveKeepingLease = new Script(lockedSave(false));

@@ -209,6 +209,32 @@ export class AsyncDriverStorage<T, P = string> extends DriverStorage<T, P> {
   }
 
   /**
+   * While `owner` holds the lease, saves `value` (deletes for `undefined`)
+   * if the version is still `expected`, and keeps the lease.
+   *
+   * @example
+   * ```ts
+   * import type { AsyncDriverStorage } from "@sessionkit/grammy";
+   *
+   * declare const storage: AsyncDriverStorage<{ count: number }>;
+   * const saved = await storage.saveKeepingLease("42", { count: 1 }, null, "me");
+   * ```
+   *
+   * @param key The session key.
+   * @param value The session data, or `undefined` to delete it.
+   * @param expected The version read before, `null` for "nothing stored", or `undefined`.
+   * @param owner The holder of the lease.
+   */
+  override async saveKeepingLease(
+    key: string,
+    value: T | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    return await super.saveKeepingLease(key, value, expected, owner);
+  }
+
+  /**
    * Lists the keys of all stored sessions.
    *
    * @example

@@ -184,6 +184,17 @@ export interface SessionDriver<P = string> {
     expected: string | null | undefined,
     owner: string,
   ): MaybePromise<LockedSave>;
+  /**
+   * Optional, for a save under a lease that keeps it: as
+   * {@link SessionDriver.saveAndReleaseLease}, but the lease stays held.
+   * Without it, the layer writes without a check of the lease.
+   */
+  saveKeepingLease?(
+    key: string,
+    payload: P | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): MaybePromise<LockedSave>;
   /** Closes what the driver opened. */
   close?(): MaybePromise<void>;
   /**

@@ -446,6 +446,57 @@ export class DriverStorage<T, P = string>
     });
   }
 
+  /**
+   * While `owner` holds the lease of `key`, stores `value` (deletes for
+   * `undefined`) if the stored version is still `expected` (`null`: nothing
+   * stored; `undefined`: in any case), and keeps the lease: the save the
+   * middleware makes while another update of the key still runs in this
+   * process. The lease is checked in the write itself where the driver can
+   * (`saveKeepingLease`); else the write is made without a check.
+   *
+   * @example
+   * ```ts
+   * import { MemorySessionStorage } from "@sessionkit/grammy";
+   *
+   * const storage = new MemorySessionStorage<{ count: number }>();
+   * const read = await storage.acquireLeaseAndRead("42", "me", 5000);
+   * const saved = await storage.saveKeepingLease("42", { count: 1 }, read?.version, "me");
+   * console.log(saved.saved ? "saved, lease kept" : saved.reason);
+   * ```
+   *
+   * @param key The session key.
+   * @param value The session data, or `undefined` to delete it.
+   * @param expected The version read before, `null` for "nothing stored", or `undefined`.
+   * @param owner The holder of the lease.
+   * @returns Whether it was saved (with the new version), else why not.
+   */
+  saveKeepingLease(
+    key: string,
+    value: T | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): Promise<LockedSave> {
+    return this.#lease(() => {
+      const k = this.#key(key);
+      checkOwner(this.#driver.name, owner);
+      const condition = expected === undefined ? undefined : this.#expected(expected);
+      const payload = value === undefined ? undefined : this.#codec.encode(value, k);
+      const driver = this.#driver;
+      if (driver.saveKeepingLease !== undefined) {
+        return driver.saveKeepingLease(k, payload, condition, owner);
+      }
+      return (async (): Promise<LockedSave> => {
+        if (payload === undefined) {
+          return await driver.delete(k, condition)
+            ? { saved: true, version: null }
+            : { saved: false, reason: "conflict" };
+        }
+        const version = await driver.write(k, payload, condition);
+        return version === null ? { saved: false, reason: "conflict" } : { saved: true, version };
+      })();
+    });
+  }
+
   /** Gives a lease up after a save; a lease that is not given up expires by itself. */
   async #releaseQuietly(key: string, owner: string): Promise<void> {
     try {

@@ -243,7 +243,7 @@ export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDri
         driver.releaseLease(key, owner),
       ),
   };
-  const { acquireLeaseAndRead, saveAndReleaseLease, close } = driver;
+  const { acquireLeaseAndRead, saveAndReleaseLease, saveKeepingLease, close } = driver;
   if (acquireLeaseAndRead !== undefined) {
     timedDriver.acquireLeaseAndRead = (key, owner, ttl) =>
       bound<StoredRecord<P> | undefined | false>(
@@ -268,6 +268,19 @@ export function withTimeout<P>(driver: SessionDriver<P>, ms: number): SessionDri
           outcome: UNKNOWN,
         }),
         saveAndReleaseLease.call(driver, key, payload, expected, owner),
+      ) as Promise<LockedSave>;
+  }
+  if (saveKeepingLease !== undefined) {
+    timedDriver.saveKeepingLease = (key, payload, expected, owner) =>
+      bound<LockedSave>(
+        () => ({
+          what: `the locked ${payload === undefined ? "delete" : "write"} of key ${
+            quoted(key)
+          } (under its lease, which it keeps)`,
+          key,
+          outcome: UNKNOWN,
+        }),
+        saveKeepingLease.call(driver, key, payload, expected, owner),
       ) as Promise<LockedSave>;
   }
   if (close !== undefined) timedDriver.close = () => close.call(driver);

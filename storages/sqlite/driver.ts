@@ -164,12 +164,37 @@ export class SqliteDriver implements SessionDriver<string> {
     expected: string | null | undefined,
     owner: string,
   ): LockedSave {
+    return this.#lockedSave(key, payload, expected, owner, true);
+  }
+
+  /**
+   * As {@link SqliteDriver.saveAndReleaseLease}, keeping the lease: the
+   * savepoint's first statement is an update of the live lease that
+   * changes nothing (it takes the write lock and counts the lease).
+   */
+  saveKeepingLease(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+  ): LockedSave {
+    return this.#lockedSave(key, payload, expected, owner, false);
+  }
+
+  #lockedSave(
+    key: string,
+    payload: string | undefined,
+    expected: string | null | undefined,
+    owner: string,
+    release: boolean,
+  ): LockedSave {
     return this.#call(key, (s) => {
       const db = this.#db;
       db.exec(`SAVEPOINT ${SAVEPOINT}`);
       let result: LockedSave;
       try {
-        if (changes(s.releaseLiveLease.run(key, owner, Date.now())) === 0) {
+        const lease = release ? s.releaseLiveLease : s.holdLiveLease;
+        if (changes(lease.run(key, owner, Date.now())) === 0) {
           result = { saved: false, reason: "lease" };
         } else {
           const version = payload === undefined

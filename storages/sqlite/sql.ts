@@ -90,6 +90,8 @@ export interface SqliteSql {
   releaseLease: string;
   /** `key`, `owner`, `now`: drops our lease if it has not expired. */
   releaseLiveLease: string;
+  /** `key`, `owner`, `now`: changes nothing, but counts our lease if it has not expired. */
+  holdLiveLease: string;
   /** `now`, `limit`: deletes up to `limit` expired leases. */
   purgeLeases: string;
 }
@@ -172,6 +174,8 @@ WHERE ${l}."owner" = excluded."owner" OR ${l}."expires_at" <= ?`,
       `UPDATE ${l} SET "expires_at" = ? WHERE "key" = ? AND "owner" = ? AND "expires_at" > ?`,
     releaseLease: `DELETE FROM ${l} WHERE "key" = ? AND "owner" = ?`,
     releaseLiveLease: `DELETE FROM ${l} WHERE "key" = ? AND "owner" = ? AND "expires_at" > ?`,
+    holdLiveLease: `UPDATE ${l} SET "expires_at" = "expires_at"
+WHERE "key" = ? AND "owner" = ? AND "expires_at" > ?`,
     purgeLeases: `DELETE FROM ${l} WHERE rowid IN
   (SELECT rowid FROM ${l} WHERE "expires_at" <= ? LIMIT ?)`,
   };

@@ -20,6 +20,7 @@ import type fc from "npm:fast-check@^4";
 import type {
   ConditionalStorage,
   LeaseStorage,
+  LockedSave,
   LockedStorage,
   StorageAdapter,
   VersionedValue,
@@ -283,33 +284,47 @@ export class ScheduledStorage {
           const entry = this.sessions.get(key);
           return { value: parse(entry), version: entry?.version ?? null };
         }),
-      saveAndReleaseLease: (key, value, expected, owner) => {
-        const write: Method = value === undefined
-          ? (expected === undefined ? "delete" : "deleteIfVersion")
-          : (expected === undefined ? "write" : "writeIfVersion");
-        const early = value === undefined || this.lateSerialize ? undefined : JSON.stringify(value);
-        return this.#callMany(inst, [write, "releaseLease"], key, ([rec, release], skip) => {
-          const lease = this.leases.get(key);
-          if (lease === undefined || lease.owner !== owner || lease.expires <= Date.now()) {
-            skip(rec);
-            skip(release);
-            return { saved: false, reason: "lease" } as const;
-          }
-          if (expected !== undefined) {
-            rec.matched = this.versionOf(key) === expected;
-            if (!rec.matched) {
-              skip(release);
-              return { saved: false, reason: "conflict" } as const;
-            }
-          }
-          let version: string | null = null;
-          if (value === undefined) this.#remove(inst, write, key, rec);
-          else version = this.#store(inst, write, key, early ?? JSON.stringify(value), rec);
-          this.leases.delete(key);
-          return { saved: true, version } as const;
-        });
-      },
+      saveAndReleaseLease: (key, value, expected, owner) =>
+        this.#lockedSave(inst, key, value, expected, owner, true),
+      saveKeepingLease: (key, value, expected, owner) =>
+        this.#lockedSave(inst, key, value, expected, owner, false),
     };
+  }
+
+  /** A joined locked save of instance `inst`; with `release`, it gives the lease up. */
+  #lockedSave(
+    inst: number,
+    key: string,
+    value: unknown,
+    expected: string | null | undefined,
+    owner: string,
+    release: boolean,
+  ): Promise<LockedSave> {
+    const write: Method = value === undefined
+      ? (expected === undefined ? "delete" : "deleteIfVersion")
+      : (expected === undefined ? "write" : "writeIfVersion");
+    const early = value === undefined || this.lateSerialize ? undefined : JSON.stringify(value);
+    const methods: Method[] = release ? [write, "releaseLease"] : [write];
+    return this.#callMany(inst, methods, key, ([rec, released], skip) => {
+      const lease = this.leases.get(key);
+      if (lease === undefined || lease.owner !== owner || lease.expires <= Date.now()) {
+        skip(rec);
+        if (released !== undefined) skip(released);
+        return { saved: false, reason: "lease" } as const;
+      }
+      if (expected !== undefined) {
+        rec.matched = this.versionOf(key) === expected;
+        if (!rec.matched) {
+          if (released !== undefined) skip(released);
+          return { saved: false, reason: "conflict" } as const;
+        }
+      }
+      let version: string | null = null;
+      if (value === undefined) this.#remove(inst, write, key, rec);
+      else version = this.#store(inst, write, key, early ?? JSON.stringify(value), rec);
+      if (release) this.leases.delete(key);
+      return { saved: true, version } as const;
+    });
   }
 
   #separate<T>(
