@@ -26,9 +26,6 @@ const VALUE_PAGE = 32;
 // `ignoreBOM`: a payload's leading U+FEFF is its own, not a byte order mark.
 const text = new TextDecoder("utf-8", { ignoreBOM: true });
 
-/** How often a locked save is tried again after only a renewal changed the lease record. */
-const RENEWED_RETRIES = 3;
-
 /**
  * A {@link SessionDriver} over a Deno KV database.
  *
@@ -357,24 +354,21 @@ export class KvDriver implements SessionDriver<string> {
     this.#fits(key);
     const ctx = this.#ctx;
     // The commit checks the lease record's versionstamp, which the holder's
-    // own renewal changes too (it may run beside a save that keeps the
-    // lease): found changed, the record is read again, and while it is
-    // still the owner's, unexpired, the save is tried on it once more.
-    for (let attempt = 0;; attempt++) {
-      const guard = await leaseGuard(ctx.kv, ctx.layout.lease(key), owner, release);
-      if (guard === undefined) return { saved: false, reason: "lease" };
-      try {
-        if (payload === undefined) {
-          return await deleteSession(ctx, key, expected, guard)
-            ? { saved: true, version: null }
-            : { saved: false, reason: "conflict" };
-        }
-        const version = await storeSession(ctx, key, payload, expected, guard);
-        return version === null ? { saved: false, reason: "conflict" } : { saved: true, version };
-      } catch (err) {
-        if (!(err instanceof LeaseLost)) throw err;
-        if (attempt >= RENEWED_RETRIES) return { saved: false, reason: "lease" };
+    // own renewal changes too (it runs beside a save that keeps the lease):
+    // the guard then moves on to the new one (leases.ts, assertGuard).
+    const guard = await leaseGuard(ctx.kv, ctx.layout.lease(key), owner, release);
+    if (guard === undefined) return { saved: false, reason: "lease" };
+    try {
+      if (payload === undefined) {
+        return await deleteSession(ctx, key, expected, guard)
+          ? { saved: true, version: null }
+          : { saved: false, reason: "conflict" };
       }
+      const version = await storeSession(ctx, key, payload, expected, guard);
+      return version === null ? { saved: false, reason: "conflict" } : { saved: true, version };
+    } catch (err) {
+      if (err instanceof LeaseLost) return { saved: false, reason: "lease" };
+      throw err;
     }
   }
 }

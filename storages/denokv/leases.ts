@@ -74,8 +74,13 @@ export async function dropLease(kv: KvLike, key: KvKeyLike, owner: string): Prom
 export interface LeaseGuard {
   /** The lease's KV key. */
   readonly key: KvKeyLike;
-  /** Its versionstamp when the save found it held. */
-  readonly versionstamp: string;
+  /**
+   * Its versionstamp when the save found it held; moved on when the
+   * holder's own renewal changed it (see {@link assertGuard}).
+   */
+  versionstamp: string;
+  /** The holder. */
+  readonly owner: string;
   /** Whether the commit gives the lease up (deletes the record). */
   readonly release: boolean;
 }
@@ -112,7 +117,8 @@ export async function leaseGuard(
   const cur = await kv.get(key);
   const lease = parseLease(cur.value);
   if (lease === undefined || lease.owner !== owner || lease.exp <= Date.now()) return undefined;
-  return cur.versionstamp === null ? undefined : { key, versionstamp: cur.versionstamp, release };
+  if (cur.versionstamp === null) return undefined;
+  return { key, versionstamp: cur.versionstamp, owner, release };
 }
 
 /**
@@ -126,7 +132,12 @@ export async function leaseGuard(
  * import { guardInto } from "./leases.ts";
  *
  * const plan = new AtomicPlan();
- * guardInto(plan, { key: ["lease", "42"], versionstamp: "00000000000000010000", release: true });
+ * guardInto(plan, {
+ *   key: ["lease", "42"],
+ *   versionstamp: "00000000000000010000",
+ *   owner: "me",
+ *   release: true,
+ * });
  * console.log(plan.checks.length); // 1
  * ```
  *
@@ -140,9 +151,12 @@ export function guardInto(plan: AtomicPlan, guard: LeaseGuard | undefined): void
 }
 
 /**
- * After a guarded commit failed its checks: throws {@link LeaseLost} if it
- * was the lease's check (the lease changed), so the change is not tried
- * again; returns if only the session's head changed.
+ * After a guarded commit failed its checks: throws {@link LeaseLost} if the
+ * lease is not the holder's any more (taken over, or expired), so the
+ * change is not tried again; returns if it still is, so the caller tries
+ * the commit again: only the session's head changed, or the holder's own
+ * renewal changed the lease record (the guard then moves on to its new
+ * versionstamp).
  *
  * @example
  * ```ts
@@ -158,5 +172,14 @@ export function guardInto(plan: AtomicPlan, guard: LeaseGuard | undefined): void
  */
 export async function assertGuard(kv: KvLike, guard: LeaseGuard | undefined): Promise<void> {
   if (guard === undefined) return;
-  if ((await kv.get(guard.key)).versionstamp !== guard.versionstamp) throw new LeaseLost();
+  const cur = await kv.get(guard.key);
+  if (cur.versionstamp === guard.versionstamp) return;
+  const lease = parseLease(cur.value);
+  if (
+    cur.versionstamp === null || lease === undefined || lease.owner !== guard.owner ||
+    lease.exp <= Date.now()
+  ) {
+    throw new LeaseLost();
+  }
+  guard.versionstamp = cur.versionstamp;
 }
