@@ -540,7 +540,7 @@ Deno.test("a save while another update of the key runs in this process is writte
       const shared = new MemoryDriver({ ttl: undefined, maxEntries: undefined });
       const a = new DriverStorage<Data, unknown>(oneSlowConnection(shared, LATE_MS), jsonCopy);
       const b = new DriverStorage<Data, unknown>(shared, jsonCopy);
-      const bots = [a, b].map((storage, i) => {
+      const bots = [a, b].map((storage) => {
         const h = createHarness<C>();
         h.bot.use(session({
           initial: () => ({ count: 0 }),
