@@ -51,6 +51,14 @@ function seeded<T extends { write(key: string, value: Data): unknown }>(storage:
 const workloads: Workload[] = ["ignores", "reads", "changes"];
 
 /**
+ * With `BENCH_REVERSE=1`, the rows of each group run in reverse order (the
+ * baseline still first): rows that run late in a group pay for what the
+ * earlier ones left behind (docs/benchmarks.md, "Session 16"), so
+ * `bench/report.ts` runs the file both ways.
+ */
+const REVERSED = Deno.env.get("BENCH_REVERSE") === "1";
+
+/**
  * Iterations per row. Each is 10 updates of about 1–3 µs, so 10,000 make a
  * row last well over 100 ms and average over many garbage collections.
  */
@@ -108,7 +116,8 @@ for (const workload of workloads) {
       lazyHandler(workload),
     ),
   };
-  for (const [name, bot] of Object.entries(rows)) {
+  const [baseline, ...others] = Object.entries(rows);
+  for (const [name, bot] of [baseline, ...(REVERSED ? others.reverse() : others)]) {
     // deno-lint-ignore no-explicit-any
     const run = driver(bot as any, updates, BATCH);
     warm.push(run);

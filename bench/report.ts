@@ -5,6 +5,8 @@
  * report uses the p75 of each row (what `deno bench` prints next to the
  * mean) and the median of the ratios over the runs; the ratios of the means
  * and of the fastest iterations (min, the least disturbed) are shown too.
+ * Every other run sets `BENCH_REVERSE=1`, so the middleware rows run in
+ * both orders: pass an even `--runs` to weigh both alike.
  *
  * Run: `deno task bench:report` (3 runs), or
  * `deno run -A bench/report.ts --runs 5 bench/redis_bench.ts`.
@@ -42,9 +44,15 @@ const files = args.length > 0 ? args : [
   "bench/denokv_bench.ts",
 ];
 
-async function runOnce(file: string): Promise<Output> {
+/**
+ * One `deno bench --json` run of `file`. Odd runs set `BENCH_REVERSE=1`,
+ * which a bench file may read to run its rows in reverse order (the
+ * middleware rows do: a row's place in its group moves its figures).
+ */
+async function runOnce(file: string, run: number): Promise<Output> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["bench", "-A", "--no-check=remote", "--json", file],
+    env: { BENCH_REVERSE: run % 2 === 1 ? "1" : "0" },
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -72,7 +80,7 @@ let machine = "";
 for (const file of files) {
   for (let run = 0; run < runs; run++) {
     console.error(`[report] ${file}, run ${run + 1} of ${runs}`);
-    const output = await runOnce(file);
+    const output = await runOnce(file, run);
     machine = `${output.cpu} | ${output.runtime}`;
     for (const bench of output.benches) {
       const stats = bench.results[0]?.ok;
