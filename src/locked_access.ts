@@ -2,7 +2,8 @@
  * When the middleware may call a storage's joined lease methods instead of
  * the methods they stand for (see `LockedStorage`): `acquireLeaseAndRead`
  * for `acquireLease` and the read, `saveAndReleaseLease` for the write or
- * delete and `releaseLease`, `saveKeepingLease` for the write or delete. Each only while none of the methods it stands
+ * delete and `releaseLease`, `saveKeepingLease` for the write or delete.
+ * Each only while none of the methods it stands
  * for is overridden below the object that defines it (rule A1: an override
  * always sees its calls). An encrypting subclass that overrides
  * `readVersioned` and `writeIfVersion`, say, gets the four separate calls;

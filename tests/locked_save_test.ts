@@ -30,8 +30,8 @@ type Data = { count: number; by?: string };
 type C = Context & SessionFlavor<Data>;
 
 /** The lease time: far shorter than the delay of the late save. */
-const LEASE_TTL = 150;
-const LATE_MS = 600;
+const LEASE_TTL = 300;
+const LATE_MS = 1200;
 
 /** A bot whose updates set `by` to `name` and count, locked, last write wins. */
 function bot(storage: StorageAdapter<Data>, name: string) {

@@ -423,27 +423,7 @@ export class DriverStorage<T, P = string>
     expected: string | null | undefined,
     owner: string,
   ): Promise<LockedSave> {
-    return this.#lease(() => {
-      const k = this.#key(key);
-      checkOwner(this.#driver.name, owner);
-      const condition = expected === undefined ? undefined : this.#expected(expected);
-      const payload = value === undefined ? undefined : this.#codec.encode(value, k);
-      const driver = this.#driver;
-      if (driver.saveAndReleaseLease !== undefined) {
-        return driver.saveAndReleaseLease(k, payload, condition, owner);
-      }
-      return (async (): Promise<LockedSave> => {
-        if (payload === undefined) {
-          if (!(await driver.delete(k, condition))) return { saved: false, reason: "conflict" };
-          await this.#releaseQuietly(k, owner);
-          return { saved: true, version: null };
-        }
-        const version = await driver.write(k, payload, condition);
-        if (version === null) return { saved: false, reason: "conflict" };
-        await this.#releaseQuietly(k, owner);
-        return { saved: true, version };
-      })();
-    });
+    return this.#lockedSave(key, value, expected, owner, true);
   }
 
   /**
@@ -476,23 +456,35 @@ export class DriverStorage<T, P = string>
     expected: string | null | undefined,
     owner: string,
   ): Promise<LockedSave> {
+    return this.#lockedSave(key, value, expected, owner, false);
+  }
+
+  /**
+   * A locked save through the driver's joined call where it has one; else
+   * the write or delete, then (with `release`) the release of the lease.
+   */
+  #lockedSave(
+    key: string,
+    value: T | undefined,
+    expected: string | null | undefined,
+    owner: string,
+    release: boolean,
+  ): Promise<LockedSave> {
     return this.#lease(() => {
       const k = this.#key(key);
       checkOwner(this.#driver.name, owner);
       const condition = expected === undefined ? undefined : this.#expected(expected);
       const payload = value === undefined ? undefined : this.#codec.encode(value, k);
       const driver = this.#driver;
-      if (driver.saveKeepingLease !== undefined) {
-        return driver.saveKeepingLease(k, payload, condition, owner);
-      }
+      const joined = release ? driver.saveAndReleaseLease : driver.saveKeepingLease;
+      if (joined !== undefined) return joined.call(driver, k, payload, condition, owner);
       return (async (): Promise<LockedSave> => {
-        if (payload === undefined) {
-          return await driver.delete(k, condition)
-            ? { saved: true, version: null }
-            : { saved: false, reason: "conflict" };
-        }
-        const version = await driver.write(k, payload, condition);
-        return version === null ? { saved: false, reason: "conflict" } : { saved: true, version };
+        const version = payload === undefined
+          ? (await driver.delete(k, condition) ? null : false)
+          : (await driver.write(k, payload, condition)) ?? false;
+        if (version === false) return { saved: false, reason: "conflict" };
+        if (release) await this.#releaseQuietly(k, owner);
+        return { saved: true, version };
       })();
     });
   }
